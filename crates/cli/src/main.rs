@@ -1,0 +1,77 @@
+//! `convnet`: build, inspect, train and run convolutional networks from the command line.
+
+mod commands;
+mod device;
+
+use clap::{ArgAction, Parser, Subcommand};
+use std::process::ExitCode;
+
+use crate::device::DeviceArg;
+
+/// Convolutional neural networks in Rust, on Burn.
+#[derive(Parser, Debug)]
+#[command(name = "convnet", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Where tensors live: `cpu` (Burn's flex backend) or `gpu` (Vulkan; needs a build with
+    /// `--features gpu`).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a network's layers, output shapes, parameter counts and multiply-adds.
+    Summary(commands::summary::Args),
+    /// List the built-in models.
+    Models(commands::models::Args),
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONVNET_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("convnet={level},convnet_cli={level}"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let device = || device::select(cli.device);
+    match cli.command {
+        Command::Summary(args) => commands::summary::run(args, &device()?),
+        Command::Models(args) => commands::models::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the error and its causes, joined.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

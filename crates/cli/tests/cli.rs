@@ -1,0 +1,150 @@
+//! The `convnet` binary as people use it: exit codes, one-line errors, `--json`, `--help`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn convnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(args)
+        .output()
+        .expect("the convnet binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn spec(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../specs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn summary_lenet5_prints_the_table_with_61706_parameters() {
+    let out = convnet(&["summary", "lenet5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Total params: 61,706"), "{text}");
+    assert!(text.contains("conv1 (Conv2D)"), "{text}");
+    assert!(text.contains("(None, 16, 5, 5)"), "{text}");
+}
+
+#[test]
+fn summary_json_has_layers_and_total_params() {
+    let out = convnet(&["summary", "lenet5", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["total_params"], 61706);
+    assert_eq!(v["layers"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        v["layers"][0]["output_shape"],
+        serde_json::json!([null, 6, 28, 28])
+    );
+}
+
+#[test]
+fn summary_reads_spec_files() {
+    for (file, total) in [
+        ("lenet5.toml", 61_706),
+        ("dense-on-image.toml", 19_660_900),
+        ("conv-on-image.toml", 18_944),
+    ] {
+        let out = convnet(&["summary", &spec(file), "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["total_params"], total, "{file}");
+    }
+}
+
+#[test]
+fn user_errors_are_one_line_with_a_failing_status() {
+    let dir = std::env::temp_dir().join(format!("convnet-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nfilters = 2\nkernel = [3, 3, 3]\n",
+    )
+    .unwrap();
+    let small = dir.join("small.toml");
+    std::fs::write(
+        &small,
+        "input = [1, 4, 4]\n[[layers]]\ntype = \"conv2d\"\nfilters = 2\nkernel = 5\n",
+    )
+    .unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["summary".into(), "resnet9000".into()],
+            "unknown model 'resnet9000'",
+        ),
+        (
+            vec!["summary".into(), bad.display().to_string()],
+            "bad.toml:2:1: layer 1",
+        ),
+        (
+            vec!["summary".into(), small.display().to_string()],
+            "kernel 5 (after dilation) is larger than the padded input 4",
+        ),
+        (
+            vec![
+                "summary".into(),
+                dir.join("missing.toml").display().to_string(),
+            ],
+            "cannot read the spec file",
+        ),
+        (
+            vec![
+                "--device".into(),
+                "gpu".into(),
+                "summary".into(),
+                "lenet5".into(),
+            ],
+            "GPU",
+        ),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = convnet(&args);
+        let err = stderr(&out);
+        if args[0] == "--device" && cfg!(feature = "gpu") {
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(expected),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn help_and_version_everywhere() {
+    for args in [
+        vec!["--help"],
+        vec!["summary", "--help"],
+        vec!["models", "--help"],
+        vec!["help", "summary"],
+    ] {
+        let out = convnet(&args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage:"), "{args:?}");
+    }
+    let out = convnet(&["--version"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("convnet {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = convnet(&["models", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(v.as_array().unwrap().iter().any(|m| m["name"] == "lenet5"));
+}

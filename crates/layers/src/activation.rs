@@ -1,0 +1,120 @@
+//! Element-wise activations, usable as a layer's `activation` or as a layer of their own.
+
+use burn::module::Module;
+use burn::tensor::{Tensor, activation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::LayerErrorKind;
+use crate::layer::LayerInfo;
+use crate::shape::FeatureShape;
+
+/// The course's activations. `softmax` runs over the channel / feature axis (axis 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// The identity (`linear` in Keras).
+    #[default]
+    #[serde(alias = "none", alias = "identity")]
+    Linear,
+    Relu,
+    Relu6,
+    Sigmoid,
+    Tanh,
+    Softmax,
+}
+
+impl Activation {
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Linear => x,
+            Activation::Relu => activation::relu(x),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+            Activation::Sigmoid => activation::sigmoid(x),
+            Activation::Tanh => activation::tanh(x),
+            Activation::Softmax => activation::softmax(x, 1),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Linear => "linear",
+            Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// Keras' class name for the layer form.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Activation::Linear => "Activation",
+            Activation::Relu => "ReLU",
+            Activation::Relu6 => "ReLU6",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::Tanh => "Tanh",
+            Activation::Softmax => "Softmax",
+        }
+    }
+}
+
+/// An activation as a layer of its own (Keras' `ReLU()`, `Softmax()`...).
+#[derive(Module, Debug)]
+pub struct ActivationLayer {
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl ActivationLayer {
+    pub fn new(activation: Activation) -> Self {
+        Self { activation }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.activation.apply(x)
+    }
+}
+
+impl LayerInfo for ActivationLayer {
+    fn kind(&self) -> &'static str {
+        self.activation.kind()
+    }
+
+    fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
+        Ok(input.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn activations_match_their_formulas() {
+        let device = Device::flex();
+        let xs = [-7.0f32, -1.0, 0.0, 0.5, 3.0, 8.0];
+        let x = Tensor::<2>::from_data(TensorData::new(xs.to_vec(), [1, 6]), &device);
+        let get = |a: Activation| -> Vec<f32> {
+            a.apply(x.clone()).into_data().try_to_vec::<f32>().unwrap()
+        };
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        assert!(close(
+            &get(Activation::Relu),
+            &[0.0, 0.0, 0.0, 0.5, 3.0, 8.0]
+        ));
+        assert!(close(
+            &get(Activation::Relu6),
+            &[0.0, 0.0, 0.0, 0.5, 3.0, 6.0]
+        ));
+        let sig: Vec<f32> = xs.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
+        assert!(close(&get(Activation::Sigmoid), &sig));
+        let tanh: Vec<f32> = xs.iter().map(|v| v.tanh()).collect();
+        assert!(close(&get(Activation::Tanh), &tanh));
+        let z: f32 = xs.iter().map(|v| v.exp()).sum();
+        let soft: Vec<f32> = xs.iter().map(|v| v.exp() / z).collect();
+        assert!(close(&get(Activation::Softmax), &soft));
+        assert!(close(&get(Activation::Linear), &xs));
+    }
+}

@@ -1,0 +1,227 @@
+//! Keras-style model summaries: one row per layer, then parameter and multiply-add totals.
+
+use serde::Serialize;
+use std::fmt;
+
+use crate::error::LayerError;
+use crate::layer::LayerInfo;
+use crate::sequential::layer_error;
+use crate::shape::FeatureShape;
+
+/// One row of a summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerRow {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub output_shape: FeatureShape,
+    pub params: usize,
+    pub trainable_params: usize,
+    /// Multiply-accumulates for one example.
+    pub macs: u64,
+}
+
+/// What a network is made of, for one input shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub model: String,
+    pub input_shape: FeatureShape,
+    pub output_shape: FeatureShape,
+    pub layers: Vec<LayerRow>,
+    pub total_params: usize,
+    pub trainable_params: usize,
+    pub non_trainable_params: usize,
+    /// Multiply-accumulates for one example of `input_shape`.
+    pub total_macs: u64,
+}
+
+/// Anything that can describe itself layer by layer.
+pub trait Summarize {
+    fn summary(&self) -> Result<Summary, LayerError>;
+}
+
+/// Collects rows while a model walks its layers in order.
+pub struct SummaryBuilder {
+    summary: Summary,
+}
+
+/// A layer's parameters, split as Keras reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParamCount {
+    pub trainable: usize,
+    pub non_trainable: usize,
+}
+
+impl From<usize> for ParamCount {
+    fn from(trainable: usize) -> Self {
+        Self {
+            trainable,
+            non_trainable: 0,
+        }
+    }
+}
+
+impl SummaryBuilder {
+    pub fn new(model: &str, input: FeatureShape) -> Self {
+        Self {
+            summary: Summary {
+                model: model.to_string(),
+                output_shape: input.clone(),
+                input_shape: input,
+                layers: Vec::new(),
+                total_params: 0,
+                trainable_params: 0,
+                non_trainable_params: 0,
+                total_macs: 0,
+            },
+        }
+    }
+
+    /// Adds `layer` applied to `input` and returns its output shape.
+    pub fn layer(
+        &mut self,
+        name: &str,
+        layer: &dyn LayerInfo,
+        params: impl Into<ParamCount>,
+        input: &FeatureShape,
+    ) -> Result<FeatureShape, LayerError> {
+        let params = params.into();
+        let output = layer
+            .output_shape(input)
+            .map_err(|kind| layer_error(name, layer, input, kind))?;
+        let macs = layer.macs(input, &output);
+        let s = &mut self.summary;
+        s.trainable_params += params.trainable;
+        s.non_trainable_params += params.non_trainable;
+        s.total_params += params.trainable + params.non_trainable;
+        s.total_macs += macs;
+        s.output_shape = output.clone();
+        s.layers.push(LayerRow {
+            name: name.to_string(),
+            kind: layer.kind().to_string(),
+            output_shape: output.clone(),
+            params: params.trainable + params.non_trainable,
+            trainable_params: params.trainable,
+            macs,
+        });
+        Ok(output)
+    }
+
+    pub fn finish(self) -> Summary {
+        self.summary
+    }
+}
+
+/// `61706` -> `61,706`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `4.2 MB`-style size of `n` float32 values.
+fn megabytes(params: usize) -> String {
+    let bytes = params as f64 * 4.0;
+    if bytes < 1024.0 * 1024.0 {
+        format!("{:.2} KB", bytes / 1024.0)
+    } else {
+        format!("{:.2} MB", bytes / (1024.0 * 1024.0))
+    }
+}
+
+fn scaled(n: u64) -> String {
+    let v = n as f64;
+    if v >= 1e9 {
+        format!("{:.2} G", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.2} M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.2} K", v / 1e3)
+    } else {
+        n.to_string()
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name_w = self
+            .layers
+            .iter()
+            .map(|r| r.name.len() + r.kind.len() + 3)
+            .chain([28])
+            .max()
+            .unwrap_or(28);
+        let shape_w = self
+            .layers
+            .iter()
+            .map(|r| r.output_shape.to_string().len())
+            .chain([20])
+            .max()
+            .unwrap_or(20);
+        let width = name_w + shape_w + 15 + 17 + 6;
+        writeln!(f, "Model: \"{}\"    input {}", self.model, self.input_shape)?;
+        writeln!(f, "{}", "━".repeat(width))?;
+        writeln!(
+            f,
+            " {:<name_w$}  {:<shape_w$}  {:>13}  {:>15}",
+            "Layer (type)", "Output Shape", "Param #", "Mult-Adds"
+        )?;
+        writeln!(f, "{}", "━".repeat(width))?;
+        for r in &self.layers {
+            let label = format!("{} ({})", r.name, r.kind);
+            writeln!(
+                f,
+                " {:<name_w$}  {:<shape_w$}  {:>13}  {:>15}",
+                label,
+                r.output_shape.to_string(),
+                thousands(r.params as u64),
+                thousands(r.macs)
+            )?;
+        }
+        writeln!(f, "{}", "━".repeat(width))?;
+        writeln!(
+            f,
+            " Total params: {} ({})",
+            thousands(self.total_params as u64),
+            megabytes(self.total_params)
+        )?;
+        writeln!(
+            f,
+            " Trainable params: {} ({})",
+            thousands(self.trainable_params as u64),
+            megabytes(self.trainable_params)
+        )?;
+        writeln!(
+            f,
+            " Non-trainable params: {} ({})",
+            thousands(self.non_trainable_params as u64),
+            megabytes(self.non_trainable_params)
+        )?;
+        write!(
+            f,
+            " Mult-adds (per example): {} ({})",
+            thousands(self.total_macs),
+            scaled(self.total_macs)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(61706), "61,706");
+        assert_eq!(thousands(19660900), "19,660,900");
+        assert_eq!(thousands(138357544), "138,357,544");
+    }
+}
