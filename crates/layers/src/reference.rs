@@ -1,0 +1,1 @@
+//! Naive loop-level reference implementations (being written).
