@@ -35,6 +35,10 @@ enum Command {
     Summary(commands::summary::Args),
     /// List the built-in models.
     Models(commands::models::Args),
+    /// Run a hand-designed filter (edge detectors, or a kernel from a JSON file) over an image.
+    Filter(commands::filter::Args),
+    /// Micro-benchmarks: `convnet bench conv` times single convolutions.
+    Bench(commands::bench::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -60,6 +64,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Summary(args) => commands::summary::run(args, &device()?),
         Command::Models(args) => commands::models::run(args),
+        Command::Filter(args) => commands::filter::run(args, &device()?),
+        Command::Bench(args) => commands::bench::run(args, &device()?, cli.device),
     }
 }
 

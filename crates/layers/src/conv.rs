@@ -1,20 +1,23 @@
-//! 2D convolution in the course's terms: filters, kernel, stride, padding, dilation, groups.
+//! Convolutions in the course's terms (filters, kernel, stride, padding, dilation, groups) over
+//! 1, 2 or 3 spatial axes, plus the depthwise and separable forms MobileNet and Xception use.
 
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::module::conv2d;
+use burn::tensor::module::{conv2d, conv3d};
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::error::LayerErrorKind;
-use crate::geometry::{AxisGeometry, Padding, Rounding, window};
-use crate::layer::{LayerInfo, Size, spatial_input};
+use crate::geometry::{AxisGeometry, Padding, Rounding, window_dyn};
+use crate::layer::{LayerInfo, Size, dims_text, spatial_dims};
+use crate::rank::{arr, rerank};
 use crate::shape::FeatureShape;
 
-fn one<const N: usize>() -> Size<N> {
-    Size::all(1)
+fn one() -> Size {
+    Size::All(1)
 }
 fn one_group() -> usize {
     1
@@ -23,20 +26,21 @@ fn yes() -> bool {
     true
 }
 
-/// `Conv2D(filters, kernel, ...)` as Keras spells it; the weight is stored as PyTorch does,
-/// `[filters, in_channels / groups, kh, kw]`, so torchvision weights load by name.
+/// `Conv1D` / `Conv2D` / `Conv3D(filters, kernel, ...)` as Keras spells them; the weight is
+/// stored as PyTorch does, `[filters, in_channels / groups, k...]`, so torchvision weights load
+/// by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Conv2dConfig {
+pub struct ConvConfig {
     pub filters: usize,
     #[serde(alias = "kernel_size")]
-    pub kernel: Size<2>,
-    #[serde(default = "one")]
-    pub stride: Size<2>,
+    pub kernel: Size,
+    #[serde(default = "one", alias = "strides")]
+    pub stride: Size,
     #[serde(default)]
     pub padding: Padding,
-    #[serde(default = "one")]
-    pub dilation: Size<2>,
+    #[serde(default = "one", alias = "dilation_rate")]
+    pub dilation: Size,
     #[serde(default = "one_group")]
     pub groups: usize,
     #[serde(default = "yes", alias = "use_bias")]
@@ -48,21 +52,24 @@ pub struct Conv2dConfig {
     pub in_channels: Option<usize>,
 }
 
-impl Conv2dConfig {
-    pub fn new(filters: usize, kernel: impl Into<Size<2>>) -> Self {
+/// The 2D form most code spells out.
+pub type Conv2dConfig = ConvConfig;
+
+impl ConvConfig {
+    pub fn new(filters: usize, kernel: impl Into<Size>) -> Self {
         Self {
             filters,
             kernel: kernel.into(),
-            stride: Size::all(1),
+            stride: Size::All(1),
             padding: Padding::Valid,
-            dilation: Size::all(1),
+            dilation: Size::All(1),
             groups: 1,
             bias: true,
             activation: Activation::Linear,
             in_channels: None,
         }
     }
-    pub fn with_stride(mut self, stride: impl Into<Size<2>>) -> Self {
+    pub fn with_stride(mut self, stride: impl Into<Size>) -> Self {
         self.stride = stride.into();
         self
     }
@@ -70,7 +77,7 @@ impl Conv2dConfig {
         self.padding = padding;
         self
     }
-    pub fn with_dilation(mut self, dilation: impl Into<Size<2>>) -> Self {
+    pub fn with_dilation(mut self, dilation: impl Into<Size>) -> Self {
         self.dilation = dilation.into();
         self
     }
@@ -87,8 +94,14 @@ impl Conv2dConfig {
         self
     }
 
-    /// Creates the layer for inputs of `in_channels` channels.
-    pub fn init(&self, in_channels: usize, device: &Device) -> Result<Conv2d, LayerErrorKind> {
+    /// Creates the layer for inputs of `in_channels` channels; `D` is the tensor rank
+    /// (3: 1D signals, 4: images, 5: volumes).
+    pub fn init<const D: usize>(
+        &self,
+        in_channels: usize,
+        device: &Device,
+    ) -> Result<Conv<D>, LayerErrorKind> {
+        let n = spatial_axes::<D>()?;
         if let Some(expected) = self.in_channels
             && expected != in_channels
         {
@@ -109,38 +122,29 @@ impl Conv2dConfig {
                 self.groups, self.filters
             )));
         }
-        for (what, v) in [
-            ("kernel size", self.kernel),
-            ("stride", self.stride),
-            ("dilation", self.dilation),
-        ] {
-            if v.0.contains(&0) {
-                return Err(LayerErrorKind::Config(format!("{what} must be at least 1")));
-            }
-        }
-        let [kh, kw] = self.kernel.0;
-        let fan_in = in_channels / self.groups * kh * kw;
-        let fan_out = self.filters / self.groups * kh * kw;
+        let kernel = self.kernel.resolve(n, "kernel size")?;
+        let stride = self.stride.resolve(n, "stride")?;
+        let dilation = self.dilation.resolve(n, "dilation")?;
+        let area: usize = kernel.iter().product();
+        let fan_in = in_channels / self.groups * area;
+        let fan_out = self.filters / self.groups * area;
         // PyTorch's default: Kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
         let init = Initializer::KaimingUniform {
             gain: 1.0 / 3f64.sqrt(),
             fan_out_only: false,
         };
-        let weight = init.init_with(
-            [self.filters, in_channels / self.groups, kh, kw],
-            Some(fan_in),
-            Some(fan_out),
-            device,
-        );
+        let mut shape = vec![self.filters, in_channels / self.groups];
+        shape.extend(&kernel);
+        let weight = init.init_with::<D, _>(shape, Some(fan_in), Some(fan_out), device);
         let bias = self
             .bias
             .then(|| init.init_with([self.filters], Some(fan_in), Some(fan_out), device));
-        Ok(Conv2d {
+        Ok(Conv {
             weight,
             bias,
-            kernel: self.kernel.0,
-            stride: self.stride.0,
-            dilation: self.dilation.0,
+            kernel,
+            stride,
+            dilation,
             groups: self.groups,
             padding: self.padding.clone(),
             activation: self.activation,
@@ -148,16 +152,27 @@ impl Conv2dConfig {
     }
 }
 
-/// A 2D convolution followed by an optional activation.
+/// Spatial axes of a rank-`D` batch, or an error for ranks convnet has no convolution for.
+pub(crate) fn spatial_axes<const D: usize>() -> Result<usize, LayerErrorKind> {
+    match D {
+        3..=5 => Ok(D - 2),
+        _ => Err(LayerErrorKind::Config(format!(
+            "convolutions take 1 to 3 spatial axes, not {}",
+            D.saturating_sub(2)
+        ))),
+    }
+}
+
+/// A convolution followed by an optional activation, over `D - 2` spatial axes.
 #[derive(Module, Debug)]
-pub struct Conv2d {
-    /// `[filters, in_channels / groups, kh, kw]`
-    pub weight: Param<Tensor<4>>,
+pub struct Conv<const D: usize> {
+    /// `[filters, in_channels / groups, k...]`
+    pub weight: Param<Tensor<D>>,
     /// `[filters]`
     pub bias: Option<Param<Tensor<1>>>,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub dilation: [usize; 2],
+    pub kernel: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub dilation: Vec<usize>,
     pub groups: usize,
     #[module(skip)]
     pub padding: Padding,
@@ -165,70 +180,106 @@ pub struct Conv2d {
     pub activation: Activation,
 }
 
-impl Conv2d {
+pub type Conv1d = Conv<3>;
+pub type Conv2d = Conv<4>;
+pub type Conv3d = Conv<5>;
+
+impl<const D: usize> Conv<D> {
     pub fn filters(&self) -> usize {
-        self.weight.lazy_shape().dims::<4>()[0]
+        self.weight.lazy_shape().dims::<D>()[0]
     }
 
     pub fn in_channels(&self) -> usize {
-        self.weight.lazy_shape().dims::<4>()[1] * self.groups
+        self.weight.lazy_shape().dims::<D>()[1] * self.groups
     }
 
-    fn geometry(&self, input: &FeatureShape) -> Result<[AxisGeometry; 2], LayerErrorKind> {
-        let hw = spatial_input::<2>(input)?;
+    fn geometry(&self, input: &FeatureShape) -> Result<Vec<AxisGeometry>, LayerErrorKind> {
+        let spatial = spatial_dims(input, D - 2)?;
         if input.channels() != self.in_channels() {
             return Err(LayerErrorKind::Channels {
                 expected: self.in_channels(),
                 got: input.channels(),
             });
         }
-        Ok(window(
-            hw,
-            self.kernel,
-            self.stride,
-            self.dilation,
+        Ok(window_dyn(
+            &spatial,
+            &self.kernel,
+            &self.stride,
+            &self.dilation,
             &self.padding,
             Rounding::Floor,
         )?)
     }
 
-    /// `[N, C, H, W] -> [N, filters, H', W']`.
-    pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, LayerErrorKind> {
-        let [_, c, h, w] = x.dims();
-        let [gh, gw] = self.geometry(&FeatureShape::new([c, h, w]))?;
-        let options = ConvOptions::new_with_padding(
-            self.stride,
-            [(gh.pad_begin, gh.pad_end), (gw.pad_begin, gw.pad_end)],
-            self.dilation,
-            self.groups,
-        );
-        let y = conv2d(
-            x,
-            self.weight.val(),
-            self.bias.as_ref().map(|b| b.val()),
-            options,
-        );
+    /// `[N, C, spatial...] -> [N, filters, spatial'...]`.
+    pub fn forward(&self, x: Tensor<D>) -> Result<Tensor<D>, LayerErrorKind> {
+        let geometry = self.geometry(&FeatureShape::new(x.dims()[1..].to_vec()))?;
+        let pads: Vec<(usize, usize)> = geometry.iter().map(|g| (g.pad_begin, g.pad_end)).collect();
+        let w = self.weight.val();
+        let b = self.bias.as_ref().map(|b| b.val());
+        let (s, d, g) = (&self.stride, &self.dilation, self.groups);
+        let y = match D {
+            // Burn 0.22's grouped conv1d returns a wrong weight gradient when the end of the
+            // padded input is covered by no window (its 1D weight-grad path does not crop,
+            // unlike the 2D one); the same convolution as a 1 x L image avoids it.
+            3 => {
+                let [n, c, l] = arr::<usize, 3>(&x.dims());
+                let [f, cg, k] = arr::<usize, 3>(&w.dims());
+                let y = conv2d(
+                    x.reshape([n, c, 1, l]),
+                    w.reshape([f, cg, 1, k]),
+                    b,
+                    ConvOptions::new_with_padding([1, s[0]], [(0, 0), pads[0]], [1, d[0]], g),
+                );
+                let [n, f, _, l] = y.dims();
+                rerank(y.reshape([n, f, l]))
+            }
+            4 => rerank(conv2d(
+                rerank(x),
+                rerank(w),
+                b,
+                ConvOptions::new_with_padding(arr(s), arr(&pads), arr(d), g),
+            )),
+            // Burn's conv3d takes symmetric padding only: pad the input itself otherwise.
+            _ => {
+                let (x, pads) = if pads.iter().any(|(b, e)| b != e) {
+                    (x.pad(pads.clone(), PadMode::Constant(0.0)), vec![(0, 0); 3])
+                } else {
+                    (x, pads)
+                };
+                rerank(conv3d(
+                    rerank(x),
+                    rerank(w),
+                    b,
+                    ConvOptions::new_with_padding(arr(s), arr(&pads), arr(d), g),
+                ))
+            }
+        };
         Ok(self.activation.apply(y))
     }
 }
 
-impl LayerInfo for Conv2d {
+impl<const D: usize> LayerInfo for Conv<D> {
     fn kind(&self) -> &'static str {
-        "Conv2D"
+        match (D, self.groups) {
+            (4, g) if g > 1 && g == self.in_channels() => "DepthwiseConv2D",
+            (3, _) => "Conv1D",
+            (4, _) => "Conv2D",
+            _ => "Conv3D",
+        }
     }
 
     fn describe(&self) -> String {
         let mut s = format!(
-            "Conv2D {} filters {}x{}, stride {}x{}, padding {}",
+            "{} {} filters {}, stride {}, padding {}",
+            self.kind(),
             self.filters(),
-            self.kernel[0],
-            self.kernel[1],
-            self.stride[0],
-            self.stride[1],
+            dims_text(&self.kernel),
+            dims_text(&self.stride),
             self.padding
         );
-        if self.dilation != [1, 1] {
-            s += &format!(", dilation {}x{}", self.dilation[0], self.dilation[1]);
+        if self.dilation.iter().any(|&d| d != 1) {
+            s += &format!(", dilation {}", dims_text(&self.dilation));
         }
         if self.groups != 1 {
             s += &format!(", groups {}", self.groups);
@@ -237,13 +288,186 @@ impl LayerInfo for Conv2d {
     }
 
     fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
-        let [gh, gw] = self.geometry(input)?;
-        Ok(FeatureShape::new([self.filters(), gh.output, gw.output]))
+        let geometry = self.geometry(input)?;
+        let mut dims = vec![self.filters()];
+        dims.extend(geometry.iter().map(|g| g.output));
+        Ok(FeatureShape::new(dims))
     }
 
     fn macs(&self, _input: &FeatureShape, output: &FeatureShape) -> u64 {
-        let per_output =
-            (self.in_channels() / self.groups * self.kernel[0] * self.kernel[1]) as u64;
+        let area: usize = self.kernel.iter().product();
+        let per_output = (self.in_channels() / self.groups * area) as u64;
         output.num_elements() as u64 * per_output
+    }
+}
+
+/// `DepthwiseConv2D`: one `kernel` filter per input channel (`depth_multiplier` of them), i.e. a
+/// convolution with `groups = in_channels`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepthwiseConfig {
+    #[serde(alias = "kernel_size")]
+    pub kernel: Size,
+    #[serde(default = "one_group")]
+    pub depth_multiplier: usize,
+    #[serde(default = "one", alias = "strides")]
+    pub stride: Size,
+    #[serde(default)]
+    pub padding: Padding,
+    #[serde(default = "one", alias = "dilation_rate")]
+    pub dilation: Size,
+    #[serde(default = "yes", alias = "use_bias")]
+    pub bias: bool,
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+impl DepthwiseConfig {
+    pub fn new(kernel: impl Into<Size>) -> Self {
+        Self {
+            kernel: kernel.into(),
+            depth_multiplier: 1,
+            stride: Size::All(1),
+            padding: Padding::Valid,
+            dilation: Size::All(1),
+            bias: true,
+            activation: Activation::Linear,
+        }
+    }
+
+    /// The equivalent grouped convolution for `in_channels` channels.
+    pub fn conv(&self, in_channels: usize) -> ConvConfig {
+        ConvConfig {
+            filters: in_channels * self.depth_multiplier,
+            kernel: self.kernel.clone(),
+            stride: self.stride.clone(),
+            padding: self.padding.clone(),
+            dilation: self.dilation.clone(),
+            groups: in_channels,
+            bias: self.bias,
+            activation: self.activation,
+            in_channels: None,
+        }
+    }
+
+    pub fn init<const D: usize>(
+        &self,
+        in_channels: usize,
+        device: &Device,
+    ) -> Result<Conv<D>, LayerErrorKind> {
+        if self.depth_multiplier == 0 {
+            return Err(LayerErrorKind::Config(
+                "depth_multiplier must be at least 1".into(),
+            ));
+        }
+        self.conv(in_channels).init(in_channels, device)
+    }
+}
+
+/// `SeparableConv2D`: a depthwise convolution (no bias) followed by a 1x1 pointwise one, as in
+/// Xception and MobileNet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeparableConfig {
+    pub filters: usize,
+    #[serde(alias = "kernel_size")]
+    pub kernel: Size,
+    #[serde(default = "one_group")]
+    pub depth_multiplier: usize,
+    #[serde(default = "one", alias = "strides")]
+    pub stride: Size,
+    #[serde(default)]
+    pub padding: Padding,
+    #[serde(default = "one", alias = "dilation_rate")]
+    pub dilation: Size,
+    #[serde(default = "yes", alias = "use_bias")]
+    pub bias: bool,
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+impl SeparableConfig {
+    pub fn new(filters: usize, kernel: impl Into<Size>) -> Self {
+        Self {
+            filters,
+            kernel: kernel.into(),
+            depth_multiplier: 1,
+            stride: Size::All(1),
+            padding: Padding::Valid,
+            dilation: Size::All(1),
+            bias: true,
+            activation: Activation::Linear,
+        }
+    }
+
+    pub fn init<const D: usize>(
+        &self,
+        in_channels: usize,
+        device: &Device,
+    ) -> Result<SeparableConv<D>, LayerErrorKind> {
+        let depthwise = DepthwiseConfig {
+            kernel: self.kernel.clone(),
+            depth_multiplier: self.depth_multiplier,
+            stride: self.stride.clone(),
+            padding: self.padding.clone(),
+            dilation: self.dilation.clone(),
+            bias: false,
+            activation: Activation::Linear,
+        }
+        .init(in_channels, device)?;
+        let pointwise = ConvConfig::new(self.filters, 1)
+            .with_bias(self.bias)
+            .with_activation(self.activation)
+            .init(in_channels * self.depth_multiplier, device)?;
+        Ok(SeparableConv {
+            depthwise,
+            pointwise,
+        })
+    }
+}
+
+/// Depthwise then pointwise convolution.
+#[derive(Module, Debug)]
+pub struct SeparableConv<const D: usize> {
+    pub depthwise: Conv<D>,
+    pub pointwise: Conv<D>,
+}
+
+impl<const D: usize> SeparableConv<D> {
+    pub fn forward(&self, x: Tensor<D>) -> Result<Tensor<D>, LayerErrorKind> {
+        self.pointwise.forward(self.depthwise.forward(x)?)
+    }
+}
+
+impl<const D: usize> LayerInfo for SeparableConv<D> {
+    fn kind(&self) -> &'static str {
+        match D {
+            3 => "SeparableConv1D",
+            _ => "SeparableConv2D",
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} {} filters {}, stride {}, padding {}",
+            self.kind(),
+            self.pointwise.filters(),
+            dims_text(&self.depthwise.kernel),
+            dims_text(&self.depthwise.stride),
+            self.depthwise.padding
+        )
+    }
+
+    fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
+        self.pointwise
+            .output_shape(&self.depthwise.output_shape(input)?)
+    }
+
+    fn macs(&self, input: &FeatureShape, output: &FeatureShape) -> u64 {
+        let mid = match self.depthwise.output_shape(input) {
+            Ok(mid) => mid,
+            Err(_) => return 0,
+        };
+        self.depthwise.macs(input, &mid) + self.pointwise.macs(&mid, output)
     }
 }

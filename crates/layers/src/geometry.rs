@@ -229,22 +229,91 @@ pub fn window<const N: usize>(
     padding: &Padding,
     rounding: Rounding,
 ) -> Result<[AxisGeometry; N], ShapeError> {
-    let mut out = [AxisGeometry {
-        pad_begin: 0,
-        pad_end: 0,
-        output: 0,
-    }; N];
-    for axis in 0..N {
-        out[axis] = window_axis(
-            input[axis],
-            kernel[axis],
-            stride[axis],
-            dilation[axis],
-            padding.axis(axis, N)?,
-            rounding,
-        )?;
+    let axes = window_dyn(&input, &kernel, &stride, &dilation, padding, rounding)?;
+    Ok(std::array::from_fn(|i| axes[i]))
+}
+
+/// [`window`] for a number of axes known at run time (all slices of equal length).
+pub fn window_dyn(
+    input: &[usize],
+    kernel: &[usize],
+    stride: &[usize],
+    dilation: &[usize],
+    padding: &Padding,
+    rounding: Rounding,
+) -> Result<Vec<AxisGeometry>, ShapeError> {
+    let n = input.len();
+    (0..n)
+        .map(|axis| {
+            window_axis(
+                input[axis],
+                kernel[axis],
+                stride[axis],
+                dilation[axis],
+                padding.axis(axis, n)?,
+                rounding,
+            )
+        })
+        .collect()
+}
+
+/// One axis of a transposed convolution: its symmetric crop `p`, extra `output_padding` and
+/// output length `(n - 1) s - 2p + d (f - 1) + output_padding + 1`, the inverse of the window rule.
+/// `same` picks `n_out = n s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransposeAxis {
+    pub padding: usize,
+    pub output_padding: usize,
+    pub output: usize,
+}
+
+/// Resolves a transposed convolution along one axis.
+pub fn transpose_axis(
+    n: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    padding: AxisPadding,
+    output_padding: usize,
+) -> Result<TransposeAxis, String> {
+    if n == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+        return Err("input length, kernel, stride and dilation must be at least 1".into());
     }
-    Ok(out)
+    let effective = dilation * (kernel - 1) + 1;
+    let (padding, output_padding) = match padding {
+        AxisPadding::Fixed(b, e) if b == e => (b, output_padding),
+        AxisPadding::Fixed(b, e) => {
+            return Err(format!(
+                "transposed convolutions take symmetric padding, got {b}/{e}"
+            ));
+        }
+        // 2p - op = f' - s; an odd difference is made up with one row of output padding.
+        AxisPadding::Same if effective < stride => {
+            return Err(format!(
+                "`same` needs a kernel of at least the stride ({effective} < {stride})"
+            ));
+        }
+        AxisPadding::Same => {
+            let diff = effective - stride;
+            (diff.div_ceil(2), diff % 2)
+        }
+    };
+    if output_padding >= stride.max(dilation) {
+        return Err(format!(
+            "output padding {output_padding} must be smaller than the stride or the dilation"
+        ));
+    }
+    let full = (n - 1) * stride + effective + output_padding;
+    if full <= 2 * padding {
+        return Err(format!(
+            "padding {padding} removes the whole output of length {full}"
+        ));
+    }
+    Ok(TransposeAxis {
+        padding,
+        output_padding,
+        output: full - 2 * padding,
+    })
 }
 
 #[cfg(test)]
@@ -347,6 +416,34 @@ mod tests {
             window([5, 5], [3, 3], [1, 1], [1, 1], &p, Rounding::Floor),
             Err(ShapeError::PaddingRank { given: 3, ndim: 2 })
         );
+    }
+
+    #[test]
+    fn transposed_output_inverts_the_window_rule() {
+        // PyTorch: ConvTranspose2d(k=3, s=2, p=1, output_padding=1) doubles 5 -> 10.
+        let t = transpose_axis(5, 3, 2, 1, AxisPadding::Fixed(1, 1), 1).unwrap();
+        assert_eq!(t.output, 10);
+        // U-Net's 2x2 stride-2 up-convolution doubles the size.
+        assert_eq!(
+            transpose_axis(28, 2, 2, 1, AxisPadding::Fixed(0, 0), 0)
+                .unwrap()
+                .output,
+            56
+        );
+        // `same` gives n * s, for odd and even kernels.
+        for (k, s) in [(3, 2), (4, 2), (5, 3), (3, 1), (2, 2)] {
+            let t = transpose_axis(7, k, s, 1, AxisPadding::Same, 0).unwrap();
+            assert_eq!(t.output, 7 * s, "k={k} s={s}");
+        }
+        // Every output length of a strided conv maps back to its input with some output padding.
+        for n in 5..20 {
+            let g = window_axis(n, 3, 2, 1, AxisPadding::Fixed(1, 1), Rounding::Floor).unwrap();
+            let op = (n + 2 - 3) % 2;
+            let t = transpose_axis(g.output, 3, 2, 1, AxisPadding::Fixed(1, 1), op).unwrap();
+            assert_eq!(t.output, n);
+        }
+        assert!(transpose_axis(5, 3, 2, 1, AxisPadding::Fixed(0, 0), 2).is_err());
+        assert!(transpose_axis(1, 1, 1, 1, AxisPadding::Fixed(1, 1), 0).is_err());
     }
 
     #[test]

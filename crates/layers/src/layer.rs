@@ -27,13 +27,17 @@ pub trait LayerInfo {
 pub(crate) fn spatial_input<const N: usize>(
     input: &FeatureShape,
 ) -> Result<[usize; N], LayerErrorKind> {
-    if input.rank() != N + 1 {
+    let dims = spatial_dims(input, N)?;
+    let mut out = [0; N];
+    out.copy_from_slice(&dims);
+    Ok(out)
+}
+
+/// Requires `input` to be a `[C, spatial...]` map with `n` spatial axes.
+pub(crate) fn spatial_dims(input: &FeatureShape, n: usize) -> Result<Vec<usize>, LayerErrorKind> {
+    if input.rank() != n + 1 {
         return Err(LayerErrorKind::Rank {
-            expected: match N {
-                1 => "a (channels, length) map",
-                2 => "a (channels, height, width) map",
-                _ => "a (channels, depth, height, width) map",
-            },
+            expected: map_description(n),
             hint: if input.rank() == 1 {
                 " (it was flattened already)"
             } else {
@@ -41,39 +45,75 @@ pub(crate) fn spatial_input<const N: usize>(
             },
         });
     }
-    let mut out = [0; N];
-    out.copy_from_slice(input.spatial());
-    Ok(out)
+    Ok(input.spatial().to_vec())
 }
 
-/// A size per spatial axis; a spec file may give one number for all axes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) fn map_description(spatial_axes: usize) -> &'static str {
+    match spatial_axes {
+        1 => "a (channels, length) map",
+        2 => "a (channels, height, width) map",
+        _ => "a (channels, depth, height, width) map",
+    }
+}
+
+/// A size per spatial axis; one number stands for every axis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "SizeRepr", into = "SizeRepr")]
-pub struct Size<const N: usize>(pub [usize; N]);
+pub enum Size {
+    All(usize),
+    Each(Vec<usize>),
+}
 
-impl<const N: usize> Size<N> {
-    pub fn all(v: usize) -> Self {
-        Self([v; N])
+impl Size {
+    /// The size of each of `n` axes.
+    pub fn resolve(&self, n: usize, what: &str) -> Result<Vec<usize>, LayerErrorKind> {
+        let v = match self {
+            Size::All(v) => vec![*v; n],
+            Size::Each(v) if v.len() == n => v.clone(),
+            Size::Each(v) => {
+                return Err(LayerErrorKind::Config(format!(
+                    "{what} has {} values but the layer has {n} spatial axes",
+                    v.len()
+                )));
+            }
+        };
+        if v.contains(&0) {
+            return Err(LayerErrorKind::Config(format!("{what} must be at least 1")));
+        }
+        Ok(v)
     }
 }
 
-impl<const N: usize> From<usize> for Size<N> {
+impl From<usize> for Size {
     fn from(v: usize) -> Self {
-        Self::all(v)
+        Size::All(v)
     }
 }
 
-impl<const N: usize> From<[usize; N]> for Size<N> {
+impl<const N: usize> From<[usize; N]> for Size {
     fn from(v: [usize; N]) -> Self {
-        Self(v)
+        Size::Each(v.to_vec())
     }
 }
 
-impl<const N: usize> std::fmt::Display for Size<N> {
+impl std::fmt::Display for Size {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|v| v.to_string()).collect();
-        f.write_str(&parts.join("x"))
+        match self {
+            Size::All(v) => write!(f, "{v}"),
+            Size::Each(v) => {
+                let parts: Vec<String> = v.iter().map(|v| v.to_string()).collect();
+                f.write_str(&parts.join("x"))
+            }
+        }
     }
+}
+
+/// `3x3` for `[3, 3]`.
+pub(crate) fn dims_text(v: &[usize]) -> String {
+    v.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -83,23 +123,25 @@ enum SizeRepr {
     List(Vec<usize>),
 }
 
-impl<const N: usize> TryFrom<SizeRepr> for Size<N> {
+impl TryFrom<SizeRepr> for Size {
     type Error = String;
     fn try_from(r: SizeRepr) -> Result<Self, String> {
         match r {
-            SizeRepr::Scalar(v) => Ok(Self::all(v)),
-            SizeRepr::List(v) => <[usize; N]>::try_from(v.as_slice()).map(Self).map_err(|_| {
-                format!(
-                    "expected a number or a list of {N} numbers, got {} numbers",
-                    v.len()
-                )
-            }),
+            SizeRepr::Scalar(v) => Ok(Size::All(v)),
+            SizeRepr::List(v) if v.is_empty() || v.len() > 3 => Err(format!(
+                "expected a number or a list of 1 to 3 numbers, got {} numbers",
+                v.len()
+            )),
+            SizeRepr::List(v) => Ok(Size::Each(v)),
         }
     }
 }
 
-impl<const N: usize> From<Size<N>> for SizeRepr {
-    fn from(s: Size<N>) -> Self {
-        SizeRepr::List(s.0.to_vec())
+impl From<Size> for SizeRepr {
+    fn from(s: Size) -> Self {
+        match s {
+            Size::All(v) => SizeRepr::Scalar(v),
+            Size::Each(v) => SizeRepr::List(v),
+        }
     }
 }

@@ -1,14 +1,18 @@
-//! Max and average pooling over 2D maps.
+//! Max and average pooling over 1, 2 or 3 spatial axes, global pooling, and max pooling along
+//! the channel axis.
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::conv::spatial_axes;
 use crate::error::LayerErrorKind;
-use crate::geometry::{AxisGeometry, Padding, Rounding, window};
-use crate::layer::{LayerInfo, Size, spatial_input};
+use crate::geometry::{AxisGeometry, Padding, Rounding, window_dyn};
+use crate::layer::{LayerInfo, Size, dims_text, spatial_dims};
+use crate::ops::{Pool3dOptions, avg_pool3d, max_pool3d};
+use crate::rank::{arr, rerank};
 use crate::shape::FeatureShape;
 
 /// Which statistic a pooling window takes.
@@ -23,16 +27,19 @@ fn yes() -> bool {
     true
 }
 
-/// `MaxPooling2D` / `AveragePooling2D`: window `pool`, stride defaulting to the window.
+/// `MaxPooling{1,2,3}D` / `AveragePooling{1,2,3}D`: window `pool`, stride defaulting to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Pool2dConfig {
+pub struct PoolConfig {
     #[serde(alias = "pool_size", alias = "kernel")]
-    pub pool: Size<2>,
+    pub pool: Size,
     #[serde(default, alias = "strides")]
-    pub stride: Option<Size<2>>,
+    pub stride: Option<Size>,
     #[serde(default)]
     pub padding: Padding,
+    /// Max pooling only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dilation: Option<Size>,
     /// Keep a last partial window (PyTorch's `ceil_mode`).
     #[serde(default)]
     pub ceil_mode: bool,
@@ -42,17 +49,21 @@ pub struct Pool2dConfig {
     pub count_include_pad: bool,
 }
 
-impl Pool2dConfig {
-    pub fn new(pool: impl Into<Size<2>>) -> Self {
+/// The 2D form most code spells out.
+pub type Pool2dConfig = PoolConfig;
+
+impl PoolConfig {
+    pub fn new(pool: impl Into<Size>) -> Self {
         Self {
             pool: pool.into(),
             stride: None,
             padding: Padding::Valid,
+            dilation: None,
             ceil_mode: false,
             count_include_pad: true,
         }
     }
-    pub fn with_stride(mut self, stride: impl Into<Size<2>>) -> Self {
+    pub fn with_stride(mut self, stride: impl Into<Size>) -> Self {
         self.stride = Some(stride.into());
         self
     }
@@ -64,18 +75,33 @@ impl Pool2dConfig {
         self.ceil_mode = ceil_mode;
         self
     }
+    pub fn with_count_include_pad(mut self, count_include_pad: bool) -> Self {
+        self.count_include_pad = count_include_pad;
+        self
+    }
 
-    pub fn init(&self, kind: PoolKind) -> Result<Pool2d, LayerErrorKind> {
-        let stride = self.stride.unwrap_or(self.pool);
-        if self.pool.0.contains(&0) || stride.0.contains(&0) {
-            return Err(LayerErrorKind::Config(
-                "pool size and stride must be at least 1".into(),
-            ));
-        }
-        Ok(Pool2d {
+    /// A pooling layer for rank-`D` batches (3: 1D, 4: 2D, 5: 3D).
+    pub fn init<const D: usize>(&self, kind: PoolKind) -> Result<Pool<D>, LayerErrorKind> {
+        let n = spatial_axes::<D>()?;
+        let pool = self.pool.resolve(n, "pool size")?;
+        let stride = match &self.stride {
+            Some(s) => s.resolve(n, "stride")?,
+            None => pool.clone(),
+        };
+        let dilation = match (&self.dilation, kind) {
+            (None, _) => vec![1; n],
+            (Some(d), PoolKind::Max) => d.resolve(n, "dilation")?,
+            (Some(_), PoolKind::Avg) => {
+                return Err(LayerErrorKind::Config(
+                    "average pooling takes no dilation".into(),
+                ));
+            }
+        };
+        Ok(Pool {
             kind,
-            pool: self.pool.0,
-            stride: stride.0,
+            pool,
+            stride,
+            dilation,
             padding: self.padding.clone(),
             rounding: if self.ceil_mode {
                 Rounding::Ceil
@@ -87,13 +113,14 @@ impl Pool2dConfig {
     }
 }
 
-/// A 2D pooling layer (no parameters).
+/// A pooling layer over `D - 2` spatial axes (no parameters).
 #[derive(Module, Debug)]
-pub struct Pool2d {
+pub struct Pool<const D: usize> {
     #[module(skip)]
     pub kind: PoolKind,
-    pub pool: [usize; 2],
-    pub stride: [usize; 2],
+    pub pool: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub dilation: Vec<usize>,
     #[module(skip)]
     pub padding: Padding,
     #[module(skip)]
@@ -101,77 +128,244 @@ pub struct Pool2d {
     pub count_include_pad: bool,
 }
 
-impl Pool2d {
-    fn geometry(&self, input: &FeatureShape) -> Result<[AxisGeometry; 2], LayerErrorKind> {
-        let hw = spatial_input::<2>(input)?;
-        let g = window(
-            hw,
-            self.pool,
-            self.stride,
-            [1, 1],
+pub type Pool1d = Pool<3>;
+pub type Pool2d = Pool<4>;
+pub type Pool3d = Pool<5>;
+
+impl<const D: usize> Pool<D> {
+    fn geometry(&self, input: &FeatureShape) -> Result<Vec<AxisGeometry>, LayerErrorKind> {
+        let spatial = spatial_dims(input, D - 2)?;
+        let g = window_dyn(
+            &spatial,
+            &self.pool,
+            &self.stride,
+            &self.dilation,
             &self.padding,
             self.rounding,
         )?;
         // A window made only of padding has no maximum and no meaningful mean.
         if g.iter()
-            .zip(self.pool)
-            .any(|(a, k)| a.pad_begin >= k || a.pad_end >= k)
+            .zip(&self.pool)
+            .any(|(a, &k)| a.pad_begin >= k || a.pad_end >= k)
         {
             return Err(LayerErrorKind::Config(format!(
-                "padding must be smaller than the pool size {}x{}",
-                self.pool[0], self.pool[1]
+                "padding must be smaller than the pool size {}",
+                dims_text(&self.pool)
             )));
         }
         Ok(g)
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Result<Tensor<4>, LayerErrorKind> {
-        let [_, c, h, w] = x.dims();
-        let [gh, gw] = self.geometry(&FeatureShape::new([c, h, w]))?;
-        let pads = [(gh.pad_begin, gh.pad_end), (gw.pad_begin, gw.pad_end)];
+    pub fn forward(&self, x: Tensor<D>) -> Result<Tensor<D>, LayerErrorKind> {
+        let g = self.geometry(&FeatureShape::new(x.dims()[1..].to_vec()))?;
+        let pads: Vec<(usize, usize)> = g.iter().map(|a| (a.pad_begin, a.pad_end)).collect();
         let ceil = self.rounding == Rounding::Ceil;
-        Ok(match self.kind {
-            PoolKind::Max => max_pool2d(
-                x,
-                MaxPoolOptions::new(self.pool)
-                    .with_stride(self.stride)
-                    .with_padding_pairs(pads)
+        let (k, s, d) = (&self.pool, &self.stride, &self.dilation);
+        Ok(match (D, self.kind) {
+            (3, PoolKind::Max) => rerank(max_pool1d(
+                rerank(x),
+                MaxPoolOptions::new(arr::<usize, 1>(k))
+                    .with_stride(arr(s))
+                    .with_padding_pairs(arr(&pads))
+                    .with_dilation(arr(d))
                     .with_ceil_mode(ceil),
-            ),
-            PoolKind::Avg => avg_pool2d(
-                x,
-                AvgPoolOptions::new(self.pool)
-                    .with_stride(self.stride)
-                    .with_padding_pairs(pads)
+            )),
+            (3, PoolKind::Avg) => rerank(avg_pool1d(
+                rerank(x),
+                AvgPoolOptions::new(arr::<usize, 1>(k))
+                    .with_stride(arr(s))
+                    .with_padding_pairs(arr(&pads))
                     .with_count_include_pad(self.count_include_pad)
                     .with_ceil_mode(ceil),
-            ),
+            )),
+            (4, PoolKind::Max) => rerank(max_pool2d(
+                rerank(x),
+                MaxPoolOptions::new(arr::<usize, 2>(k))
+                    .with_stride(arr(s))
+                    .with_padding_pairs(arr(&pads))
+                    .with_dilation(arr(d))
+                    .with_ceil_mode(ceil),
+            )),
+            (4, PoolKind::Avg) => rerank(avg_pool2d(
+                rerank(x),
+                AvgPoolOptions::new(arr::<usize, 2>(k))
+                    .with_stride(arr(s))
+                    .with_padding_pairs(arr(&pads))
+                    .with_count_include_pad(self.count_include_pad)
+                    .with_ceil_mode(ceil),
+            )),
+            (_, kind) => {
+                let options = Pool3dOptions {
+                    kernel: arr(k),
+                    stride: arr(s),
+                    padding: arr(&pads),
+                    dilation: arr(d),
+                    ceil_mode: ceil,
+                    count_include_pad: self.count_include_pad,
+                };
+                let x = rerank(x);
+                rerank(match kind {
+                    PoolKind::Max => max_pool3d(x, &options),
+                    PoolKind::Avg => avg_pool3d(x, &options),
+                })
+            }
         })
     }
 }
 
-impl LayerInfo for Pool2d {
+impl<const D: usize> LayerInfo for Pool<D> {
     fn kind(&self) -> &'static str {
-        match self.kind {
-            PoolKind::Max => "MaxPooling2D",
-            PoolKind::Avg => "AveragePooling2D",
+        match (D, self.kind) {
+            (3, PoolKind::Max) => "MaxPooling1D",
+            (3, PoolKind::Avg) => "AveragePooling1D",
+            (4, PoolKind::Max) => "MaxPooling2D",
+            (4, PoolKind::Avg) => "AveragePooling2D",
+            (_, PoolKind::Max) => "MaxPooling3D",
+            (_, PoolKind::Avg) => "AveragePooling3D",
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "{} {}x{}, stride {}x{}, padding {}",
+            "{} {}, stride {}, padding {}",
             self.kind(),
-            self.pool[0],
-            self.pool[1],
-            self.stride[0],
-            self.stride[1],
+            dims_text(&self.pool),
+            dims_text(&self.stride),
             self.padding
         )
     }
 
     fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
-        let [gh, gw] = self.geometry(input)?;
-        Ok(FeatureShape::new([input.channels(), gh.output, gw.output]))
+        let g = self.geometry(input)?;
+        let mut dims = vec![input.channels()];
+        dims.extend(g.iter().map(|a| a.output));
+        Ok(FeatureShape::new(dims))
+    }
+}
+
+/// `GlobalAveragePooling` / `GlobalMaxPooling`: one value per channel, `[C, ...] -> [C]`.
+#[derive(Module, Debug)]
+pub struct GlobalPool {
+    #[module(skip)]
+    pub kind: PoolKind,
+}
+
+impl GlobalPool {
+    pub fn new(kind: PoolKind) -> Self {
+        Self { kind }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<2> {
+        let [n, c] = [x.dims()[0], x.dims()[1]];
+        let flat: Tensor<3> = x.flatten(2, D - 1);
+        let pooled = match self.kind {
+            PoolKind::Max => flat.max_dim(2),
+            PoolKind::Avg => flat.mean_dim(2),
+        };
+        pooled.reshape([n, c])
+    }
+}
+
+impl LayerInfo for GlobalPool {
+    fn kind(&self) -> &'static str {
+        match self.kind {
+            PoolKind::Max => "GlobalMaxPooling",
+            PoolKind::Avg => "GlobalAveragePooling",
+        }
+    }
+
+    fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
+        if input.rank() < 2 {
+            return Err(LayerErrorKind::Rank {
+                expected: "a (channels, spatial...) map",
+                hint: " (it was flattened already)",
+            });
+        }
+        Ok(FeatureShape::new([input.channels()]))
+    }
+}
+
+/// Max pooling along the channel axis (depthwise max pooling): windows of `pool` channels every
+/// `stride` channels, so `C -> (C - pool) / stride + 1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelPoolConfig {
+    #[serde(alias = "pool_size", alias = "kernel")]
+    pub pool: usize,
+    #[serde(default, alias = "strides")]
+    pub stride: Option<usize>,
+}
+
+impl ChannelPoolConfig {
+    pub fn new(pool: usize) -> Self {
+        Self { pool, stride: None }
+    }
+
+    pub fn init(&self) -> Result<ChannelPool, LayerErrorKind> {
+        let stride = self.stride.unwrap_or(self.pool);
+        if self.pool == 0 || stride == 0 {
+            return Err(LayerErrorKind::Config(
+                "pool size and stride must be at least 1".into(),
+            ));
+        }
+        Ok(ChannelPool {
+            pool: self.pool,
+            stride,
+        })
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ChannelPool {
+    pub pool: usize,
+    pub stride: usize,
+}
+
+impl ChannelPool {
+    fn out_channels(&self, channels: usize) -> Result<usize, LayerErrorKind> {
+        if channels < self.pool || !(channels - self.pool).is_multiple_of(self.stride) {
+            return Err(LayerErrorKind::Config(format!(
+                "channel pooling {} with stride {} does not tile the depth of {channels} channels",
+                self.pool, self.stride
+            )));
+        }
+        Ok((channels - self.pool) / self.stride + 1)
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>, LayerErrorKind> {
+        let dims = x.dims();
+        let out = self.out_channels(dims[1])?;
+        let rest: usize = dims[2..].iter().product();
+        // Channels become the height of a one-channel image; a `pool x 1` window slides down it.
+        let image = x.reshape([dims[0], 1, dims[1], rest]);
+        let pooled = max_pool2d(
+            image,
+            MaxPoolOptions::new([self.pool, 1]).with_stride([self.stride, 1]),
+        );
+        let mut shape = dims;
+        shape[1] = out;
+        Ok(pooled.reshape(shape))
+    }
+}
+
+impl LayerInfo for ChannelPool {
+    fn kind(&self) -> &'static str {
+        "ChannelMaxPooling"
+    }
+
+    fn describe(&self) -> String {
+        format!("ChannelMaxPooling {}, stride {}", self.pool, self.stride)
+    }
+
+    fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
+        if input.rank() < 2 {
+            return Err(LayerErrorKind::Rank {
+                expected: "a (channels, spatial...) map",
+                hint: " (it was flattened already)",
+            });
+        }
+        let mut dims = input.0.clone();
+        dims[0] = self.out_channels(input.channels())?;
+        Ok(FeatureShape::new(dims))
     }
 }

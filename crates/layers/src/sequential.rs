@@ -1,31 +1,75 @@
-//! A stack of layers run one after the other, as Keras' `Sequential` and PyTorch's
-//! `nn.Sequential` are.
+//! Stacks of layers run one after the other, as Keras' `Sequential` and PyTorch's
+//! `nn.Sequential` are; stacks nest inside residual and concat blocks.
 
 use burn::module::Module;
 use burn::tensor::Tensor;
 
 use crate::activation::ActivationLayer;
-use crate::conv::Conv2d;
+use crate::blocks::{Concat, Residual, SqueezeExcitation};
+use crate::conv::{Conv, SeparableConv};
 use crate::dense::{Dense, Flatten};
 use crate::error::{InputError, LayerError, LayerErrorKind, ModelError};
-use crate::layer::LayerInfo;
+use crate::layer::{LayerInfo, map_description};
+use crate::mode::Mode;
+use crate::norm::{BatchNorm, Dropout, LocalResponseNorm};
 use crate::pad::ZeroPadding2d;
-use crate::pool::Pool2d;
+use crate::pool::{ChannelPool, GlobalPool, Pool};
 use crate::shape::FeatureShape;
-use crate::summary::{Summarize, Summary, SummaryBuilder};
+use crate::summary::{LayerRow, ParamCount, Summarize, Summary, SummaryBuilder};
+use crate::transpose::ConvTranspose;
 
-/// Activations between layers: a spatial map or a flat vector, batch first.
+/// Activations between layers, batch first: a flat vector or a map with 1 to 3 spatial axes.
 #[derive(Debug, Clone)]
 pub enum Features {
-    Map2d(Tensor<4>),
     Flat(Tensor<2>),
+    Map1d(Tensor<3>),
+    Map2d(Tensor<4>),
+    Map3d(Tensor<5>),
+}
+
+impl From<Tensor<2>> for Features {
+    fn from(t: Tensor<2>) -> Self {
+        Features::Flat(t)
+    }
+}
+impl From<Tensor<3>> for Features {
+    fn from(t: Tensor<3>) -> Self {
+        Features::Map1d(t)
+    }
+}
+impl From<Tensor<4>> for Features {
+    fn from(t: Tensor<4>) -> Self {
+        Features::Map2d(t)
+    }
+}
+impl From<Tensor<5>> for Features {
+    fn from(t: Tensor<5>) -> Self {
+        Features::Map3d(t)
+    }
+}
+
+/// Applies a rank-generic expression to whichever map `$x` holds; `$flat` handles vectors.
+macro_rules! on_rank {
+    ($x:expr, |$t:ident| $body:expr, flat => $flat:expr) => {
+        match $x {
+            Features::Map1d($t) => Features::Map1d($body),
+            Features::Map2d($t) => Features::Map2d($body),
+            Features::Map3d($t) => Features::Map3d($body),
+            Features::Flat($t) => {
+                let _ = &$t;
+                $flat
+            }
+        }
+    };
 }
 
 impl Features {
     pub fn dims(&self) -> Vec<usize> {
         match self {
-            Features::Map2d(t) => t.dims().to_vec(),
             Features::Flat(t) => t.dims().to_vec(),
+            Features::Map1d(t) => t.dims().to_vec(),
+            Features::Map2d(t) => t.dims().to_vec(),
+            Features::Map3d(t) => t.dims().to_vec(),
         }
     }
 
@@ -33,73 +77,223 @@ impl Features {
         FeatureShape::new(self.dims()[1..].to_vec())
     }
 
-    fn map2d(self, hint: &'static str) -> Result<Tensor<4>, LayerErrorKind> {
+    /// The output as `[N, features]`; a map is flattened.
+    pub fn into_flat(self) -> Tensor<2> {
+        match self {
+            Features::Flat(t) => t,
+            Features::Map1d(t) => t.flatten(1, 2),
+            Features::Map2d(t) => t.flatten(1, 3),
+            Features::Map3d(t) => t.flatten(1, 4),
+        }
+    }
+
+    /// The output as an image batch `[N, C, H, W]`.
+    pub fn into_map2d(self) -> Result<Tensor<4>, LayerErrorKind> {
         match self {
             Features::Map2d(t) => Ok(t),
-            Features::Flat(_) => Err(LayerErrorKind::Rank {
-                expected: "a (channels, height, width) map",
-                hint,
+            _ => Err(LayerErrorKind::Rank {
+                expected: map_description(2),
+                hint: "",
             }),
         }
     }
 
-    /// The output as `[N, features]`; a map is flattened.
-    pub fn into_flat(self) -> Tensor<2> {
-        match self {
-            Features::Map2d(t) => t.flatten(1, 3),
-            Features::Flat(t) => t,
+    fn add(self, other: Features) -> Result<Features, LayerErrorKind> {
+        Ok(match (self, other) {
+            (Features::Flat(a), Features::Flat(b)) => Features::Flat(a + b),
+            (Features::Map1d(a), Features::Map1d(b)) => Features::Map1d(a + b),
+            (Features::Map2d(a), Features::Map2d(b)) => Features::Map2d(a + b),
+            (Features::Map3d(a), Features::Map3d(b)) => Features::Map3d(a + b),
+            (a, b) => {
+                return Err(LayerErrorKind::Config(format!(
+                    "cannot add {} and {}",
+                    a.shape(),
+                    b.shape()
+                )));
+            }
+        })
+    }
+
+    fn concat(parts: Vec<Features>) -> Result<Features, LayerErrorKind> {
+        macro_rules! cat {
+            ($variant:ident) => {{
+                let mut ts = Vec::with_capacity(parts.len());
+                for p in parts {
+                    match p {
+                        Features::$variant(t) => ts.push(t),
+                        other => {
+                            return Err(LayerErrorKind::Config(format!(
+                                "cannot concatenate {} with maps of another rank",
+                                other.shape()
+                            )));
+                        }
+                    }
+                }
+                Features::$variant(Tensor::cat(ts, 1))
+            }};
         }
+        Ok(match parts.first() {
+            None => {
+                return Err(LayerErrorKind::Config(
+                    "concat needs at least one branch".into(),
+                ));
+            }
+            Some(Features::Flat(_)) => cat!(Flat),
+            Some(Features::Map1d(_)) => cat!(Map1d),
+            Some(Features::Map2d(_)) => cat!(Map2d),
+            Some(Features::Map3d(_)) => cat!(Map3d),
+        })
     }
 }
 
-/// One layer of a [`Sequential`].
+/// One layer of a [`Stack`]. Variants differ in size; a model holds few enough layers that
+/// boxing them would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum SequentialLayer {
-    Conv2d(Conv2d),
+    Conv1d(Conv<3>),
+    Conv2d(Conv<4>),
+    Conv3d(Conv<5>),
+    SeparableConv2d(SeparableConv<4>),
+    ConvTranspose1d(ConvTranspose<3>),
+    ConvTranspose2d(ConvTranspose<4>),
+    ConvTranspose3d(ConvTranspose<5>),
+    Pool1d(Pool<3>),
+    Pool2d(Pool<4>),
+    Pool3d(Pool<5>),
+    GlobalPool(GlobalPool),
+    ChannelPool(ChannelPool),
     ZeroPadding2d(ZeroPadding2d),
-    Pool2d(Pool2d),
     Flatten(Flatten),
     Dense(Dense),
     Activation(ActivationLayer),
+    BatchNorm(BatchNorm),
+    Dropout(Dropout),
+    LocalResponseNorm(LocalResponseNorm),
+    SqueezeExcitation(SqueezeExcitation),
+    Residual(Residual),
+    Concat(Concat),
+}
+
+fn want(spatial_axes: usize) -> LayerErrorKind {
+    LayerErrorKind::Rank {
+        expected: map_description(spatial_axes),
+        hint: "",
+    }
+}
+
+fn want_flat() -> LayerErrorKind {
+    LayerErrorKind::Rank {
+        expected: "a flat (features) vector",
+        hint: "; add a flatten layer before it",
+    }
 }
 
 impl SequentialLayer {
     fn info(&self) -> &dyn LayerInfo {
         match self {
+            SequentialLayer::Conv1d(l) => l,
             SequentialLayer::Conv2d(l) => l,
-            SequentialLayer::ZeroPadding2d(l) => l,
+            SequentialLayer::Conv3d(l) => l,
+            SequentialLayer::SeparableConv2d(l) => l,
+            SequentialLayer::ConvTranspose1d(l) => l,
+            SequentialLayer::ConvTranspose2d(l) => l,
+            SequentialLayer::ConvTranspose3d(l) => l,
+            SequentialLayer::Pool1d(l) => l,
             SequentialLayer::Pool2d(l) => l,
+            SequentialLayer::Pool3d(l) => l,
+            SequentialLayer::GlobalPool(l) => l,
+            SequentialLayer::ChannelPool(l) => l,
+            SequentialLayer::ZeroPadding2d(l) => l,
             SequentialLayer::Flatten(l) => l,
             SequentialLayer::Dense(l) => l,
             SequentialLayer::Activation(l) => l,
+            SequentialLayer::BatchNorm(l) => l,
+            SequentialLayer::Dropout(l) => l,
+            SequentialLayer::LocalResponseNorm(l) => l,
+            SequentialLayer::SqueezeExcitation(l) => l,
+            SequentialLayer::Residual(l) => l,
+            SequentialLayer::Concat(l) => l,
         }
     }
 
-    fn forward(&self, x: Features) -> Result<Features, LayerErrorKind> {
-        const FLAT: &str = " (it was flattened already)";
-        Ok(match self {
-            SequentialLayer::Conv2d(l) => Features::Map2d(l.forward(x.map2d(FLAT)?)?),
-            SequentialLayer::ZeroPadding2d(l) => Features::Map2d(l.forward(x.map2d(FLAT)?)?),
-            SequentialLayer::Pool2d(l) => Features::Map2d(l.forward(x.map2d(FLAT)?)?),
-            SequentialLayer::Flatten(l) => Features::Flat(match x {
-                Features::Map2d(t) => l.forward(t),
-                Features::Flat(t) => t,
-            }),
-            SequentialLayer::Dense(l) => match x {
-                Features::Flat(t) => Features::Flat(l.forward(t)?),
-                Features::Map2d(_) => {
-                    return Err(LayerErrorKind::Rank {
-                        expected: "a flat (features) vector",
-                        hint: "; add a flatten layer before it",
-                    });
-                }
-            },
-            SequentialLayer::Activation(l) => match x {
-                Features::Map2d(t) => Features::Map2d(l.forward(t)),
-                Features::Flat(t) => Features::Flat(l.forward(t)),
-            },
+    /// Trainable and non-trainable parameters (batch-norm statistics are the latter).
+    pub fn param_count(&self) -> ParamCount {
+        match self {
+            SequentialLayer::BatchNorm(bn) => bn.param_count(),
+            SequentialLayer::Residual(r) => r.body.param_count() + r.shortcut.param_count(),
+            SequentialLayer::Concat(c) => c
+                .branches
+                .iter()
+                .fold(ParamCount::default(), |acc, b| acc + b.param_count()),
+            other => other.num_params().into(),
+        }
+    }
+
+    fn forward(&self, x: Features, mode: Mode) -> Result<Features, LayerErrorKind> {
+        use SequentialLayer as L;
+        Ok(match (self, x) {
+            (L::Conv1d(l), Features::Map1d(t)) => Features::Map1d(l.forward(t)?),
+            (L::Conv2d(l), Features::Map2d(t)) => Features::Map2d(l.forward(t)?),
+            (L::Conv3d(l), Features::Map3d(t)) => Features::Map3d(l.forward(t)?),
+            (L::SeparableConv2d(l), Features::Map2d(t)) => Features::Map2d(l.forward(t)?),
+            (L::ConvTranspose1d(l), Features::Map1d(t)) => Features::Map1d(l.forward(t)?),
+            (L::ConvTranspose2d(l), Features::Map2d(t)) => Features::Map2d(l.forward(t)?),
+            (L::ConvTranspose3d(l), Features::Map3d(t)) => Features::Map3d(l.forward(t)?),
+            (L::Pool1d(l), Features::Map1d(t)) => Features::Map1d(l.forward(t)?),
+            (L::Pool2d(l), Features::Map2d(t)) => Features::Map2d(l.forward(t)?),
+            (L::Pool3d(l), Features::Map3d(t)) => Features::Map3d(l.forward(t)?),
+            (L::ZeroPadding2d(l), Features::Map2d(t)) => Features::Map2d(l.forward(t)?),
+            (L::Conv1d(_) | L::ConvTranspose1d(_) | L::Pool1d(_), _) => return Err(want(1)),
+            (L::Conv2d(_) | L::SeparableConv2d(_) | L::ConvTranspose2d(_), _) => {
+                return Err(want(2));
+            }
+            (L::Pool2d(_) | L::ZeroPadding2d(_), _) => return Err(want(2)),
+            (L::Conv3d(_) | L::ConvTranspose3d(_) | L::Pool3d(_), _) => return Err(want(3)),
+            (L::Flatten(_), x) => Features::Flat(x.into_flat()),
+            (L::Dense(l), Features::Flat(t)) => Features::Flat(l.forward(t)?),
+            (L::Dense(_), _) => return Err(want_flat()),
+            (L::GlobalPool(l), Features::Map1d(t)) => Features::Flat(l.forward(t)),
+            (L::GlobalPool(l), Features::Map2d(t)) => Features::Flat(l.forward(t)),
+            (L::GlobalPool(l), Features::Map3d(t)) => Features::Flat(l.forward(t)),
+            (L::GlobalPool(_), Features::Flat(_)) => return Err(want(2)),
+            (L::ChannelPool(l), x) => on_rank!(x, |t| l.forward(t)?, flat => return Err(want(2)) ),
+            (L::Activation(l), x) => {
+                on_rank!(x, |t| l.forward(t), flat => Features::Flat(l.forward(t)))
+            }
+            (L::BatchNorm(l), x) => {
+                on_rank!(x, |t| l.forward(t, mode)?, flat => Features::Flat(l.forward(t, mode)?))
+            }
+            (L::Dropout(l), x) => {
+                on_rank!(x, |t| l.forward(t, mode), flat => Features::Flat(l.forward(t, mode)))
+            }
+            (L::LocalResponseNorm(l), x) => {
+                on_rank!(x, |t| l.forward(t), flat => return Err(want(2)))
+            }
+            (L::SqueezeExcitation(l), x) => {
+                on_rank!(x, |t| l.forward(t)?, flat => return Err(want(2)))
+            }
+            (L::Residual(r), x) => {
+                let body = r.body.forward(x.clone(), mode).map_err(nested)?;
+                let short = r.shortcut.forward(x, mode).map_err(nested)?;
+                let sum = body.add(short)?;
+                let a = r.activation;
+                on_rank!(sum, |t| a.apply(t), flat => Features::Flat(a.apply(t)))
+            }
+            (L::Concat(c), x) => {
+                let parts = c
+                    .branches
+                    .iter()
+                    .map(|b| b.forward(x.clone(), mode).map_err(nested))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Features::concat(parts)?
+            }
         })
     }
+}
+
+fn nested(e: LayerError) -> LayerErrorKind {
+    LayerErrorKind::Config(e.to_string())
 }
 
 impl LayerInfo for SequentialLayer {
@@ -113,16 +307,117 @@ impl LayerInfo for SequentialLayer {
         self.info().output_shape(input)
     }
     fn macs(&self, input: &FeatureShape, output: &FeatureShape) -> u64 {
-        self.info().macs(input, output)
+        match self {
+            SequentialLayer::Residual(r) => r.body.macs(input) + r.shortcut.macs(input),
+            SequentialLayer::Concat(c) => c.branches.iter().map(|b| b.macs(input)).sum(),
+            other => other.info().macs(input, output),
+        }
+    }
+}
+
+/// Named layers in order, without a fixed input shape.
+#[derive(Module, Debug)]
+pub struct Stack {
+    pub layers: Vec<SequentialLayer>,
+    #[module(skip)]
+    pub names: Vec<String>,
+}
+
+impl Stack {
+    pub fn new(layers: Vec<(String, SequentialLayer)>) -> Self {
+        let (names, layers) = layers.into_iter().unzip();
+        Self { layers, names }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    pub fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerError> {
+        let mut shape = input.clone();
+        for (name, layer) in self.names.iter().zip(&self.layers) {
+            shape = layer
+                .output_shape(&shape)
+                .map_err(|kind| layer_error(name, layer, &shape, kind))?;
+        }
+        Ok(shape)
+    }
+
+    pub fn forward(&self, mut x: Features, mode: Mode) -> Result<Features, LayerError> {
+        for (name, layer) in self.names.iter().zip(&self.layers) {
+            let shape = x.shape();
+            x = layer
+                .forward(x, mode)
+                .map_err(|kind| layer_error(name, layer, &shape, kind))?;
+        }
+        Ok(x)
+    }
+
+    fn param_count(&self) -> ParamCount {
+        self.layers
+            .iter()
+            .fold(ParamCount::default(), |acc, l| acc + l.param_count())
+    }
+
+    fn macs(&self, input: &FeatureShape) -> u64 {
+        let mut shape = input.clone();
+        let mut total = 0;
+        for layer in &self.layers {
+            let Ok(out) = layer.output_shape(&shape) else {
+                return total;
+            };
+            total += layer.macs(&shape, &out);
+            shape = out;
+        }
+        total
+    }
+
+    /// Summary rows: each layer, and after a block the layers inside it, one level deeper.
+    pub(crate) fn rows(
+        &self,
+        prefix: &str,
+        input: &FeatureShape,
+        depth: usize,
+        out: &mut Vec<LayerRow>,
+    ) -> Result<FeatureShape, LayerError> {
+        let mut shape = input.clone();
+        for (name, layer) in self.names.iter().zip(&self.layers) {
+            let full = format!("{prefix}{name}");
+            let output = layer
+                .output_shape(&shape)
+                .map_err(|kind| layer_error(&full, layer, &shape, kind))?;
+            out.push(LayerRow::new(
+                &full,
+                layer.kind(),
+                output.clone(),
+                layer.param_count(),
+                layer.macs(&shape, &output),
+                depth,
+            ));
+            match layer {
+                SequentialLayer::Residual(r) => {
+                    r.body
+                        .rows(&format!("{full}.body."), &shape, depth + 1, out)?;
+                    r.shortcut
+                        .rows(&format!("{full}.shortcut."), &shape, depth + 1, out)?;
+                }
+                SequentialLayer::Concat(c) => {
+                    for (i, b) in c.branches.iter().enumerate() {
+                        b.rows(&format!("{full}.branch{}.", i + 1), &shape, depth + 1, out)?;
+                    }
+                }
+                _ => {}
+            }
+            shape = output;
+        }
+        Ok(shape)
     }
 }
 
 /// Layers applied in order to an input of a fixed shape (checked on every call).
 #[derive(Module, Debug)]
 pub struct Sequential {
-    pub layers: Vec<SequentialLayer>,
-    #[module(skip)]
-    names: Vec<String>,
+    pub stack: Stack,
     #[module(skip)]
     input: FeatureShape,
     #[module(skip)]
@@ -136,10 +431,8 @@ impl Sequential {
         input: FeatureShape,
         layers: Vec<(String, SequentialLayer)>,
     ) -> Result<Self, LayerError> {
-        let (names, layers) = layers.into_iter().unzip();
         let model = Self {
-            layers,
-            names,
+            stack: Stack::new(layers),
             input,
             name: name.into(),
         };
@@ -156,38 +449,26 @@ impl Sequential {
     }
 
     pub fn layer_names(&self) -> &[String] {
-        &self.names
+        &self.stack.names
     }
 
     /// The shape of one example's output.
     pub fn output_shape(&self) -> Result<FeatureShape, LayerError> {
-        let mut shape = self.input.clone();
-        for (name, layer) in self.names.iter().zip(&self.layers) {
-            shape = layer
-                .output_shape(&shape)
-                .map_err(|kind| layer_error(name, layer, &shape, kind))?;
-        }
-        Ok(shape)
+        self.stack.output_shape(&self.input)
     }
 
-    /// Runs a batch `[N, C, H, W]` through every layer.
-    pub fn forward(&self, x: Tensor<4>) -> Result<Features, ModelError> {
+    /// Runs a batch (`[N, C, L]`, `[N, C, H, W]` or `[N, C, D, H, W]`) through every layer.
+    pub fn forward(&self, x: impl Into<Features>, mode: Mode) -> Result<Features, ModelError> {
+        let x = x.into();
         let dims = x.dims();
         if dims[1..] != *self.input.dims() {
             return Err(InputError {
                 expected: self.input.clone(),
-                got: dims.to_vec(),
+                got: dims,
             }
             .into());
         }
-        let mut x = Features::Map2d(x);
-        for (name, layer) in self.names.iter().zip(&self.layers) {
-            let shape = x.shape();
-            x = layer
-                .forward(x)
-                .map_err(|kind| layer_error(name, layer, &shape, kind))?;
-        }
-        Ok(x)
+        Ok(self.stack.forward(x, mode)?)
     }
 }
 
@@ -207,10 +488,11 @@ pub(crate) fn layer_error(
 
 impl Summarize for Sequential {
     fn summary(&self) -> Result<Summary, LayerError> {
+        let mut rows = Vec::new();
+        self.stack.rows("", &self.input, 0, &mut rows)?;
         let mut b = SummaryBuilder::new(&self.name, self.input.clone());
-        let mut shape = self.input.clone();
-        for (name, layer) in self.names.iter().zip(&self.layers) {
-            shape = b.layer(name, layer, layer.num_params(), &shape)?;
+        for row in rows {
+            b.push(row);
         }
         Ok(b.finish())
     }

@@ -29,28 +29,74 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::activation::{Activation, ActivationLayer};
-use crate::conv::Conv2dConfig;
+use crate::blocks::{Concat, Residual, SqueezeExcitationConfig};
+use crate::conv::{ConvConfig, DepthwiseConfig, SeparableConfig};
 use crate::dense::{DenseConfig, Flatten};
 use crate::error::{LayerError, LayerErrorKind};
-use crate::layer::{LayerInfo, spatial_input};
+use crate::layer::{LayerInfo, spatial_dims};
+use crate::norm::{BatchNormConfig, DropoutConfig, LrnConfig};
 use crate::pad::ZeroPadding2dConfig;
-use crate::pool::{Pool2dConfig, PoolKind};
-use crate::sequential::{Sequential, SequentialLayer, layer_error};
+use crate::pool::{ChannelPoolConfig, GlobalPool, PoolConfig, PoolKind};
+use crate::sequential::{Sequential, SequentialLayer, Stack, layer_error};
 use crate::shape::FeatureShape;
+use crate::transpose::ConvTransposeConfig;
 
 /// One layer's settings; `type` picks the layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LayerConfig {
-    Conv2d(Conv2dConfig),
+    Conv1d(ConvConfig),
+    Conv2d(ConvConfig),
+    Conv3d(ConvConfig),
+    DepthwiseConv2d(DepthwiseConfig),
+    SeparableConv2d(SeparableConfig),
+    #[serde(alias = "conv1d_transpose")]
+    ConvTranspose1d(ConvTransposeConfig),
+    #[serde(alias = "conv2d_transpose")]
+    ConvTranspose2d(ConvTransposeConfig),
+    #[serde(alias = "conv3d_transpose")]
+    ConvTranspose3d(ConvTransposeConfig),
+    #[serde(alias = "max_pooling1d")]
+    MaxPool1d(PoolConfig),
+    #[serde(alias = "max_pooling2d")]
+    MaxPool2d(PoolConfig),
+    #[serde(alias = "max_pooling3d")]
+    MaxPool3d(PoolConfig),
+    #[serde(alias = "average_pooling1d")]
+    AvgPool1d(PoolConfig),
+    #[serde(alias = "average_pooling2d")]
+    AvgPool2d(PoolConfig),
+    #[serde(alias = "average_pooling3d")]
+    AvgPool3d(PoolConfig),
+    #[serde(alias = "global_average_pooling")]
+    GlobalAvgPool,
+    #[serde(alias = "global_max_pooling")]
+    GlobalMaxPool,
+    #[serde(alias = "channel_max_pool")]
+    ChannelPool(ChannelPoolConfig),
     #[serde(alias = "zero_pad2d")]
     ZeroPadding2d(ZeroPadding2dConfig),
-    #[serde(alias = "max_pooling2d")]
-    MaxPool2d(Pool2dConfig),
-    #[serde(alias = "average_pooling2d")]
-    AvgPool2d(Pool2dConfig),
     Flatten,
     Dense(DenseConfig),
+    #[serde(alias = "batch_normalization")]
+    BatchNorm(BatchNormConfig),
+    Dropout(DropoutConfig),
+    #[serde(alias = "lrn")]
+    LocalResponseNorm(LrnConfig),
+    #[serde(alias = "se")]
+    SqueezeExcitation(SqueezeExcitationConfig),
+    /// `y = activation(body(x) + shortcut(x))`; an empty shortcut is the identity.
+    Residual {
+        body: Vec<LayerSpec>,
+        #[serde(default)]
+        shortcut: Vec<LayerSpec>,
+        #[serde(default)]
+        activation: Activation,
+    },
+    /// Branches on the same input, concatenated along the channels.
+    Concat {
+        branches: Vec<Branch>,
+    },
     Activation {
         activation: Activation,
     },
@@ -61,28 +107,58 @@ pub enum LayerConfig {
     Softmax,
 }
 
+/// One branch of a `concat` layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branch {
+    pub layers: Vec<LayerSpec>,
+}
+
 impl LayerConfig {
     /// The stem of default layer names (`conv2d` -> `conv2d_1`, `conv2d_2`...).
     fn base_name(&self) -> &'static str {
+        use LayerConfig as C;
         match self {
-            LayerConfig::Conv2d(_) => "conv2d",
-            LayerConfig::ZeroPadding2d(_) => "zero_padding2d",
-            LayerConfig::MaxPool2d(_) => "max_pool2d",
-            LayerConfig::AvgPool2d(_) => "avg_pool2d",
-            LayerConfig::Flatten => "flatten",
-            LayerConfig::Dense(_) => "dense",
-            LayerConfig::Activation { activation } => activation.name(),
-            LayerConfig::Relu => "relu",
-            LayerConfig::Relu6 => "relu6",
-            LayerConfig::Sigmoid => "sigmoid",
-            LayerConfig::Tanh => "tanh",
-            LayerConfig::Softmax => "softmax",
+            C::Conv1d(_) => "conv1d",
+            C::Conv2d(_) => "conv2d",
+            C::Conv3d(_) => "conv3d",
+            C::DepthwiseConv2d(_) => "depthwise_conv2d",
+            C::SeparableConv2d(_) => "separable_conv2d",
+            C::ConvTranspose1d(_) => "conv_transpose1d",
+            C::ConvTranspose2d(_) => "conv_transpose2d",
+            C::ConvTranspose3d(_) => "conv_transpose3d",
+            C::MaxPool1d(_) => "max_pool1d",
+            C::MaxPool2d(_) => "max_pool2d",
+            C::MaxPool3d(_) => "max_pool3d",
+            C::AvgPool1d(_) => "avg_pool1d",
+            C::AvgPool2d(_) => "avg_pool2d",
+            C::AvgPool3d(_) => "avg_pool3d",
+            C::GlobalAvgPool => "global_avg_pool",
+            C::GlobalMaxPool => "global_max_pool",
+            C::ChannelPool(_) => "channel_pool",
+            C::ZeroPadding2d(_) => "zero_padding2d",
+            C::Flatten => "flatten",
+            C::Dense(_) => "dense",
+            C::BatchNorm(_) => "batch_norm",
+            C::Dropout(_) => "dropout",
+            C::LocalResponseNorm(_) => "lrn",
+            C::SqueezeExcitation(_) => "se",
+            C::Residual { .. } => "residual",
+            C::Concat { .. } => "concat",
+            C::Activation { activation } => activation.name(),
+            C::Relu => "relu",
+            C::Relu6 => "relu6",
+            C::Sigmoid => "sigmoid",
+            C::Tanh => "tanh",
+            C::Softmax => "softmax",
         }
     }
 
     fn op(&self) -> String {
         match self {
-            LayerConfig::Conv2d(c) => format!("Conv2D {} filters {}", c.filters, c.kernel),
+            LayerConfig::Conv1d(c) | LayerConfig::Conv2d(c) | LayerConfig::Conv3d(c) => {
+                format!("{} {} filters {}", self.base_name(), c.filters, c.kernel)
+            }
             LayerConfig::Dense(d) => format!("Dense {} units", d.units),
             other => other.base_name().to_string(),
         }
@@ -94,34 +170,94 @@ impl LayerConfig {
         input: &FeatureShape,
         device: &Device,
     ) -> Result<SequentialLayer, LayerErrorKind> {
-        let activation = |a| Ok(SequentialLayer::Activation(ActivationLayer::new(a)));
-        match self {
-            LayerConfig::Conv2d(c) => {
-                spatial_input::<2>(input)?;
-                Ok(SequentialLayer::Conv2d(c.init(input.channels(), device)?))
+        use LayerConfig as C;
+        use SequentialLayer as L;
+        let activation = |a| L::Activation(ActivationLayer::new(a));
+        // Layers that need a map of a given number of spatial axes check it before they
+        // read the channel count.
+        let channels = |axes: usize| -> Result<usize, LayerErrorKind> {
+            spatial_dims(input, axes)?;
+            Ok(input.channels())
+        };
+        let any_map = || -> Result<usize, LayerErrorKind> {
+            if input.rank() < 2 {
+                return Err(LayerErrorKind::Rank {
+                    expected: "a (channels, spatial...) map",
+                    hint: " (it was flattened already)",
+                });
             }
-            LayerConfig::ZeroPadding2d(c) => Ok(SequentialLayer::ZeroPadding2d(c.init()?)),
-            LayerConfig::MaxPool2d(c) => Ok(SequentialLayer::Pool2d(c.init(PoolKind::Max)?)),
-            LayerConfig::AvgPool2d(c) => Ok(SequentialLayer::Pool2d(c.init(PoolKind::Avg)?)),
-            LayerConfig::Flatten => Ok(SequentialLayer::Flatten(Flatten)),
-            LayerConfig::Dense(c) => {
+            Ok(input.channels())
+        };
+        Ok(match self {
+            C::Conv1d(c) => L::Conv1d(c.init(channels(1)?, device)?),
+            C::Conv2d(c) => L::Conv2d(c.init(channels(2)?, device)?),
+            C::Conv3d(c) => L::Conv3d(c.init(channels(3)?, device)?),
+            C::DepthwiseConv2d(c) => L::Conv2d(c.init(channels(2)?, device)?),
+            C::SeparableConv2d(c) => L::SeparableConv2d(c.init(channels(2)?, device)?),
+            C::ConvTranspose1d(c) => L::ConvTranspose1d(c.init(channels(1)?, device)?),
+            C::ConvTranspose2d(c) => L::ConvTranspose2d(c.init(channels(2)?, device)?),
+            C::ConvTranspose3d(c) => L::ConvTranspose3d(c.init(channels(3)?, device)?),
+            C::MaxPool1d(c) => L::Pool1d(c.init(PoolKind::Max)?),
+            C::MaxPool2d(c) => L::Pool2d(c.init(PoolKind::Max)?),
+            C::MaxPool3d(c) => L::Pool3d(c.init(PoolKind::Max)?),
+            C::AvgPool1d(c) => L::Pool1d(c.init(PoolKind::Avg)?),
+            C::AvgPool2d(c) => L::Pool2d(c.init(PoolKind::Avg)?),
+            C::AvgPool3d(c) => L::Pool3d(c.init(PoolKind::Avg)?),
+            C::GlobalAvgPool => L::GlobalPool(GlobalPool::new(PoolKind::Avg)),
+            C::GlobalMaxPool => L::GlobalPool(GlobalPool::new(PoolKind::Max)),
+            C::ChannelPool(c) => L::ChannelPool(c.init()?),
+            C::ZeroPadding2d(c) => L::ZeroPadding2d(c.init()?),
+            C::Flatten => L::Flatten(Flatten),
+            C::Dense(c) => {
                 if input.rank() != 1 {
                     return Err(LayerErrorKind::Rank {
                         expected: "a flat (features) vector",
                         hint: "; add a flatten layer before it",
                     });
                 }
-                Ok(SequentialLayer::Dense(
-                    c.init(input.num_elements(), device)?,
-                ))
+                L::Dense(c.init(input.num_elements(), device)?)
             }
-            LayerConfig::Activation { activation: a } => activation(*a),
-            LayerConfig::Relu => activation(Activation::Relu),
-            LayerConfig::Relu6 => activation(Activation::Relu6),
-            LayerConfig::Sigmoid => activation(Activation::Sigmoid),
-            LayerConfig::Tanh => activation(Activation::Tanh),
-            LayerConfig::Softmax => activation(Activation::Softmax),
-        }
+            C::BatchNorm(c) => L::BatchNorm(c.init(input.channels(), device)?),
+            C::Dropout(c) => L::Dropout(c.init()?),
+            C::LocalResponseNorm(c) => {
+                any_map()?;
+                L::LocalResponseNorm(c.init()?)
+            }
+            C::SqueezeExcitation(c) => L::SqueezeExcitation(c.init(any_map()?, device)?),
+            C::Residual {
+                body,
+                shortcut,
+                activation,
+            } => {
+                let nested = |e: (Option<usize>, String)| LayerErrorKind::Config(e.1);
+                let (body, _) = build_stack(body, input, device).map_err(nested)?;
+                let (shortcut, _) = build_stack(shortcut, input, device).map_err(nested)?;
+                let block = Residual {
+                    body,
+                    shortcut,
+                    activation: *activation,
+                };
+                block.output(input)?;
+                L::Residual(block)
+            }
+            C::Concat { branches } => {
+                let nested = |e: (Option<usize>, String)| LayerErrorKind::Config(e.1);
+                let branches = branches
+                    .iter()
+                    .map(|b| build_stack(&b.layers, input, device).map(|(s, _)| s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(nested)?;
+                let block = Concat { branches };
+                block.output(input)?;
+                L::Concat(block)
+            }
+            C::Activation { activation: a } => activation(*a),
+            C::Relu => activation(Activation::Relu),
+            C::Relu6 => activation(Activation::Relu6),
+            C::Sigmoid => activation(Activation::Sigmoid),
+            C::Tanh => activation(Activation::Tanh),
+            C::Softmax => activation(Activation::Softmax),
+        })
     }
 }
 
@@ -145,6 +281,77 @@ impl From<LayerConfig> for LayerSpec {
             line: None,
         }
     }
+}
+
+impl LayerSpec {
+    /// Splits `name` off a layer table and reads the rest as the layer's settings.
+    fn from_table(mut table: toml::Table, index: usize) -> Result<Self, String> {
+        let name = match table.remove("name") {
+            None => None,
+            Some(toml::Value::String(s)) => Some(s),
+            Some(_) => return Err(format!("layer {index}: `name` must be a string")),
+        };
+        if !table.contains_key("type") {
+            return Err(format!(
+                "layer {index}: missing `type` (e.g. type = \"conv2d\")"
+            ));
+        }
+        let config: LayerConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("layer {index}: {}", e.message().trim()))?;
+        Ok(Self {
+            name,
+            config,
+            line: None,
+        })
+    }
+}
+
+/// Nested layer lists (inside `residual` and `concat`) are read the same way as the top level.
+impl<'de> Deserialize<'de> for LayerSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table = toml::Table::deserialize(d)?;
+        LayerSpec::from_table(table, 1).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Builds layers in order from `input`, naming unnamed ones `conv2d_1`, `conv2d_2`...
+/// Errors carry the spec line of the failing layer when known.
+fn build_stack(
+    specs: &[LayerSpec],
+    input: &FeatureShape,
+    device: &Device,
+) -> Result<(Stack, FeatureShape), (Option<usize>, String)> {
+    let mut counters: HashMap<&str, usize> = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut shape = input.clone();
+    let mut layers = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let base = spec.config.base_name();
+        let count = counters.entry(base).or_default();
+        *count += 1;
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{base}_{count}"));
+        if !seen.insert(name.clone()) {
+            return Err((spec.line, format!("two layers are named '{name}'")));
+        }
+        let fail = |e: LayerError| (spec.line, e.to_string());
+        let layer = spec.config.init(&shape, device).map_err(|kind| {
+            fail(LayerError {
+                layer: name.clone(),
+                op: spec.config.op(),
+                input: shape.clone(),
+                kind,
+            })
+        })?;
+        shape = layer
+            .output_shape(&shape)
+            .map_err(|kind| fail(layer_error(&name, &layer, &shape, kind)))?;
+        layers.push((name, layer));
+    }
+    Ok((Stack::new(layers), shape))
 }
 
 /// A sequential network: an input shape and its layers in order.
@@ -267,46 +474,19 @@ impl ModelSpec {
         spec.source = Some(path.to_string());
         for (i, table) in raw.layers.into_iter().enumerate() {
             let start = table.span().start;
-            let mut table = table.into_inner();
-            let name = match table.remove("name") {
-                None => None,
-                Some(toml::Value::String(s)) => Some(s),
-                Some(_) => {
-                    return Err(err_at(
-                        Some(start),
-                        format!("layer {}: `name` must be a string", i + 1),
-                    ));
-                }
-            };
-            if !table.contains_key("type") {
-                return Err(err_at(
-                    Some(start),
-                    format!("layer {}: missing `type` (e.g. type = \"conv2d\")", i + 1),
-                ));
-            }
-            let config: LayerConfig =
-                toml::Value::Table(table)
-                    .try_into()
-                    .map_err(|e: toml::de::Error| {
-                        err_at(
-                            Some(start),
-                            format!("layer {}: {}", i + 1, e.message().trim()),
-                        )
-                    })?;
-            spec.layers.push(LayerSpec {
-                name,
-                config,
-                line: Some(line_col(src, start).0),
-            });
+            let mut layer = LayerSpec::from_table(table.into_inner(), i + 1)
+                .map_err(|m| err_at(Some(start), m))?;
+            layer.line = Some(line_col(src, start).0);
+            spec.layers.push(layer);
         }
         spec.validate_input().map_err(|m| err_at(None, m))?;
         Ok(spec)
     }
 
     fn validate_input(&self) -> Result<(), String> {
-        if self.input.len() != 3 || self.input.contains(&0) {
+        if !(2..=4).contains(&self.input.len()) || self.input.contains(&0) {
             return Err(format!(
-                "input must be [channels, height, width] with every size at least 1, got {:?}",
+                "input must be [channels, length], [channels, height, width] or [channels, depth, height, width] with every size at least 1, got {:?}",
                 self.input
             ));
         }
@@ -325,36 +505,14 @@ impl ModelSpec {
             message,
         };
         self.validate_input().map_err(|m| fail(None, m))?;
-        let mut counters: HashMap<&str, usize> = HashMap::new();
-        let mut seen = HashSet::new();
-        let mut shape = FeatureShape::new(self.input.clone());
-        let mut layers = Vec::with_capacity(self.layers.len());
-        for spec in &self.layers {
-            let base = spec.config.base_name();
-            let count = counters.entry(base).or_default();
-            *count += 1;
-            let name = spec
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{base}_{count}"));
-            if !seen.insert(name.clone()) {
-                return Err(fail(spec.line, format!("two layers are named '{name}'")));
-            }
-            let to_error = |e: LayerError| fail(spec.line, e.to_string());
-            let layer = spec.config.init(&shape, device).map_err(|kind| {
-                to_error(LayerError {
-                    layer: name.clone(),
-                    op: spec.config.op(),
-                    input: shape.clone(),
-                    kind,
-                })
-            })?;
-            shape = layer
-                .output_shape(&shape)
-                .map_err(|kind| to_error(layer_error(&name, &layer, &shape, kind)))?;
-            layers.push((name, layer));
-        }
-        Sequential::new(&self.name, FeatureShape::new(self.input.clone()), layers)
+        let input = FeatureShape::new(self.input.clone());
+        let (stack, _) =
+            build_stack(&self.layers, &input, device).map_err(|(line, m)| fail(line, m))?;
+        Sequential::new(&self.name, input, stack_layers(stack))
             .map_err(|e| fail(None, e.to_string()))
     }
+}
+
+fn stack_layers(stack: Stack) -> Vec<(String, SequentialLayer)> {
+    stack.names.into_iter().zip(stack.layers).collect()
 }

@@ -19,6 +19,30 @@ pub struct LayerRow {
     pub trainable_params: usize,
     /// Multiply-accumulates for one example.
     pub macs: u64,
+    /// 0 for the model's own layers; 1 and more for layers inside a block, whose parameters
+    /// and cost are already in the block's row.
+    pub depth: usize,
+}
+
+impl LayerRow {
+    pub fn new(
+        name: &str,
+        kind: &str,
+        output_shape: FeatureShape,
+        params: ParamCount,
+        macs: u64,
+        depth: usize,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            output_shape,
+            params: params.trainable + params.non_trainable,
+            trainable_params: params.trainable,
+            macs,
+            depth,
+        }
+    }
 }
 
 /// What a network is made of, for one input shape.
@@ -50,6 +74,16 @@ pub struct SummaryBuilder {
 pub struct ParamCount {
     pub trainable: usize,
     pub non_trainable: usize,
+}
+
+impl std::ops::Add for ParamCount {
+    type Output = ParamCount;
+    fn add(self, o: ParamCount) -> ParamCount {
+        ParamCount {
+            trainable: self.trainable + o.trainable,
+            non_trainable: self.non_trainable + o.non_trainable,
+        }
+    }
 }
 
 impl From<usize> for ParamCount {
@@ -90,21 +124,28 @@ impl SummaryBuilder {
             .output_shape(input)
             .map_err(|kind| layer_error(name, layer, input, kind))?;
         let macs = layer.macs(input, &output);
-        let s = &mut self.summary;
-        s.trainable_params += params.trainable;
-        s.non_trainable_params += params.non_trainable;
-        s.total_params += params.trainable + params.non_trainable;
-        s.total_macs += macs;
-        s.output_shape = output.clone();
-        s.layers.push(LayerRow {
-            name: name.to_string(),
-            kind: layer.kind().to_string(),
-            output_shape: output.clone(),
-            params: params.trainable + params.non_trainable,
-            trainable_params: params.trainable,
+        self.push(LayerRow::new(
+            name,
+            layer.kind(),
+            output.clone(),
+            params,
             macs,
-        });
+            0,
+        ));
         Ok(output)
+    }
+
+    /// Adds a row; rows inside blocks (depth > 0) are shown but not added to the totals.
+    pub fn push(&mut self, row: LayerRow) {
+        let s = &mut self.summary;
+        if row.depth == 0 {
+            s.trainable_params += row.trainable_params;
+            s.non_trainable_params += row.params - row.trainable_params;
+            s.total_params += row.params;
+            s.total_macs += row.macs;
+            s.output_shape = row.output_shape.clone();
+        }
+        s.layers.push(row);
     }
 
     pub fn finish(self) -> Summary {
@@ -153,7 +194,7 @@ impl fmt::Display for Summary {
         let name_w = self
             .layers
             .iter()
-            .map(|r| r.name.len() + r.kind.len() + 3)
+            .map(|r| 2 * r.depth + r.name.len() + r.kind.len() + 3)
             .chain([28])
             .max()
             .unwrap_or(28);
@@ -174,7 +215,7 @@ impl fmt::Display for Summary {
         )?;
         writeln!(f, "{}", "━".repeat(width))?;
         for r in &self.layers {
-            let label = format!("{} ({})", r.name, r.kind);
+            let label = format!("{}{} ({})", "  ".repeat(r.depth), r.name, r.kind);
             writeln!(
                 f,
                 " {:<name_w$}  {:<shape_w$}  {:>13}  {:>15}",

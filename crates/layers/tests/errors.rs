@@ -1,7 +1,9 @@
 //! Bad specs and impossible shapes: one clear line naming the layer and the shapes.
 
 use burn::tensor::{Device, Tensor};
-use convnet_layers::{Conv2dConfig, LayerConfig, ModelError, ModelSpec, Padding, Pool2dConfig};
+use convnet_layers::{
+    Conv2dConfig, LayerConfig, Mode, ModelError, ModelSpec, Padding, Pool2dConfig,
+};
 
 fn build_err(src: &str) -> String {
     match ModelSpec::parse(src, "net.toml") {
@@ -37,11 +39,8 @@ fn unknown_layer_type_and_fields_name_the_layer_and_its_line() {
     let err = build_err("input = [1, 28, 28]\n[[layers]]\nfilters = 6\n");
     assert!(err.contains("missing `type`"), "{err}");
 
-    let err = build_err("input = [1, 28]\n[[layers]]\ntype = \"flatten\"\n");
-    assert!(
-        err.contains("input must be [channels, height, width]"),
-        "{err}"
-    );
+    let err = build_err("input = [28]\n[[layers]]\ntype = \"flatten\"\n");
+    assert!(err.contains("input must be [channels, length]"), "{err}");
 
     let err = build_err("inputs = [1, 28, 28]\n");
     assert!(err.contains("inputs"), "{err}");
@@ -95,17 +94,17 @@ fn channel_mismatch_and_missing_flatten_are_explained() {
 #[test]
 fn bad_configs_are_errors_not_panics() {
     let device = Device::flex();
-    assert!(Conv2dConfig::new(4, 0).init(3, &device).is_err());
+    assert!(Conv2dConfig::new(4, 0).init::<4>(3, &device).is_err());
     assert!(
         Conv2dConfig::new(4, 3)
             .with_stride(0)
-            .init(3, &device)
+            .init::<4>(3, &device)
             .is_err()
     );
-    assert!(Conv2dConfig::new(0, 3).init(3, &device).is_err());
+    assert!(Conv2dConfig::new(0, 3).init::<4>(3, &device).is_err());
     assert!(
         Pool2dConfig::new(0)
-            .init(convnet_layers::PoolKind::Max)
+            .init::<4>(convnet_layers::PoolKind::Max)
             .is_err()
     );
     let pool = Pool2dConfig::new(2)
@@ -135,7 +134,7 @@ fn a_model_rejects_inputs_of_another_shape() {
         .build(&device)
         .unwrap();
     let err = model
-        .forward(Tensor::<4>::zeros([2, 3, 28, 28], &device))
+        .forward(Tensor::<4>::zeros([2, 3, 28, 28], &device), Mode::Eval)
         .unwrap_err();
     assert!(matches!(err, ModelError::Input(_)));
     assert_eq!(
@@ -144,7 +143,7 @@ fn a_model_rejects_inputs_of_another_shape() {
     );
     assert!(
         model
-            .forward(Tensor::<4>::zeros([2, 1, 28, 28], &device))
+            .forward(Tensor::<4>::zeros([2, 1, 28, 28], &device), Mode::Eval)
             .is_ok()
     );
 }

@@ -101,7 +101,7 @@ mod tests {
     use super::*;
     use burn::module::Module;
     use burn::tensor::{Distribution, Tensor};
-    use convnet_layers::{FeatureShape, Summarize};
+    use convnet_layers::{FeatureShape, Mode, Summarize};
 
     #[test]
     fn lenet5_has_the_course_parameter_count_61706() {
@@ -148,7 +148,7 @@ mod tests {
         let device = Device::flex();
         let model = LeNet5Config::fashion_mnist().init(&device).unwrap();
         let x = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
-        let y = model.forward(x).unwrap();
+        let y = model.forward(x, Mode::Eval).unwrap();
         assert_eq!(y.dims(), vec![3, 10]);
         assert_eq!(model.input_shape(), &FeatureShape::new([1, 28, 28]));
         let values: Vec<f32> = y.into_flat().into_data().try_to_vec::<f32>().unwrap();
