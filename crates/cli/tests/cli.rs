@@ -86,7 +86,7 @@ fn user_errors_are_one_line_with_a_failing_status() {
         ),
         (
             vec!["summary".into(), bad.display().to_string()],
-            "bad.toml:2:1: layer 1",
+            "bad.toml:2: layer 'conv2d_1' (conv2d 2 filters 3x3x3): kernel size has 3 values but the layer has 2 spatial axes",
         ),
         (
             vec!["summary".into(), small.display().to_string()],

@@ -382,12 +382,12 @@ fn conv(args: ConvArgs, device: &Device, device_arg: DeviceArg) -> Result<()> {
         args.warmup
     );
     println!(
-        "{:<14} {:<46} {:>10} {:>9} {:>11} {:>9}",
+        "{:<14} {:<52} {:>10} {:>9} {:>11} {:>9}",
         "case", "shape", "fwd ms", "GFLOP/s", "fwd+bwd ms", "GFLOP/s"
     );
     for r in &results {
         println!(
-            "{:<14} {:<46} {:>10.3} {:>9.1} {:>11.3} {:>9.1}",
+            "{:<14} {:<52} {:>10.3} {:>9.1} {:>11.3} {:>9.1}",
             r.case.name,
             r.case.shape(),
             r.forward.median_s * 1e3,

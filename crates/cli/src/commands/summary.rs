@@ -1,4 +1,4 @@
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::tensor::Device;
 use convnet_layers::{ModelSpec, Summarize, Summary};
 use std::path::Path;
@@ -18,10 +18,8 @@ fn summarize(model: &str, device: &Device) -> Result<Summary> {
     let path = Path::new(model);
     if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
         let spec = ModelSpec::from_file(path)?;
-        let built = spec
-            .build(device)
-            .with_context(|| format!("model spec {}", path.display()))?;
-        return Ok(built.summary()?);
+        // Spec errors already name the file, line and layer.
+        return Ok(spec.build(device)?.summary()?);
     }
     Ok(convnet_zoo::summary(model, device)?)
 }
