@@ -1,22 +1,9 @@
 //! The `convnet` binary as people use it: exit codes, one-line errors, `--json`, `--help`.
 
+mod common;
+
+use common::{convnet, stderr, stdout};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .output()
-        .expect("the convnet binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn spec(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

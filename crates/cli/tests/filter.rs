@@ -1,18 +1,9 @@
 //! `convnet filter` as people use it: an image file in, a response image out, one-line errors.
 
+mod common;
+
+use common::{convnet, stderr};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .output()
-        .expect("the convnet binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A `w x h` greyscale PNG: bright on the left half, dark on the right.
 fn write_step_png(path: &Path, w: u32, h: u32) {

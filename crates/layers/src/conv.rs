@@ -110,35 +110,23 @@ impl ConvConfig {
                 got: in_channels,
             });
         }
-        if self.filters == 0 {
-            return Err(LayerErrorKind::Config("filters must be at least 1".into()));
-        }
-        if self.groups == 0
-            || !in_channels.is_multiple_of(self.groups)
-            || !self.filters.is_multiple_of(self.groups)
-        {
-            return Err(LayerErrorKind::Config(format!(
-                "groups = {} must divide both the input channels ({in_channels}) and the filters ({})",
-                self.groups, self.filters
-            )));
-        }
-        let kernel = self.kernel.resolve(n, "kernel size")?;
-        let stride = self.stride.resolve(n, "stride")?;
-        let dilation = self.dilation.resolve(n, "dilation")?;
-        let area: usize = kernel.iter().product();
-        let fan_in = in_channels / self.groups * area;
-        let fan_out = self.filters / self.groups * area;
-        // PyTorch's default: Kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-        let init = Initializer::KaimingUniform {
-            gain: 1.0 / 3f64.sqrt(),
-            fan_out_only: false,
-        };
+        let sizes = ConvSizes::check(
+            n,
+            in_channels,
+            self.filters,
+            self.groups,
+            [&self.kernel, &self.stride, &self.dilation],
+        )?;
         let mut shape = vec![self.filters, in_channels / self.groups];
-        shape.extend(&kernel);
-        let weight = init.init_with::<D, _>(shape, Some(fan_in), Some(fan_out), device);
-        let bias = self
-            .bias
-            .then(|| init.init_with([self.filters], Some(fan_in), Some(fan_out), device));
+        shape.extend(&sizes.kernel);
+        let fan_in = in_channels / self.groups * sizes.area();
+        let (weight, bias) =
+            pytorch_params::<D>(shape, fan_in, self.bias.then_some(self.filters), device);
+        let ConvSizes {
+            kernel,
+            stride,
+            dilation,
+        } = sizes;
         Ok(Conv {
             weight,
             bias,
@@ -161,6 +149,59 @@ pub(crate) fn spatial_axes<const D: usize>() -> Result<usize, LayerErrorKind> {
             D.saturating_sub(2)
         ))),
     }
+}
+
+/// Kernel, stride and dilation of a convolution (plain or transposed), checked against its
+/// channels and groups.
+pub(crate) struct ConvSizes {
+    pub kernel: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub dilation: Vec<usize>,
+}
+
+impl ConvSizes {
+    pub(crate) fn check(
+        spatial_axes: usize,
+        in_channels: usize,
+        filters: usize,
+        groups: usize,
+        [kernel, stride, dilation]: [&Size; 3],
+    ) -> Result<Self, LayerErrorKind> {
+        if filters == 0 {
+            return Err(LayerErrorKind::Config("filters must be at least 1".into()));
+        }
+        if groups == 0 || !in_channels.is_multiple_of(groups) || !filters.is_multiple_of(groups) {
+            return Err(LayerErrorKind::Config(format!(
+                "groups = {groups} must divide both the input channels ({in_channels}) and the filters ({filters})"
+            )));
+        }
+        Ok(Self {
+            kernel: kernel.resolve(spatial_axes, "kernel size")?,
+            stride: stride.resolve(spatial_axes, "stride")?,
+            dilation: dilation.resolve(spatial_axes, "dilation")?,
+        })
+    }
+
+    pub(crate) fn area(&self) -> usize {
+        self.kernel.iter().product()
+    }
+}
+
+/// A weight of `shape` and an optional bias of `bias_channels` values, initialised as PyTorch
+/// does: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (Kaiming-uniform with a = sqrt(5)).
+pub(crate) fn pytorch_params<const D: usize>(
+    shape: Vec<usize>,
+    fan_in: usize,
+    bias_channels: Option<usize>,
+    device: &Device,
+) -> (Param<Tensor<D>>, Option<Param<Tensor<1>>>) {
+    let init = Initializer::KaimingUniform {
+        gain: 1.0 / 3f64.sqrt(),
+        fan_out_only: false,
+    };
+    let weight = init.init_with::<D, _>(shape, Some(fan_in), None, device);
+    let bias = bias_channels.map(|c| init.init_with([c], Some(fan_in), None, device));
+    (weight, bias)
 }
 
 /// A convolution followed by an optional activation, over `D - 2` spatial axes.

@@ -66,17 +66,20 @@ pub enum Size {
 
 impl Size {
     /// The size of each of `n` axes.
+    pub fn expand(&self, n: usize, what: &str) -> Result<Vec<usize>, LayerErrorKind> {
+        match self {
+            Size::All(v) => Ok(vec![*v; n]),
+            Size::Each(v) if v.len() == n => Ok(v.clone()),
+            Size::Each(v) => Err(LayerErrorKind::Config(format!(
+                "{what} has {} values but the layer has {n} spatial axes",
+                v.len()
+            ))),
+        }
+    }
+
+    /// [`Size::expand`] for sizes that must be at least 1 (kernels, strides, dilations).
     pub fn resolve(&self, n: usize, what: &str) -> Result<Vec<usize>, LayerErrorKind> {
-        let v = match self {
-            Size::All(v) => vec![*v; n],
-            Size::Each(v) if v.len() == n => v.clone(),
-            Size::Each(v) => {
-                return Err(LayerErrorKind::Config(format!(
-                    "{what} has {} values but the layer has {n} spatial axes",
-                    v.len()
-                )));
-            }
-        };
+        let v = self.expand(n, what)?;
         if v.contains(&0) {
             return Err(LayerErrorKind::Config(format!("{what} must be at least 1")));
         }

@@ -285,20 +285,19 @@ impl From<LayerConfig> for LayerSpec {
 
 impl LayerSpec {
     /// Splits `name` off a layer table and reads the rest as the layer's settings.
-    fn from_table(mut table: toml::Table, index: usize) -> Result<Self, String> {
+    /// `label` names the layer in messages ("layer 3", or "a nested layer").
+    fn from_table(mut table: toml::Table, label: &str) -> Result<Self, String> {
         let name = match table.remove("name") {
             None => None,
             Some(toml::Value::String(s)) => Some(s),
-            Some(_) => return Err(format!("layer {index}: `name` must be a string")),
+            Some(_) => return Err(format!("{label}: `name` must be a string")),
         };
         if !table.contains_key("type") {
-            return Err(format!(
-                "layer {index}: missing `type` (e.g. type = \"conv2d\")"
-            ));
+            return Err(format!("{label}: missing `type` (e.g. type = \"conv2d\")"));
         }
         let config: LayerConfig = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| format!("layer {index}: {}", e.message().trim()))?;
+            .map_err(|e: toml::de::Error| format!("{label}: {}", e.message().trim()))?;
         Ok(Self {
             name,
             config,
@@ -311,7 +310,7 @@ impl LayerSpec {
 impl<'de> Deserialize<'de> for LayerSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let table = toml::Table::deserialize(d)?;
-        LayerSpec::from_table(table, 1).map_err(serde::de::Error::custom)
+        LayerSpec::from_table(table, "a nested layer").map_err(serde::de::Error::custom)
     }
 }
 
@@ -474,7 +473,7 @@ impl ModelSpec {
         spec.source = Some(path.to_string());
         for (i, table) in raw.layers.into_iter().enumerate() {
             let start = table.span().start;
-            let mut layer = LayerSpec::from_table(table.into_inner(), i + 1)
+            let mut layer = LayerSpec::from_table(table.into_inner(), &format!("layer {}", i + 1))
                 .map_err(|m| err_at(Some(start), m))?;
             layer.line = Some(line_col(src, start).0);
             spec.layers.push(layer);

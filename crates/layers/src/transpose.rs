@@ -1,14 +1,13 @@
 //! Transposed convolutions ("up-convolutions"), as U-Net and FCNs upsample with them.
 
 use burn::module::{Module, Param};
-use burn::nn::Initializer;
 use burn::tensor::module::{conv_transpose1d, conv_transpose2d, conv_transpose3d};
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
-use crate::conv::spatial_axes;
+use crate::conv::{ConvSizes, pytorch_params, spatial_axes};
 use crate::error::LayerErrorKind;
 use crate::geometry::{Padding, TransposeAxis, transpose_axis};
 use crate::layer::{LayerInfo, Size, dims_text, spatial_dims};
@@ -94,44 +93,25 @@ impl ConvTransposeConfig {
         device: &Device,
     ) -> Result<ConvTranspose<D>, LayerErrorKind> {
         let n = spatial_axes::<D>()?;
-        if self.filters == 0 {
-            return Err(LayerErrorKind::Config("filters must be at least 1".into()));
-        }
-        if self.groups == 0
-            || !in_channels.is_multiple_of(self.groups)
-            || !self.filters.is_multiple_of(self.groups)
-        {
-            return Err(LayerErrorKind::Config(format!(
-                "groups = {} must divide both the input channels ({in_channels}) and the filters ({})",
-                self.groups, self.filters
-            )));
-        }
-        let kernel = self.kernel.resolve(n, "kernel size")?;
-        let stride = self.stride.resolve(n, "stride")?;
-        let dilation = self.dilation.resolve(n, "dilation")?;
-        let output_padding = match &self.output_padding {
-            Size::All(v) => vec![*v; n],
-            Size::Each(v) if v.len() == n => v.clone(),
-            Size::Each(v) => {
-                return Err(LayerErrorKind::Config(format!(
-                    "output_padding has {} values but the layer has {n} spatial axes",
-                    v.len()
-                )));
-            }
-        };
-        let area: usize = kernel.iter().product();
-        // PyTorch computes the fan-in of a transposed weight from its dim 1 (filters / groups).
-        let fan_in = self.filters / self.groups * area;
-        let init = Initializer::KaimingUniform {
-            gain: 1.0 / 3f64.sqrt(),
-            fan_out_only: false,
-        };
+        let sizes = ConvSizes::check(
+            n,
+            in_channels,
+            self.filters,
+            self.groups,
+            [&self.kernel, &self.stride, &self.dilation],
+        )?;
+        let output_padding = self.output_padding.expand(n, "output_padding")?;
         let mut shape = vec![in_channels, self.filters / self.groups];
-        shape.extend(&kernel);
-        let weight = init.init_with::<D, _>(shape, Some(fan_in), None, device);
-        let bias = self
-            .bias
-            .then(|| init.init_with([self.filters], Some(fan_in), None, device));
+        shape.extend(&sizes.kernel);
+        // PyTorch computes the fan-in of a transposed weight from its dim 1 (filters / groups).
+        let fan_in = self.filters / self.groups * sizes.area();
+        let (weight, bias) =
+            pytorch_params::<D>(shape, fan_in, self.bias.then_some(self.filters), device);
+        let ConvSizes {
+            kernel,
+            stride,
+            dilation,
+        } = sizes;
         Ok(ConvTranspose {
             weight,
             bias,

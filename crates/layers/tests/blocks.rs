@@ -1,29 +1,14 @@
 //! The building blocks from spec files and from Rust: shapes, parameter counts, train/eval
 //! behaviour and the errors for impossible settings.
 
+mod common;
+
 use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use common::{build, build_err, values};
 use convnet_layers::{
-    BatchNormConfig, ChannelPoolConfig, DropoutConfig, Features, Mode, ModelSpec, Summarize,
+    BatchNormConfig, ChannelPoolConfig, DropoutConfig, Features, Mode, Summarize,
 };
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn build(src: &str) -> convnet_layers::Sequential {
-    ModelSpec::parse(src, "net.toml")
-        .unwrap()
-        .build(&Device::flex())
-        .unwrap()
-}
-
-fn build_err(src: &str) -> String {
-    match ModelSpec::parse(src, "net.toml") {
-        Err(e) => e.to_string(),
-        Ok(spec) => spec.build(&Device::flex()).unwrap_err().to_string(),
-    }
-}
 
 #[test]
 fn a_frozen_batch_norm_on_an_autodiff_device_uses_and_keeps_its_running_statistics() {

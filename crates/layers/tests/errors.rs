@@ -1,16 +1,12 @@
 //! Bad specs and impossible shapes: one clear line naming the layer and the shapes.
 
+mod common;
+
 use burn::tensor::{Device, Tensor};
+use common::build_err;
 use convnet_layers::{
     Conv2dConfig, LayerConfig, Mode, ModelError, ModelSpec, Padding, Pool2dConfig,
 };
-
-fn build_err(src: &str) -> String {
-    match ModelSpec::parse(src, "net.toml") {
-        Err(e) => e.to_string(),
-        Ok(spec) => spec.build(&Device::flex()).unwrap_err().to_string(),
-    }
-}
 
 #[test]
 fn malformed_toml_reports_line_and_column() {

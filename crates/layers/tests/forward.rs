@@ -1,51 +1,34 @@
 //! Layer outputs against loops written out by hand.
 
+mod common;
+
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use convnet_layers::{Conv2dConfig, Padding, Pool2dConfig, PoolKind, ZeroPadding2dConfig};
+use common::values;
+use convnet_layers::reference::{Array, conv_forward};
+use convnet_layers::{Conv2d, Conv2dConfig, Padding, Pool2dConfig, PoolKind, ZeroPadding2dConfig};
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-/// Direct convolution with explicit (begin, end) padding, stride and dilation; groups = 1.
-#[allow(clippy::too_many_arguments)]
-fn naive_conv(
-    x: &[f32],
-    [n, c, h, w]: [usize; 4],
-    wt: &[f32],
-    [f, _, kh, kw]: [usize; 4],
-    bias: &[f32],
+/// The course's loop-level convolution (`reference::conv_forward`) with the layer's own weights
+/// and explicit `(top, bottom, left, right)` padding.
+fn reference_conv(
+    x: Tensor<4>,
+    conv: &Conv2d,
     stride: usize,
     dilation: usize,
     (pt, pb, pl, pr): (usize, usize, usize, usize),
 ) -> (Vec<f32>, [usize; 4]) {
-    let oh = (h + pt + pb - dilation * (kh - 1) - 1) / stride + 1;
-    let ow = (w + pl + pr - dilation * (kw - 1) - 1) / stride + 1;
-    let mut out = vec![0.0; n * f * oh * ow];
-    for b in 0..n {
-        for o in 0..f {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let mut acc = bias[o];
-                    for ci in 0..c {
-                        for u in 0..kh {
-                            for v in 0..kw {
-                                let y = (i * stride + u * dilation) as isize - pt as isize;
-                                let xx = (j * stride + v * dilation) as isize - pl as isize;
-                                if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
-                                    continue;
-                                }
-                                acc += x[((b * c + ci) * h + y as usize) * w + xx as usize]
-                                    * wt[((o * c + ci) * kh + u) * kw + v];
-                            }
-                        }
-                    }
-                    out[((b * f + o) * oh + i) * ow + j] = acc;
-                }
-            }
-        }
-    }
-    (out, [n, f, oh, ow])
+    let arr = |t: Tensor<4>| Array::new(t.dims().to_vec(), values(t));
+    let bias = values(conv.bias.as_ref().unwrap().val());
+    let y = conv_forward(
+        &arr(x),
+        &arr(conv.weight.val()),
+        Some(&bias),
+        &[stride, stride],
+        &[(pt, pb), (pl, pr)],
+        &[dilation, dilation],
+        1,
+    );
+    let dims = [y.shape[0], y.shape[1], y.shape[2], y.shape[3]];
+    (y.into_vec(), dims)
 }
 
 fn assert_close(a: &[f32], b: &[f32]) {
@@ -64,7 +47,7 @@ fn same_padding_with_stride_2_pads_the_extra_pixel_at_the_end() {
     // 8x8, kernel 4, stride 2 -> 4x4 with total padding 2 = 1 + 1; 7x7 kernel 4 stride 2 -> 4x4,
     // total 3 = 1 + 2 (the extra on the bottom/right).
     for (size, k, dil, pads) in [
-        (8, 4, 1, (1, 1, 1, 1)),
+        (8usize, 4, 1, (1, 1, 1, 1)),
         (7, 4, 1, (1, 2, 1, 2)),
         (9, 3, 2, (2, 2, 2, 2)),
     ] {
@@ -76,16 +59,7 @@ fn same_padding_with_stride_2_pads_the_extra_pixel_at_the_end() {
             .unwrap();
         let x = Tensor::<4>::random([2, 2, size, size], Distribution::Normal(0.0, 1.0), &device);
         let y = conv.forward(x.clone()).unwrap();
-        let (expected, dims) = naive_conv(
-            &values(x),
-            [2, 2, size, size],
-            &values(conv.weight.val()),
-            [3, 2, k, k],
-            &values(conv.bias.as_ref().unwrap().val()),
-            2,
-            dil,
-            pads,
-        );
+        let (expected, dims) = reference_conv(x, &conv, 2, dil, pads);
         assert_eq!(y.dims(), dims);
         assert_eq!(dims[2], size.div_ceil(2));
         assert_close(&values(y), &expected);
@@ -101,16 +75,7 @@ fn zero_padding_then_valid_conv_equals_explicit_padding() {
     let conv = Conv2dConfig::new(4, 3).init(3, &device).unwrap();
     let x = Tensor::<4>::random([1, 3, 6, 5], Distribution::Normal(0.0, 1.0), &device);
     let y = conv.forward(pad.forward(x.clone()).unwrap()).unwrap();
-    let (expected, dims) = naive_conv(
-        &values(x),
-        [1, 3, 6, 5],
-        &values(conv.weight.val()),
-        [4, 3, 3, 3],
-        &values(conv.bias.as_ref().unwrap().val()),
-        1,
-        1,
-        (1, 2, 0, 3),
-    );
+    let (expected, dims) = reference_conv(x, &conv, 1, 1, (1, 2, 0, 3));
     assert_eq!(y.dims(), dims);
     assert_close(&values(y), &expected);
 }
