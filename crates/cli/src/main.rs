@@ -39,6 +39,12 @@ enum Command {
     Filter(commands::filter::Args),
     /// Micro-benchmarks: `convnet bench conv` times single convolutions.
     Bench(commands::bench::Args),
+    /// Train a classifier (progress, validation, history.csv, curves.png, checkpoints).
+    Train(commands::train::Args),
+    /// Accuracy, per-class precision and recall, and a confusion matrix for a trained model.
+    Eval(commands::eval::Args),
+    /// Classify image files with a trained model (or an ensemble of them).
+    Predict(commands::predict::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -66,6 +72,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => commands::models::run(args),
         Command::Filter(args) => commands::filter::run(args, &device()?),
         Command::Bench(args) => commands::bench::run(args, &device()?, cli.device),
+        Command::Train(args) => commands::train::run(args, &device()?, cli.quiet),
+        Command::Eval(args) => commands::eval::run(args, &device()?, cli.quiet),
+        Command::Predict(args) => commands::predict::run(args, &device()?),
     }
 }
 

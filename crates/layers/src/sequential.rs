@@ -4,7 +4,7 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use crate::activation::ActivationLayer;
+use crate::activation::{Activation, ActivationLayer};
 use crate::blocks::{Concat, Residual, SqueezeExcitation};
 use crate::conv::{Conv, SeparableConv};
 use crate::dense::{Dense, Flatten};
@@ -469,6 +469,46 @@ impl Sequential {
             .into());
         }
         Ok(self.stack.forward(x, mode)?)
+    }
+
+    /// Whether the network ends in a softmax (a softmax dense layer or a softmax layer).
+    pub fn ends_in_softmax(&self) -> bool {
+        matches!(
+            self.stack.layers.last(),
+            Some(SequentialLayer::Dense(Dense { activation: Activation::Softmax, .. }))
+                | Some(SequentialLayer::Activation(ActivationLayer { activation: Activation::Softmax }))
+        )
+    }
+
+    /// The pre-softmax scores `[N, classes]`: the forward pass with a final softmax left out,
+    /// so losses can use the log-sum-exp form instead of the log of rounded probabilities.
+    /// A network without a final softmax returns its (flattened) output unchanged.
+    pub fn forward_logits(&self, x: impl Into<Features>, mode: Mode) -> Result<Tensor<2>, ModelError> {
+        if !self.ends_in_softmax() {
+            return Ok(self.forward(x, mode)?.into_flat());
+        }
+        let x = x.into();
+        let dims = x.dims();
+        if dims[1..] != *self.input.dims() {
+            return Err(InputError {
+                expected: self.input.clone(),
+                got: dims,
+            }
+            .into());
+        }
+        let last = self.stack.layers.len() - 1;
+        let mut x = x;
+        for (name, layer) in self.stack.names.iter().zip(&self.stack.layers).take(last) {
+            let shape = x.shape();
+            x = layer
+                .forward(x, mode)
+                .map_err(|kind| layer_error(name, layer, &shape, kind))?;
+        }
+        let x = x.into_flat();
+        Ok(match &self.stack.layers[last] {
+            SequentialLayer::Dense(dense) => dense.linear.forward(x),
+            _ => x,
+        })
     }
 }
 

@@ -495,6 +495,17 @@ impl ModelSpec {
         Ok(())
     }
 
+    /// The spec as a TOML file that [`ModelSpec::parse`] reads back to an equal spec
+    /// (checkpoints store their architecture this way).
+    pub fn to_toml(&self) -> Result<String, SpecError> {
+        toml::to_string(self).map_err(|e| SpecError {
+            path: self.source.clone().unwrap_or_default(),
+            line: None,
+            column: None,
+            message: format!("cannot write the spec as TOML: {e}"),
+        })
+    }
+
     /// Builds the network on `device`, checking every layer against its input shape.
     pub fn build(&self, device: &Device) -> Result<Sequential, SpecError> {
         let fail = |line: Option<usize>, message: String| SpecError {

@@ -6,9 +6,11 @@
 //! [`image_io`]); filters run through [`convnet_layers::Conv2d`], so `valid` / `same` padding
 //! follows the same window rule as every layer of convnet.
 
+pub mod chart;
 pub mod filters;
 pub mod image_io;
 
+pub use chart::{Panel, Series, confusion_png, line_chart_png};
 pub use filters::{Kernel, KernelError, NamedKernel, apply};
 pub use image_io::{ColorMode, Plane, ViewScale, load_grey, load_image, load_rgb, save_grey_png};
 

@@ -50,6 +50,17 @@ impl LeNet5Config {
         }
     }
 
+    /// LeNet-5 on `channels x size x size` images: inputs smaller than 32x32 are zero-padded
+    /// by the first convolution up to (nearly) 32x32, so the later layers keep the paper's sizes.
+    pub fn for_input(channels: usize, size: usize) -> Self {
+        Self {
+            in_channels: channels,
+            input_size: size,
+            first_padding: 32usize.saturating_sub(size) / 2,
+            ..Self::lenet5()
+        }
+    }
+
     pub fn with_num_classes(mut self, num_classes: usize) -> Self {
         self.num_classes = num_classes;
         self

@@ -1,6 +1,12 @@
-//! One module per subcommand.
+//! One module per subcommand, and what several of them share.
 
 pub mod bench;
+mod classifier;
+mod dataset;
+pub mod eval;
 pub mod filter;
 pub mod models;
+pub mod predict;
+mod progress;
 pub mod summary;
+pub mod train;

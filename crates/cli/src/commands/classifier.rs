@@ -1,0 +1,117 @@
+//! Trained classifiers loaded from checkpoints, alone or as an ensemble whose class
+//! probabilities are averaged (the course's ensembling).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+use convnet_data::{ImageSet, Normalization};
+use convnet_layers::Sequential;
+use convnet_train::evaluate::eval_loader;
+use convnet_train::{Checkpoint, CheckpointMeta, probabilities};
+
+pub struct Classifier {
+    pub path: PathBuf,
+    pub model: Sequential,
+    pub normalization: Normalization,
+    pub meta: CheckpointMeta,
+    /// `[channels, height, width]` of one input image.
+    pub input: [usize; 3],
+}
+
+impl Classifier {
+    /// A checkpoint file, or a run directory (its best checkpoint).
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let path = Checkpoint::resolve(path)?;
+        let ckpt = Checkpoint::load(&path)?;
+        let model = ckpt.model(&path, device)?;
+        let dims = model.input_shape().dims().to_vec();
+        let input: [usize; 3] = match dims.as_slice() {
+            &[c, h, w] => [c, h, w],
+            _ => bail!(
+                "{}: the model's input {dims:?} is not an image (channels, height, width)",
+                path.display()
+            ),
+        };
+        Ok(Self {
+            normalization: (&ckpt.meta.normalization).into(),
+            meta: ckpt.meta,
+            path,
+            model,
+            input,
+        })
+    }
+
+    pub fn classes(&self) -> &[String] {
+        &self.meta.classes
+    }
+}
+
+pub struct Ensemble {
+    pub members: Vec<Classifier>,
+}
+
+impl Ensemble {
+    pub fn load(paths: &[PathBuf], device: &Device) -> Result<Self> {
+        let members = paths
+            .iter()
+            .map(|p| Classifier::load(p, device))
+            .collect::<Result<Vec<_>>>()?;
+        let first = &members[0];
+        for m in &members[1..] {
+            if m.classes() != first.classes() {
+                bail!(
+                    "cannot ensemble {} and {}: their classes differ ({:?} vs {:?})",
+                    first.path.display(),
+                    m.path.display(),
+                    first.classes(),
+                    m.classes()
+                );
+            }
+            if m.input != first.input {
+                bail!(
+                    "cannot ensemble {} and {}: their inputs differ ({:?} vs {:?})",
+                    first.path.display(),
+                    m.path.display(),
+                    first.input,
+                    m.input
+                );
+            }
+        }
+        Ok(Self { members })
+    }
+
+    pub fn classes(&self) -> &[String] {
+        self.members[0].classes()
+    }
+
+    pub fn input(&self) -> [usize; 3] {
+        self.members[0].input
+    }
+
+    /// Mean class probabilities over the members, `[N, classes]` row-major, for every image
+    /// of `set` in order. `on_batch` is told how many images each member has done.
+    pub fn probabilities(
+        &self,
+        set: Arc<ImageSet>,
+        device: &Device,
+        mut on_batch: impl FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        let mut sum = vec![0.0f32; set.len() * self.classes().len()];
+        for member in &self.members {
+            let mut at = 0;
+            for batch in eval_loader(set.clone(), &member.normalization, 256)? {
+                let p = probabilities(&member.model, &batch, device)?;
+                for (s, v) in sum[at..at + p.len()].iter_mut().zip(&p) {
+                    *s += v;
+                }
+                at += p.len();
+                on_batch(batch.labels.len());
+            }
+        }
+        let k = self.members.len() as f32;
+        sum.iter_mut().for_each(|v| *v /= k);
+        Ok(sum)
+    }
+}

@@ -1,0 +1,167 @@
+//! `convnet eval`: accuracy, a per-class precision / recall table and a confusion-matrix
+//! picture for a trained classifier (or an ensemble) on a data set's test split.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+use burn::tensor::Device;
+use convnet_train::ConfusionMatrix;
+use convnet_train::metrics::argmax_rows;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::classifier::Ensemble;
+use super::dataset::DataSource;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A run directory (its best checkpoint) or a checkpoint file.
+    checkpoint: PathBuf,
+
+    /// More checkpoints or run directories whose probabilities are averaged with the first.
+    #[arg(long, num_args = 1.., value_name = "CKPT")]
+    ensemble: Vec<PathBuf>,
+
+    /// The data set (default: the one the model was trained on).
+    #[arg(long)]
+    dataset: Option<String>,
+
+    /// Where Fashion-MNIST's IDX files are.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+
+    /// `test` or `train`.
+    #[arg(long, default_value = "test")]
+    split: String,
+
+    /// Evaluate on the first N images only.
+    #[arg(long)]
+    limit: Option<usize>,
+
+    /// Where to draw the confusion matrix (default: confusion.png in the run directory).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `RUN/checkpoints/x.ckpt` -> `RUN`; a checkpoint elsewhere -> its folder.
+fn run_dir_of(checkpoint: &Path) -> PathBuf {
+    let folder = checkpoint.parent().unwrap_or(Path::new("."));
+    match folder.file_name() {
+        Some(n) if n == convnet_train::checkpoint::CHECKPOINT_DIR => {
+            folder.parent().unwrap_or(Path::new(".")).to_path_buf()
+        }
+        _ => folder.to_path_buf(),
+    }
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.3}", v))
+}
+
+pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
+    let mut paths = vec![args.checkpoint.clone()];
+    paths.extend(args.ensemble.iter().cloned());
+    let ensemble = Ensemble::load(&paths, device)?;
+    let first = &ensemble.members[0];
+    let dataset = args
+        .dataset
+        .clone()
+        .unwrap_or_else(|| first.meta.config.dataset.clone());
+    let source = DataSource::resolve(&dataset, args.data.as_deref())?;
+    let set = source.load_split(&args.split, ensemble.input(), args.limit)?;
+    if set.classes != ensemble.classes() {
+        anyhow::bail!(
+            "the data set's classes {:?} differ from the model's {:?}",
+            set.classes,
+            ensemble.classes()
+        );
+    }
+    let classes = ensemble.classes().to_vec();
+    let labels = set.labels.clone();
+    let bar = if quiet || args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new((set.len() * ensemble.members.len()) as u64).with_style(
+            ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} ETA {eta}")
+                .expect("a valid progress template"),
+        )
+    };
+    let probs = ensemble.probabilities(Arc::new(set), device, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+
+    let k = classes.len();
+    let mut confusion = ConfusionMatrix::new(k);
+    confusion.add(&labels, &argmax_rows(&probs, k));
+    let loss = labels
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| -(probs[i * k + y].max(1e-12) as f64).ln())
+        .sum::<f64>()
+        / labels.len().max(1) as f64;
+    let report = confusion.report(&classes);
+    let png = args
+        .out
+        .clone()
+        .unwrap_or_else(|| run_dir_of(&first.path).join("confusion.png"));
+    convnet_vision::chart::confusion_png(
+        &png,
+        &confusion.counts,
+        &classes,
+        &format!(
+            "Confusion matrix ({} {}, accuracy {:.2}%)",
+            dataset,
+            args.split,
+            100.0 * confusion.accuracy()
+        ),
+    )?;
+
+    if args.json {
+        let out = json!({
+            "checkpoints": ensemble.members.iter().map(|m| &m.path).collect::<Vec<_>>(),
+            "dataset": dataset,
+            "split": args.split,
+            "examples": labels.len(),
+            "accuracy": confusion.accuracy(),
+            "loss": loss,
+            "classes": report,
+            "confusion": confusion.counts,
+            "confusion_png": png,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let members = ensemble
+        .members
+        .iter()
+        .map(|m| m.path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    println!("{members} on {dataset} {} ({} images)", args.split, labels.len());
+    println!(
+        "accuracy {:.2}%  loss {:.4}\n",
+        100.0 * confusion.accuracy(),
+        loss
+    );
+    let width = classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
+    println!(
+        "{:<width$}  {:>9}  {:>6}  {:>6}  {:>7}",
+        "class", "precision", "recall", "f1", "support"
+    );
+    for r in &report {
+        println!(
+            "{:<width$}  {:>9}  {:>6}  {:>6}  {:>7}",
+            r.class,
+            cell(r.precision),
+            cell(r.recall),
+            cell(r.f1),
+            r.support
+        );
+    }
+    println!("\nconfusion matrix: {}", png.display());
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Progress on the terminal: a bar per epoch with the running loss, accuracy and ETA, and one
+//! line per finished epoch (kept in logs, where bars are hidden).
+
+use convnet_train::{EpochRecord, Observer};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct Bars {
+    bar: ProgressBar,
+    quiet: bool,
+    epochs: usize,
+}
+
+impl Bars {
+    /// `quiet`: nothing at all (`-q`, or `--json` where stdout is for the result).
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            bar: ProgressBar::hidden(),
+            quiet,
+            epochs: 0,
+        }
+    }
+
+    fn bar(&self, len: usize, template: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        // indicatif draws nothing when stderr is not a terminal, so logs get only the lines.
+        ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template(template)
+                .expect("a valid progress template")
+                .progress_chars("=> "),
+        )
+    }
+
+    pub fn line(&self, text: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("{text}"));
+        }
+    }
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}%", 100.0 * v)
+}
+
+impl Observer for Bars {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        self.epochs = epochs;
+        self.bar = self.bar(
+            steps,
+            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
+        );
+        self.bar.set_prefix(format!("{epoch}/{epochs}"));
+    }
+
+    fn step(&mut self, step: usize, loss: f64, accuracy: f64) {
+        self.bar.set_position(step as u64);
+        if step % 5 == 0 || step as u64 == self.bar.length().unwrap_or(0) {
+            self.bar
+                .set_message(format!("loss {loss:.4} acc {}", pct(accuracy)));
+        }
+    }
+
+    fn validation_start(&mut self, examples: usize) {
+        self.bar.finish_and_clear();
+        self.bar = self.bar(examples, "  validating [{bar:30}] {pos}/{len}");
+    }
+
+    fn validation_progress(&mut self, examples: usize) {
+        self.bar.inc(examples as u64);
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord, best: bool) {
+        self.bar.finish_and_clear();
+        let val = match (r.val_loss, r.val_accuracy) {
+            (Some(l), Some(a)) => format!(" | val loss {l:.4} acc {}", pct(a)),
+            _ => String::new(),
+        };
+        self.line(&format!(
+            "epoch {}/{}: loss {:.4} acc {}{val} | {:.1} s{}",
+            r.epoch,
+            self.epochs,
+            r.train_loss,
+            pct(r.train_accuracy),
+            r.seconds,
+            if best && r.val_accuracy.is_some() { " (best)" } else { "" }
+        ));
+    }
+
+    fn note(&mut self, message: &str) {
+        self.line(message);
+    }
+}

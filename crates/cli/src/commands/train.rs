@@ -1,0 +1,331 @@
+//! `convnet train`: train a classifier on Fashion-MNIST or a folder of images, with a progress
+//! bar per epoch, validation, history, curves and checkpoints in a run directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use convnet_data::Augment;
+use convnet_layers::ModelSpec;
+use convnet_train::checkpoint::{CHECKPOINT_DIR, LAST};
+use convnet_train::{
+    Checkpoint, OptimizerKind, OptimizerSettings, Schedule, TrainConfig, TrainData, evaluate,
+};
+use serde_json::json;
+
+use super::dataset::DataSource;
+use super::progress::Bars;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// `lenet5`, `fmnist-cnn` (see `convnet models`) or a model spec file (`.toml`).
+    #[arg(long, required_unless_present = "resume")]
+    model: Option<String>,
+
+    /// `fashion-mnist`, or a folder with one sub-folder of images per class (or `train/` and
+    /// `test/` folders laid out that way).
+    #[arg(long, default_value = "fashion-mnist")]
+    dataset: String,
+
+    /// Where Fashion-MNIST's IDX files are (default: `$CONVNET_DATA`, then
+    /// /usr/share/datasets/fashion-mnist).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+
+    /// Number of epochs (with --resume: the total to reach).
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+
+    /// Examples per batch.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
+    optimizer: OptimizerArg,
+
+    /// Learning rate (default 1e-3 for Adam, 1e-2 for SGD; with --resume, a new rate).
+    #[arg(long)]
+    lr: Option<f64>,
+
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+
+    /// Learning-rate schedule: `constant`, `step` (x0.1 every 10 epochs), `step:EPOCHS[:GAMMA]`
+    /// or `cosine`.
+    #[arg(long, default_value = "constant")]
+    schedule: String,
+
+    /// Augmentations, comma-separated: `flip[=P]`, `crop=PAD`, `rotate=DEG`, `shift=MAX`,
+    /// `pca[=SIGMA]` (RGB only); `none` for none.
+    #[arg(long, default_value = "none")]
+    augment: String,
+
+    /// Seed for initialisation, shuffling, the validation split and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Fraction of the training set held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    val_split: f64,
+
+    /// Stop when validation accuracy has not improved for this many epochs.
+    #[arg(long)]
+    patience: Option<usize>,
+
+    /// Train on the first N training examples only (quick runs, tests).
+    #[arg(long)]
+    limit: Option<usize>,
+
+    /// Test on the first N test examples only.
+    #[arg(long)]
+    test_limit: Option<usize>,
+
+    /// Image size (height = width) for folder data sets (default: the model's input size).
+    #[arg(long)]
+    size: Option<usize>,
+
+    /// Channels for folder data sets: 1 (grey) or 3 (RGB) (default: the model's).
+    #[arg(long)]
+    channels: Option<usize>,
+
+    /// The run directory: history.csv, curves.png, checkpoints/ (default: runs/MODEL).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+
+    /// Continue the run in this directory from its last checkpoint (weights, optimizer state,
+    /// epoch); `--epochs` is the total to reach.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+
+    /// Print one JSON object with the results (and no progress) on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum OptimizerArg {
+    Adam,
+    Sgd,
+}
+
+/// The model's spec fitted to the data: zoo models adapt to the images and classes; a spec
+/// file must already match them.
+fn model_spec(model: &str, shape: Option<[usize; 3]>, classes: usize) -> Result<ModelSpec> {
+    let path = Path::new(model);
+    if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
+        let spec = ModelSpec::from_file(path)?;
+        if let Some(shape) = shape
+            && spec.input != shape
+        {
+            bail!(
+                "{}: the model takes input {:?} but the data set's images are {:?} (channels, height, width)",
+                path.display(),
+                spec.input,
+                shape
+            );
+        }
+        return Ok(spec);
+    }
+    let default = convnet_zoo::spec(model)?;
+    let [c, h, _] = shape.unwrap_or([default.input[0], default.input[1], default.input[2]]);
+    Ok(convnet_zoo::classifier_spec(model, c, h, classes)?)
+}
+
+fn folder_shape(args: &Args, model: &str) -> Result<[usize; 3]> {
+    let path = Path::new(model);
+    let input = if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
+        ModelSpec::from_file(path)?.input
+    } else {
+        convnet_zoo::spec(model)?.input
+    };
+    if input.len() != 3 {
+        bail!("the model's input {input:?} is not an image (channels, height, width)");
+    }
+    let channels = args.channels.unwrap_or(input[0]);
+    if channels != 1 && channels != 3 {
+        bail!("--channels must be 1 or 3, got {channels}");
+    }
+    let size = args.size.unwrap_or(input[1]);
+    Ok([channels, size, size])
+}
+
+pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
+    let resume = match &args.resume {
+        Some(dir) => {
+            let path = dir.join(CHECKPOINT_DIR).join(LAST);
+            let ckpt = Checkpoint::load(&path)
+                .with_context(|| format!("cannot resume from {}", dir.display()))?;
+            Some((ckpt, path))
+        }
+        None => None,
+    };
+    let model_name = match (&args.model, &resume) {
+        (Some(m), _) => m.clone(),
+        (None, Some((ckpt, _))) => ckpt.meta.config.model.clone(),
+        (None, None) => bail!("--model is required"),
+    };
+    let mut config = match &resume {
+        Some((ckpt, _)) => ckpt.meta.config.clone(),
+        None => TrainConfig::new(&model_name, &args.dataset),
+    };
+    config.epochs = args.epochs;
+    if resume.is_some() {
+        // A resumed run keeps its recipe, except what the user says to change.
+        if let Some(lr) = args.lr {
+            config.optimizer.lr = lr;
+        }
+        if args.patience.is_some() {
+            config.patience = args.patience;
+        }
+    } else {
+        let kind = match args.optimizer {
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+        };
+        config.batch_size = args.batch;
+        config.optimizer = OptimizerSettings {
+            kind,
+            lr: args.lr.unwrap_or(match kind {
+                OptimizerKind::Adam => 1e-3,
+                OptimizerKind::Sgd => 1e-2,
+            }),
+            momentum: match kind {
+                OptimizerKind::Adam => 0.0,
+                OptimizerKind::Sgd => args.momentum,
+            },
+            weight_decay: args.weight_decay,
+        };
+        config.schedule = Schedule::parse(&args.schedule)?;
+        config.augment = if args.augment == "none" {
+            String::new()
+        } else {
+            args.augment.clone()
+        };
+        config.seed = args.seed;
+        config.val_fraction = args.val_split;
+        config.patience = args.patience;
+    }
+    config.validate()?;
+    let run_dir = match (&args.resume, &args.out) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(out)) => out.clone(),
+        (None, None) => PathBuf::from("runs").join(model_name.replace(['/', '\\', '.'], "_")),
+    };
+    convnet_train::ensure_writable_dir(&run_dir.join(CHECKPOINT_DIR))?;
+
+    let bars = Bars::new(quiet || args.json);
+    let source = DataSource::resolve(&config.dataset, args.data.as_deref())?;
+    let shape = match source.fixed_shape() {
+        Some(shape) => shape,
+        None => folder_shape(&args, &model_name)?,
+    };
+    let loaded = Instant::now();
+    let full = source.load_train(shape, args.limit)?;
+    let test = source.load_test(shape, args.test_limit)?;
+    let (train, validation) = full.split(config.val_fraction, config.seed)?;
+    bars.line(&format!(
+        "data: {} training, {} validation, {} test images of {:?} in {} classes ({:.1} s to load)",
+        train.len(),
+        validation.len(),
+        test.as_ref().map_or(0, |t| t.len()),
+        shape,
+        train.num_classes(),
+        loaded.elapsed().as_secs_f64()
+    ));
+    let classes = full.classes.clone();
+    // Resuming with --model checks that the checkpoint fits that model (train loads it into
+    // the model and lists any tensors that differ).
+    let spec = match (&resume, &args.model) {
+        (Some((ckpt, path)), None) => ckpt.spec(path)?,
+        _ => model_spec(&model_name, Some(shape), classes.len())?,
+    };
+    let normalization = match &resume {
+        Some((ckpt, _)) => (&ckpt.meta.normalization).into(),
+        None => train.normalization(),
+    };
+    let augment = if config.augment.is_empty() {
+        None
+    } else {
+        Some(Arc::new(Augment::parse(&config.augment, &train)?))
+    };
+    let params = spec.build(device)?.num_params();
+    bars.line(&format!(
+        "model: {} ({} parameters); run directory {}",
+        spec.name,
+        convnet_layers::summary::thousands(params as u64),
+        run_dir.display()
+    ));
+    let data = TrainData {
+        train: Arc::new(train),
+        validation: (!validation.is_empty()).then(|| Arc::new(validation)),
+        normalization: normalization.clone(),
+        augment,
+    };
+    let mut observer = bars;
+    let outcome = convnet_train::train(
+        &spec,
+        &classes,
+        &data,
+        &config,
+        &run_dir,
+        resume.as_ref().map(|(c, p)| (c, p.as_path())),
+        device,
+        &mut observer,
+    )?;
+
+    // Test with the best checkpoint's weights: what `convnet eval RUN_DIR` reports too.
+    let best = Checkpoint::load(&outcome.best_checkpoint)?;
+    let model = best.model(&outcome.best_checkpoint, device)?;
+    let test_eval = match test {
+        Some(test) => Some(evaluate(
+            &model,
+            Arc::new(test),
+            &normalization,
+            256,
+            device,
+            |_| {},
+        )?),
+        None => None,
+    };
+    let seconds_per_epoch = outcome.seconds_per_epoch();
+    if args.json {
+        let out = json!({
+            "model": spec.name,
+            "params": params,
+            "epochs": outcome.history.len(),
+            "seconds_per_epoch": seconds_per_epoch,
+            "test_accuracy": test_eval.as_ref().map(|e| e.accuracy),
+            "test_loss": test_eval.as_ref().map(|e| e.loss),
+            "best_epoch": outcome.best_epoch,
+            "best_val_accuracy": outcome.best_val_accuracy,
+            "stopped_early": outcome.stopped_early,
+            "history": outcome.history,
+            "run_dir": run_dir,
+            "best_checkpoint": outcome.best_checkpoint,
+            "last_checkpoint": outcome.last_checkpoint,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        if let Some(e) = &test_eval {
+            println!(
+                "test accuracy {:.2}% (loss {:.4}) with the best checkpoint (epoch {})",
+                100.0 * e.accuracy,
+                e.loss,
+                outcome.best_epoch.unwrap_or(0)
+            );
+        }
+        println!("{:.1} s per epoch", seconds_per_epoch);
+        println!("history:     {}", run_dir.join("history.csv").display());
+        println!("curves:      {}", run_dir.join("curves.png").display());
+        println!("checkpoints: {} (best), {} (last)", outcome.best_checkpoint.display(), outcome.last_checkpoint.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! An in-memory labelled image set: `u8` pixels, channels first, one image after another.
+
+use burn::data::dataset::{Dataset, DatasetError};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::seq::SliceRandom;
+
+use crate::DataError;
+
+/// Labelled images of one shape. Pixels stay `u8` until a batch is built: a quarter of the
+/// memory of `f32`, and exactly what the files hold.
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    /// `len() * C * H * W` pixels, each image `[C, H, W]` row-major.
+    pub images: Vec<u8>,
+    /// One class index per image, each `< classes.len()`.
+    pub labels: Vec<usize>,
+    /// `[C, H, W]`.
+    pub shape: [usize; 3],
+    pub classes: Vec<String>,
+}
+
+/// One example as Burn's dataset tools see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Example {
+    /// `[C, H, W]` pixels.
+    pub pixels: Vec<u8>,
+    pub label: usize,
+}
+
+impl ImageSet {
+    /// A set whose pieces fit together: pixel count, labels, classes.
+    pub fn new(
+        images: Vec<u8>,
+        labels: Vec<usize>,
+        shape: [usize; 3],
+        classes: Vec<String>,
+    ) -> Result<Self, DataError> {
+        let set = Self {
+            images,
+            labels,
+            shape,
+            classes,
+        };
+        set.validate()?;
+        Ok(set)
+    }
+
+    /// Checks that pixels, labels, shape and classes fit together (the fields are public, so a
+    /// set may have been edited since [`ImageSet::new`]).
+    pub fn validate(&self) -> Result<(), DataError> {
+        let invalid = |m: String| Err(DataError::InvalidSet(m));
+        let shape = self.shape;
+        if shape.contains(&0) {
+            return invalid(format!("image shape {shape:?} has a zero dimension"));
+        }
+        let per_image = shape.iter().product::<usize>();
+        match self.labels.len().checked_mul(per_image) {
+            Some(n) if n == self.images.len() => {}
+            _ => {
+                return invalid(format!(
+                    "{} labels of {shape:?} images call for {} pixels, got {}",
+                    self.labels.len(),
+                    self.labels.len().saturating_mul(per_image),
+                    self.images.len()
+                ));
+            }
+        }
+        if let Some((i, &l)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l >= self.classes.len())
+        {
+            return invalid(format!(
+                "example {i} has label {l}, but there are {} classes",
+                self.classes.len()
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    pub fn channels(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Pixels in one image, `C * H * W`.
+    pub fn image_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The pixels of image `i`. Panics if `i >= len()`, like slice indexing.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.images[i * n..(i + 1) * n]
+    }
+
+    /// The examples at `indices`, in that order (repeats allowed). Panics on an index out of
+    /// range, like slice indexing: indices come from this set, not from input.
+    pub fn subset(&self, indices: &[usize]) -> ImageSet {
+        let mut images = Vec::with_capacity(indices.len() * self.image_len());
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+        }
+        ImageSet {
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            shape: self.shape,
+            classes: self.classes.clone(),
+        }
+    }
+
+    /// The first `n` examples (all of them if there are fewer).
+    pub fn take(&self, n: usize) -> ImageSet {
+        let n = n.min(self.len());
+        ImageSet {
+            images: self.images[..n * self.image_len()].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            shape: self.shape,
+            classes: self.classes.clone(),
+        }
+    }
+
+    /// Splits off `round(len * val_fraction)` examples, chosen by a shuffle seeded with `seed`,
+    /// as a validation set: `(train, validation)`. Both keep the set's original order, so
+    /// the split is easy to inspect and does not depend on later shuffles.
+    pub fn split(&self, val_fraction: f64, seed: u64) -> Result<(ImageSet, ImageSet), DataError> {
+        if !(0.0..1.0).contains(&val_fraction) {
+            return Err(DataError::InvalidSet(format!(
+                "validation fraction {val_fraction} is not in [0, 1)"
+            )));
+        }
+        let n = self.len();
+        let n_val = (n as f64 * val_fraction).round() as usize;
+        if n_val >= n && n > 0 {
+            return Err(DataError::InvalidSet(format!(
+                "a validation fraction of {val_fraction} of {n} examples leaves none to train on"
+            )));
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
+        let (val, train) = order.split_at_mut(n_val);
+        val.sort_unstable();
+        train.sort_unstable();
+        Ok((self.subset(train), self.subset(val)))
+    }
+
+    /// Per-channel mean and standard deviation of the pixels on the `0..1` scale. Sums are
+    /// exact integers, so the result does not drift with set size or order.
+    pub fn normalization(&self) -> Normalization {
+        let c = self.channels();
+        if self.is_empty() {
+            return Normalization::identity(c);
+        }
+        let plane = self.shape[1] * self.shape[2];
+        let mut sum = vec![0u64; c];
+        let mut sum_sq = vec![0u64; c];
+        for image in self.images.chunks_exact(self.image_len()) {
+            for (ch, pixels) in image.chunks_exact(plane).enumerate() {
+                for &p in pixels {
+                    let p = u64::from(p);
+                    sum[ch] += p;
+                    sum_sq[ch] += p * p;
+                }
+            }
+        }
+        let count = (self.len() * plane) as f64;
+        let mut mean = Vec::with_capacity(c);
+        let mut std = Vec::with_capacity(c);
+        for ch in 0..c {
+            let m = sum[ch] as f64 / count;
+            let var = (sum_sq[ch] as f64 / count - m * m).max(0.0);
+            mean.push((m / 255.0) as f32);
+            std.push(((var.sqrt() / 255.0) as f32).max(Normalization::MIN_STD));
+        }
+        Normalization { mean, std }
+    }
+}
+
+impl Dataset<Example> for ImageSet {
+    /// An index out of range is an error, not the panic Burn's docs allow: it may come from
+    /// outside.
+    fn get(&self, index: usize) -> Result<Example, DatasetError> {
+        if index >= self.len() {
+            return Err(DatasetError::new(DataError::InvalidSet(format!(
+                "index {index} out of range for {} examples",
+                self.len()
+            ))));
+        }
+        Ok(Example {
+            pixels: self.image(index).to_vec(),
+            label: self.labels[index],
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// How pixels become network inputs: `(x / 255 - mean[c]) / std[c]` for channel `c`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normalization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    /// The smallest standard deviation divided by: a constant channel (a blank border, a
+    /// synthetic set) would otherwise blow up to infinities.
+    pub const MIN_STD: f32 = 1e-3;
+
+    /// Only the scaling to `0..1`.
+    pub fn identity(channels: usize) -> Self {
+        Self {
+            mean: vec![0.0; channels],
+            std: vec![1.0; channels],
+        }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// `value` (on the `0..1` scale) of channel `channel`, normalised.
+    pub fn apply(&self, channel: usize, value: f32) -> f32 {
+        (value - self.mean[channel]) / self.std[channel].max(Self::MIN_STD)
+    }
+
+    /// `[C, H, W]` pixels of one image, normalised, appended to `out`. Panics if the pixel
+    /// count is not a multiple of the channel count.
+    pub fn extend_normalised(&self, pixels: &[u8], out: &mut Vec<f32>) {
+        let plane = pixels.len() / self.channels().max(1);
+        for (ch, plane_pixels) in pixels.chunks(plane.max(1)).enumerate() {
+            let scale = 1.0 / (255.0 * self.std[ch].max(Self::MIN_STD));
+            let shift = self.mean[ch] / self.std[ch].max(Self::MIN_STD);
+            out.extend(plane_pixels.iter().map(|&p| f32::from(p) * scale - shift));
+        }
+    }
+
+    /// `[C, H, W]` pixels of one image, normalised (what `predict` feeds a trained network).
+    pub fn normalise(&self, pixels: &[u8]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(pixels.len());
+        self.extend_normalised(pixels, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize) -> ImageSet {
+        let images = (0..n * 4).map(|i| (i % 256) as u8).collect();
+        let labels = (0..n).map(|i| i % 3).collect();
+        ImageSet::new(
+            images,
+            labels,
+            [1, 2, 2],
+            vec!["a".into(), "b".into(), "c".into()],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn new_checks_lengths_and_labels() {
+        let classes = vec!["a".to_string()];
+        assert!(ImageSet::new(vec![0; 7], vec![0, 0], [1, 2, 2], classes.clone()).is_err());
+        let err = ImageSet::new(vec![0; 8], vec![0, 1], [1, 2, 2], classes.clone()).unwrap_err();
+        assert!(err.to_string().contains("example 1 has label 1"), "{err}");
+        assert!(ImageSet::new(vec![], vec![], [1, 0, 2], classes).is_err());
+    }
+
+    #[test]
+    fn subset_and_take_pick_the_right_images() {
+        let s = set(5);
+        let sub = s.subset(&[3, 1]);
+        assert_eq!(sub.image(0), s.image(3));
+        assert_eq!(sub.labels, vec![s.labels[3], s.labels[1]]);
+        assert_eq!(s.take(2).images, s.images[..8]);
+        assert_eq!(s.take(99).len(), 5);
+    }
+
+    #[test]
+    fn split_is_seeded_and_partitions_the_set() {
+        let s = set(101);
+        let (train, val) = s.split(0.2, 7).unwrap();
+        assert_eq!((train.len(), val.len()), (81, 20));
+        let (train2, val2) = s.split(0.2, 7).unwrap();
+        assert_eq!(
+            (train.images, val.images.clone()),
+            (train2.images, val2.images)
+        );
+        let (_, val3) = s.split(0.2, 8).unwrap();
+        assert_ne!(val.images, val3.images);
+        let (all, none) = s.split(0.0, 1).unwrap();
+        assert_eq!((all.len(), none.len()), (101, 0));
+        assert!(s.split(1.0, 1).is_err());
+        assert!(s.split(f64::NAN, 1).is_err());
+        assert!(set(1).split(0.5, 1).is_err());
+    }
+
+    #[test]
+    fn normalization_is_mean_and_std_on_the_unit_scale() {
+        let s = ImageSet::new(
+            vec![0, 255, 0, 255, 10, 10],
+            vec![0, 0, 0],
+            [2, 1, 1],
+            vec!["x".into()],
+        )
+        .unwrap();
+        let n = s.normalization();
+        // Channel 0 holds 0, 0, 10; channel 1 holds 255, 255, 10.
+        assert!((n.mean[0] - 10.0 / 765.0).abs() < 1e-6);
+        assert!((n.mean[1] - 520.0 / 765.0).abs() < 1e-6);
+        let m1 = 520.0 / 765.0f64;
+        let var1 = (2.0 * (1.0 - m1).powi(2) + (10.0 / 255.0 - m1).powi(2)) / 3.0;
+        assert!((f64::from(n.std[1]) - var1.sqrt()).abs() < 1e-6);
+        let constant = ImageSet::new(vec![7; 4], vec![0], [1, 2, 2], vec!["x".into()]).unwrap();
+        let n = constant.normalization();
+        assert_eq!(n.std, vec![Normalization::MIN_STD]);
+        assert!(n.normalise(&[7; 4]).iter().all(|v| v.abs() < 1e-3));
+    }
+
+    #[test]
+    fn normalise_matches_the_formula() {
+        let n = Normalization {
+            mean: vec![0.5, 0.25],
+            std: vec![0.5, 2.0],
+        };
+        let out = n.normalise(&[255, 0, 51, 102]);
+        let want = [1.0, -1.0, (0.2 - 0.25) / 2.0, (0.4 - 0.25) / 2.0];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-6, "{out:?}");
+        }
+        assert_eq!(Normalization::identity(1).normalise(&[255]), vec![1.0]);
+    }
+
+    #[test]
+    fn burn_sees_the_examples() {
+        let s = set(3);
+        assert_eq!(Dataset::len(&s), 3);
+        assert_eq!(s.get(1).unwrap().pixels, s.image(1));
+        assert!(s.get(3).is_err());
+    }
+}

@@ -1,0 +1,64 @@
+//! What a training run was asked to do; stored in every checkpoint so a resumed run carries on
+//! with the same recipe.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::optim::{OptimizerSettings, Schedule};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The model as the user named it (a zoo name or a spec file).
+    pub model: String,
+    /// The data set as the user named it (`fashion-mnist` or a folder).
+    pub dataset: String,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerSettings,
+    pub schedule: Schedule,
+    /// The `--augment` list (empty: none).
+    pub augment: String,
+    pub seed: u64,
+    /// Fraction of the training set held out for validation after each epoch.
+    pub val_fraction: f64,
+    /// Stop after this many epochs without a better validation accuracy.
+    pub patience: Option<usize>,
+}
+
+impl TrainConfig {
+    /// The course's LeNet-5 recipe: Adam 1e-3, batch 128.
+    pub fn new(model: impl Into<String>, dataset: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            dataset: dataset.into(),
+            epochs: 5,
+            batch_size: 128,
+            optimizer: OptimizerSettings::adam(1e-3),
+            schedule: Schedule::Constant,
+            augment: String::new(),
+            seed: 0,
+            val_fraction: 0.1,
+            patience: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("--batch must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return bad(format!(
+                "--val-split must be in [0, 1), got {}",
+                self.val_fraction
+            ));
+        }
+        if self.patience == Some(0) {
+            return bad("--patience must be at least 1".into());
+        }
+        self.optimizer.validate()
+    }
+}

@@ -1,0 +1,117 @@
+//! One row per epoch: what `history.csv` and `curves.png` show.
+
+use std::path::Path;
+
+use convnet_vision::chart::{Panel, Series, line_chart_png};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::fs::write_atomically;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    /// `None` when training without a validation set.
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Wall time of the training pass (not validation).
+    pub seconds: f64,
+}
+
+const HEADER: &str = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds";
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.6}")).unwrap_or_default()
+}
+
+/// The history as CSV (empty cells where there was no validation).
+pub fn to_csv(records: &[EpochRecord]) -> String {
+    let mut out = String::from(HEADER);
+    out.push('\n');
+    for r in records {
+        out.push_str(&format!(
+            "{},{:.6},{:.6},{},{},{:e},{:.3}\n",
+            r.epoch,
+            r.train_loss,
+            r.train_accuracy,
+            opt(r.val_loss),
+            opt(r.val_accuracy),
+            r.lr,
+            r.seconds
+        ));
+    }
+    out
+}
+
+/// Writes `history.csv` and `curves.png` (loss and accuracy, train vs validation) into `dir`.
+pub fn write_reports(dir: &Path, records: &[EpochRecord]) -> Result<(), TrainError> {
+    write_atomically(&dir.join("history.csv"), to_csv(records).as_bytes())?;
+    let series = |label: &str, f: &dyn Fn(&EpochRecord) -> Option<f64>| Series {
+        label: label.to_string(),
+        points: records
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect(),
+    };
+    let panels = [
+        Panel {
+            title: "Loss".into(),
+            x_label: "epoch".into(),
+            y_label: "cross-entropy".into(),
+            series: vec![
+                series("train", &|r| Some(r.train_loss)),
+                series("validation", &|r| r.val_loss),
+            ],
+        },
+        Panel {
+            title: "Accuracy".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            series: vec![
+                series("train", &|r| Some(r.train_accuracy)),
+                series("validation", &|r| r.val_accuracy),
+            ],
+        },
+    ];
+    line_chart_png(&dir.join("curves.png"), &panels, 1200, 480)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_a_row_per_epoch_and_blank_cells_without_validation() {
+        let rows = [
+            EpochRecord {
+                epoch: 1,
+                train_loss: 0.5,
+                train_accuracy: 0.8,
+                val_loss: Some(0.4),
+                val_accuracy: Some(0.85),
+                lr: 1e-3,
+                seconds: 2.0,
+            },
+            EpochRecord {
+                epoch: 2,
+                train_loss: 0.3,
+                train_accuracy: 0.9,
+                val_loss: None,
+                val_accuracy: None,
+                lr: 1e-3,
+                seconds: 2.0,
+            },
+        ];
+        let csv = to_csv(&rows);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], HEADER);
+        assert_eq!(lines[1], "1,0.500000,0.800000,0.400000,0.850000,1e-3,2.000");
+        assert_eq!(lines[2], "2,0.300000,0.900000,,,1e-3,2.000");
+    }
+}

@@ -1,0 +1,25 @@
+//! Training for convnet: Burn's optimizers and schedules behind names, the training loop with
+//! validation, early stopping and resuming, metrics, checkpoints written atomically, and the
+//! history and curves of a run.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod evaluate;
+mod fs;
+pub mod history;
+pub mod metrics;
+pub mod optim;
+pub mod trainer;
+pub mod weights;
+
+pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use config::TrainConfig;
+pub use error::TrainError;
+pub use evaluate::{Evaluation, evaluate, probabilities};
+pub use fs::{ensure_writable_dir, write_atomically};
+pub use history::EpochRecord;
+pub use metrics::{ClassReport, ConfusionMatrix};
+pub use optim::{OptimizerKind, OptimizerSettings, Schedule};
+pub use trainer::{Observer, Quiet, TrainData, TrainOutcome, train};
+pub use weights::WeightMismatch;

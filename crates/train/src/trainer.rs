@@ -1,0 +1,283 @@
+//! The training loop: epochs of shuffled, augmented batches; validation after each epoch;
+//! history, curves and checkpoints written as it goes; resuming, early stopping, and a clean
+//! stop when the loss stops being a number.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Bytes, Device};
+use convnet_data::{Augment, ImageSet, Loader, LoaderConfig, Normalization};
+use convnet_layers::{ModelSpec, Mode, Sequential};
+
+use crate::checkpoint::{BEST, CHECKPOINT_DIR, Checkpoint, CheckpointMeta, FORMAT_VERSION, LAST};
+use crate::config::TrainConfig;
+use crate::error::TrainError;
+use crate::evaluate::{check_classes, evaluate};
+use crate::fs::ensure_writable_dir;
+use crate::history::{EpochRecord, write_reports};
+use crate::weights;
+
+/// The data a run trains on, already split and prepared.
+pub struct TrainData {
+    pub train: Arc<ImageSet>,
+    pub validation: Option<Arc<ImageSet>>,
+    /// Computed on the training set; stored in checkpoints so prediction normalises alike.
+    pub normalization: Normalization,
+    pub augment: Option<Arc<Augment>>,
+}
+
+/// Hooks for progress display; every method has a do-nothing default.
+pub trait Observer {
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize) {}
+    /// After each step: the epoch's running mean loss and accuracy so far.
+    fn step(&mut self, _step: usize, _loss: f64, _accuracy: f64) {}
+    fn validation_start(&mut self, _examples: usize) {}
+    fn validation_progress(&mut self, _examples: usize) {}
+    fn epoch_end(&mut self, _record: &EpochRecord, _best: bool) {}
+    fn note(&mut self, _message: &str) {}
+}
+
+/// An observer that shows nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+#[derive(Debug)]
+pub struct TrainOutcome {
+    pub history: Vec<EpochRecord>,
+    pub best_epoch: Option<usize>,
+    pub best_val_accuracy: Option<f64>,
+    /// Early stopping ended the run before `epochs`.
+    pub stopped_early: bool,
+    pub last_checkpoint: PathBuf,
+    pub best_checkpoint: PathBuf,
+    /// The final weights, for inference.
+    pub model: Sequential,
+}
+
+impl TrainOutcome {
+    /// Mean wall time of the training passes run in this process and before it.
+    pub fn seconds_per_epoch(&self) -> f64 {
+        if self.history.is_empty() {
+            return 0.0;
+        }
+        self.history.iter().map(|r| r.seconds).sum::<f64>() / self.history.len() as f64
+    }
+}
+
+/// Where a run was when it was checkpointed.
+struct Progress {
+    epoch: usize,
+    global_step: usize,
+    history: Vec<EpochRecord>,
+    best: Option<(usize, f64)>,
+}
+
+/// Trains `spec` on `data`, writing `history.csv`, `curves.png` and checkpoints into `run_dir`.
+/// With `resume`, carries on from that checkpoint: weights, optimizer state, step count and
+/// history; `config.epochs` is the total to reach.
+pub fn train(
+    spec: &ModelSpec,
+    classes: &[String],
+    data: &TrainData,
+    config: &TrainConfig,
+    run_dir: &Path,
+    resume: Option<(&Checkpoint, &Path)>,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
+    config.validate()?;
+    let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
+    ensure_writable_dir(&ckpt_dir)?;
+    let last_path = ckpt_dir.join(LAST);
+    let best_path = ckpt_dir.join(BEST);
+
+    let train_device = device.clone().autodiff();
+    train_device.seed(config.seed);
+    let mut model = spec.build(&train_device)?;
+    let mut optimizer = config.optimizer.build();
+    let mut progress = Progress {
+        epoch: 0,
+        global_step: 0,
+        history: Vec::new(),
+        best: None,
+    };
+    if let Some((ckpt, path)) = resume {
+        ckpt.load_into(&mut model, path)?;
+        if let Some(bytes) = &ckpt.optimizer {
+            optimizer = optimizer
+                .from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+                .map_err(|e| TrainError::Checkpoint {
+                    path: path.to_path_buf(),
+                    message: format!("cannot restore the optimizer state: {e}"),
+                })?;
+        }
+        let meta = &ckpt.meta;
+        progress = Progress {
+            epoch: meta.epoch,
+            global_step: meta.global_step,
+            history: meta.history.clone(),
+            best: meta.best_epoch.zip(meta.best_val_accuracy),
+        };
+        // Dropout masks continue from a fresh stream rather than repeat the first epoch's.
+        train_device.seed(config.seed.wrapping_add(meta.global_step as u64));
+    }
+
+    let loader_config = |epoch: usize| LoaderConfig {
+        batch_size: config.batch_size,
+        shuffle: true,
+        seed: config.seed,
+        epoch: epoch as u64,
+        drop_last: false,
+        prefetch: 4,
+        normalization: data.normalization.clone(),
+        augment: data.augment.clone(),
+    };
+    let steps_per_epoch = Loader::new(data.train.clone(), loader_config(1))?.num_batches();
+    let mut scheduler =
+        config
+            .schedule
+            .scheduler(config.optimizer.lr, steps_per_epoch, config.epochs)?;
+    for _ in 0..progress.global_step {
+        scheduler.step();
+    }
+
+    let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
+    let num_classes = classes.len();
+    let mut stopped_early = false;
+    let mut since_best = progress
+        .best
+        .map_or(0, |(best_epoch, _)| progress.epoch.saturating_sub(best_epoch));
+
+    for epoch in progress.epoch + 1..=config.epochs {
+        if let Some(patience) = config.patience
+            && since_best >= patience
+        {
+            stopped_early = true;
+            observer.note(&format!(
+                "early stopping: no better validation accuracy for {patience} epochs"
+            ));
+            break;
+        }
+        observer.epoch_start(epoch, config.epochs, steps_per_epoch);
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0usize);
+        let mut lr = config.optimizer.lr;
+        for (step, batch) in Loader::new(data.train.clone(), loader_config(epoch))?.enumerate() {
+            let n = batch.labels.len();
+            let targets = batch.labels_tensor(&train_device);
+            let logits = model.forward_logits(batch.to_tensor(&train_device), Mode::Train)?;
+            check_classes(&logits, num_classes)?;
+            let loss = loss_fn.forward(logits.clone(), targets.clone());
+            let value = loss.clone().into_scalar::<f64>();
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    value,
+                    epoch,
+                    step: step + 1,
+                    last_good: last_path.is_file().then(|| last_path.clone()),
+                });
+            }
+            let hits = logits
+                .argmax(1)
+                .squeeze_dim::<1>(1)
+                .equal(targets)
+                .int()
+                .sum()
+                .into_scalar::<i64>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let rate = scheduler.step();
+            lr = rate.base();
+            model = optimizer.step(rate, model, grads);
+            progress.global_step += 1;
+            loss_sum += value * n as f64;
+            correct += hits as u64;
+            seen += n;
+            observer.step(step + 1, loss_sum / seen as f64, correct as f64 / seen as f64);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+
+        let (val_loss, val_accuracy) = match &data.validation {
+            Some(val) if !val.is_empty() => {
+                observer.validation_start(val.len());
+                let eval = evaluate(
+                    &model.valid(),
+                    val.clone(),
+                    &data.normalization,
+                    config.batch_size.max(256),
+                    device,
+                    |n| observer.validation_progress(n),
+                )?;
+                (Some(eval.loss), Some(eval.accuracy))
+            }
+            _ => (None, None),
+        };
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_loss,
+            val_accuracy,
+            lr,
+            seconds,
+        };
+        // Without a validation set the latest epoch counts as the best.
+        let score = val_accuracy.unwrap_or(f64::INFINITY);
+        let improved = progress.best.is_none_or(|(_, best)| score > best);
+        if improved {
+            progress.best = Some((epoch, score));
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        progress.epoch = epoch;
+        progress.history.push(record.clone());
+
+        let checkpoint = Checkpoint {
+            meta: CheckpointMeta {
+                format: FORMAT_VERSION,
+                spec: spec.to_toml()?,
+                classes: classes.to_vec(),
+                normalization: (&data.normalization).into(),
+                epoch,
+                global_step: progress.global_step,
+                best_val_accuracy: progress.best.map(|(_, a)| a).filter(|a| a.is_finite()),
+                best_epoch: progress.best.map(|(e, _)| e),
+                config: config.clone(),
+                history: progress.history.clone(),
+            },
+            model: weights::to_bytes(&model).map_err(|message| TrainError::Checkpoint {
+                path: last_path.clone(),
+                message,
+            })?,
+            optimizer: Some(
+                optimizer
+                    .into_bytes()
+                    .map_err(|e| TrainError::Checkpoint {
+                        path: last_path.clone(),
+                        message: format!("cannot save the optimizer state: {e}"),
+                    })?
+                    .to_vec(),
+            ),
+        };
+        checkpoint.save(&last_path)?;
+        if improved {
+            checkpoint.save(&best_path)?;
+        }
+        write_reports(run_dir, &progress.history)?;
+        observer.epoch_end(&record, improved);
+    }
+
+    Ok(TrainOutcome {
+        best_epoch: progress.best.map(|(e, _)| e),
+        best_val_accuracy: progress.best.map(|(_, a)| a).filter(|a| a.is_finite()),
+        history: progress.history,
+        stopped_early,
+        last_checkpoint: last_path,
+        best_checkpoint: best_path,
+        model: model.valid(),
+    })
+}
