@@ -25,7 +25,15 @@ fn json(out: &std::process::Output) -> Value {
 /// Trains LeNet-5 on the generated set; returns the `--json` result.
 fn train(data: &Path, run: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
-        "train", "--model", "lenet5", "--data", &s(data), "--batch", "32", "--seed", "1",
+        "train",
+        "--model",
+        "lenet5",
+        "--data",
+        &s(data),
+        "--batch",
+        "32",
+        "--seed",
+        "1",
     ]
     .into_iter()
     .map(String::from)
@@ -71,9 +79,18 @@ fn train_writes_history_curves_and_checkpoints_and_eval_and_predict_use_them() {
     assert!(Checkpoint::load(&best).is_ok());
 
     // eval on the run directory uses the best checkpoint, as train's test accuracy did.
-    let e = json(&convnet(&["eval", &s(&run), "--data", &s(&data_dir), "--json"]));
+    let e = json(&convnet(&[
+        "eval",
+        &s(&run),
+        "--data",
+        &s(&data_dir),
+        "--json",
+    ]));
     assert_eq!(e["examples"], 200);
-    assert!((e["accuracy"].as_f64().unwrap() - test_accuracy).abs() < 1e-9, "{e}");
+    assert!(
+        (e["accuracy"].as_f64().unwrap() - test_accuracy).abs() < 1e-9,
+        "{e}"
+    );
     let confusion: Vec<Vec<u64>> = serde_json::from_value(e["confusion"].clone()).unwrap();
     assert_eq!(confusion.iter().flatten().sum::<u64>(), 200);
     assert_eq!(e["classes"].as_array().unwrap().len(), 10);
@@ -85,17 +102,36 @@ fn train_writes_history_curves_and_checkpoints_and_eval_and_predict_use_them() {
     // predict: a horizontal bar in the second row band is class 1 (Trouser).
     let png = tmp.path().join("trouser.png");
     data::write_png(&png, 1, 99);
-    let p = json(&convnet(&["predict", &s(&best), &s(&png), "--top", "3", "--json"]));
+    let p = json(&convnet(&[
+        "predict",
+        &s(&best),
+        &s(&png),
+        "--top",
+        "3",
+        "--json",
+    ]));
     let preds = p["results"][0]["predictions"].as_array().unwrap();
     assert_eq!(preds.len(), 3);
     assert_eq!(preds[0]["class"], "Trouser", "{p}");
-    let probs: Vec<f64> = preds.iter().map(|x| x["probability"].as_f64().unwrap()).collect();
+    let probs: Vec<f64> = preds
+        .iter()
+        .map(|x| x["probability"].as_f64().unwrap())
+        .collect();
     assert!(probs.windows(2).all(|w| w[0] >= w[1]));
     // An ensemble of a model with itself gives that model's probabilities.
     let pe = json(&convnet(&[
-        "predict", &s(&best), &s(&png), "--top", "3", "--json", "--ensemble", &s(&best),
+        "predict",
+        &s(&best),
+        &s(&png),
+        "--top",
+        "3",
+        "--json",
+        "--ensemble",
+        &s(&best),
     ]));
-    let pe0 = pe["results"][0]["predictions"][0]["probability"].as_f64().unwrap();
+    let pe0 = pe["results"][0]["predictions"][0]["probability"]
+        .as_f64()
+        .unwrap();
     assert!((pe0 - probs[0]).abs() < 1e-6);
     let text = stdout(&convnet(&["predict", &s(&best), &s(&png)]));
     assert!(text.contains("Trouser"), "{text}");
@@ -110,7 +146,14 @@ fn resume_continues_from_the_last_checkpoint_with_its_history() {
     train(&data_dir, &run, &["--epochs", "1"]);
     let before = Checkpoint::load(&run.join("checkpoints/last.ckpt")).unwrap();
     let out = convnet(&[
-        "train", "--resume", &s(&run), "--data", &s(&data_dir), "--epochs", "2", "--json",
+        "train",
+        "--resume",
+        &s(&run),
+        "--data",
+        &s(&data_dir),
+        "--epochs",
+        "2",
+        "--json",
     ]);
     let v = json(&out);
     assert_eq!(v["epochs"], 2);
@@ -119,7 +162,10 @@ fn resume_continues_from_the_last_checkpoint_with_its_history() {
     assert_eq!(after.meta.history[0], before.meta.history[0]);
     assert_eq!(after.meta.global_step, 2 * before.meta.global_step);
     assert_eq!(
-        std::fs::read_to_string(run.join("history.csv")).unwrap().lines().count(),
+        std::fs::read_to_string(run.join("history.csv"))
+            .unwrap()
+            .lines()
+            .count(),
         3
     );
 }
@@ -132,8 +178,15 @@ fn a_checkpoint_from_another_architecture_is_refused_with_the_tensors_that_diffe
     data::write_fashion_like(&data_dir, 100, 20, 3);
     train(&data_dir, &run, &["--epochs", "1", "--val-split", "0"]);
     let out = convnet(&[
-        "train", "--model", "fmnist-cnn", "--resume", &s(&run), "--data", &s(&data_dir),
-        "--epochs", "2",
+        "train",
+        "--model",
+        "fmnist-cnn",
+        "--resume",
+        &s(&run),
+        "--data",
+        &s(&data_dir),
+        "--epochs",
+        "2",
     ]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -153,7 +206,15 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     let good = std::fs::read(run.join("checkpoints/last.ckpt")).unwrap();
     // A learning rate of 1e30 sends the weights to infinity within a step or two.
     let out = convnet(&[
-        "train", "--resume", &s(&run), "--data", &s(&data_dir), "--epochs", "3", "--lr", "1e30",
+        "train",
+        "--resume",
+        &s(&run),
+        "--data",
+        &s(&data_dir),
+        "--epochs",
+        "3",
+        "--lr",
+        "1e30",
     ]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -161,7 +222,10 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     assert!(err.contains("at epoch 2"), "{err}");
     assert!(err.contains("last good checkpoint"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(std::fs::read(run.join("checkpoints/last.ckpt")).unwrap(), good);
+    assert_eq!(
+        std::fs::read(run.join("checkpoints/last.ckpt")).unwrap(),
+        good
+    );
 }
 
 #[test]
@@ -180,13 +244,20 @@ fn killing_training_never_leaves_a_corrupt_checkpoint() {
         } else {
             cmd.args(["--resume", &s(&run)]);
         }
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         // Wait for a checkpoint, then kill at a random moment within the next epochs: some
         // kills land mid-epoch, some while a checkpoint is being written.
         let start = Instant::now();
         let seen = Checkpoint::load(&last).map(|c| c.meta.epoch).unwrap_or(0);
         while Checkpoint::load(&last).map(|c| c.meta.epoch).unwrap_or(0) <= seen {
-            assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "no checkpoint appeared"
+            );
             assert!(child.try_wait().unwrap().is_none(), "training exited early");
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -211,7 +282,14 @@ fn bad_data_files_give_one_line_errors_naming_the_file() {
     let run = tmp.path().join("run");
     let attempt = || {
         convnet(&[
-            "train", "--model", "lenet5", "--data", &s(&data_dir), "--epochs", "1", "--out",
+            "train",
+            "--model",
+            "lenet5",
+            "--data",
+            &s(&data_dir),
+            "--epochs",
+            "1",
+            "--out",
             &s(&run),
         ])
     };
@@ -230,7 +308,7 @@ fn bad_data_files_give_one_line_errors_naming_the_file() {
     // A label file with another count.
     let labels = data_dir.join("train-labels-idx1-ubyte");
     let good_labels = std::fs::read(&labels).unwrap();
-    convnet_data::idx::write_idx(&labels, &[49], &vec![0u8; 49]).unwrap();
+    convnet_data::idx::write_idx(&labels, &[49], &[0u8; 49]).unwrap();
     let out = attempt();
     let err = stderr(&out);
     assert!(!out.status.success());
@@ -239,17 +317,35 @@ fn bad_data_files_give_one_line_errors_naming_the_file() {
 
     // Missing data set: says how to install it.
     let out = convnet(&[
-        "train", "--model", "lenet5", "--data", &s(&tmp.path().join("nowhere")), "--epochs", "1",
-        "--out", &s(&run),
+        "train",
+        "--model",
+        "lenet5",
+        "--data",
+        &s(&tmp.path().join("nowhere")),
+        "--epochs",
+        "1",
+        "--out",
+        &s(&run),
     ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("apt-get install dataset-fashion-mnist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("apt-get install dataset-fashion-mnist"),
+        "{}",
+        stderr(&out)
+    );
 
     // An unwritable run directory (under a regular file) fails before training.
     let file = tmp.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let out = convnet(&[
-        "train", "--model", "lenet5", "--data", &s(&data_dir), "--epochs", "1", "--out",
+        "train",
+        "--model",
+        "lenet5",
+        "--data",
+        &s(&data_dir),
+        "--epochs",
+        "1",
+        "--out",
         &s(&file.join("run")),
     ]);
     assert!(!out.status.success());
@@ -271,7 +367,11 @@ fn bad_data_files_give_one_line_errors_naming_the_file() {
     assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
     let out = convnet(&["predict", &s(&ckpt), &s(&images)]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("train-images-idx3-ubyte"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("train-images-idx3-ubyte"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The real data set, as CI installs it: a few hundred images are enough to beat chance by far.
@@ -289,8 +389,22 @@ fn lenet5_learns_from_a_few_hundred_real_fashion_mnist_images() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let out = convnet(&[
-        "train", "--model", "lenet5", "--epochs", "5", "--batch", "16", "--limit", "600",
-        "--test-limit", "300", "--augment", "flip,crop=2", "--out", &s(&run), "--json",
+        "train",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "5",
+        "--batch",
+        "16",
+        "--limit",
+        "600",
+        "--test-limit",
+        "300",
+        "--augment",
+        "flip,crop=2",
+        "--out",
+        &s(&run),
+        "--json",
     ]);
     let v = json(&out);
     // About 0.7 here; chance is 0.1.

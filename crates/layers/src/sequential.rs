@@ -475,15 +475,23 @@ impl Sequential {
     pub fn ends_in_softmax(&self) -> bool {
         matches!(
             self.stack.layers.last(),
-            Some(SequentialLayer::Dense(Dense { activation: Activation::Softmax, .. }))
-                | Some(SequentialLayer::Activation(ActivationLayer { activation: Activation::Softmax }))
+            Some(SequentialLayer::Dense(Dense {
+                activation: Activation::Softmax,
+                ..
+            })) | Some(SequentialLayer::Activation(ActivationLayer {
+                activation: Activation::Softmax
+            }))
         )
     }
 
     /// The pre-softmax scores `[N, classes]`: the forward pass with a final softmax left out,
     /// so losses can use the log-sum-exp form instead of the log of rounded probabilities.
     /// A network without a final softmax returns its (flattened) output unchanged.
-    pub fn forward_logits(&self, x: impl Into<Features>, mode: Mode) -> Result<Tensor<2>, ModelError> {
+    pub fn forward_logits(
+        &self,
+        x: impl Into<Features>,
+        mode: Mode,
+    ) -> Result<Tensor<2>, ModelError> {
         if !self.ends_in_softmax() {
             return Ok(self.forward(x, mode)?.into_flat());
         }

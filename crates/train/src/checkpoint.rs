@@ -105,7 +105,11 @@ impl Checkpoint {
             let len = bytes
                 .get(at..len_end)
                 .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
-                .ok_or_else(|| bad(format!("truncated: the file ends before its {name} section")))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "truncated: the file ends before its {name} section"
+                    ))
+                })?;
             let end = len_end
                 .checked_add(len)
                 .filter(|&e| e <= bytes.len())
@@ -129,7 +133,9 @@ impl Checkpoint {
             )));
         }
         if crc32fast::hash(&bytes[..at]) != stored {
-            return Err(bad("corrupt: the checksum does not match the contents".into()));
+            return Err(bad(
+                "corrupt: the checksum does not match the contents".into()
+            ));
         }
         let meta: CheckpointMeta = serde_json::from_slice(sections[0])
             .map_err(|e| bad(format!("unreadable metadata: {e}")))?;
@@ -189,7 +195,8 @@ impl Checkpoint {
     }
 
     pub fn spec(&self, path: &Path) -> Result<ModelSpec, TrainError> {
-        let mut spec = ModelSpec::parse(&self.meta.spec, &format!("{} (model spec)", path.display()))?;
+        let mut spec =
+            ModelSpec::parse(&self.meta.spec, &format!("{} (model spec)", path.display()))?;
         spec.source = Some(path.display().to_string());
         Ok(spec)
     }

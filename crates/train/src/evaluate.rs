@@ -66,7 +66,11 @@ pub fn evaluate(
         on_batch(n);
     }
     Ok(Evaluation {
-        loss: if total == 0 { 0.0 } else { loss_sum / total as f64 },
+        loss: if total == 0 {
+            0.0
+        } else {
+            loss_sum / total as f64
+        },
         accuracy: confusion.accuracy(),
         confusion,
     })
@@ -84,7 +88,14 @@ pub fn check_classes(logits: &Tensor<2>, classes: usize) -> Result<(), TrainErro
 }
 
 /// Class probabilities `[N, classes]`, row-major.
-pub fn probabilities(model: &Sequential, batch: &Batch, device: &Device) -> Result<Vec<f32>, TrainError> {
+pub fn probabilities(
+    model: &Sequential,
+    batch: &Batch,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
     let logits = model.forward_logits(batch.to_tensor(device), Mode::Eval)?;
-    Ok(softmax(logits, 1).into_data().try_to_vec::<f32>().unwrap_or_default())
+    Ok(softmax(logits, 1)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default())
 }

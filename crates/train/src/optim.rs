@@ -1,8 +1,8 @@
 //! Optimizers and learning-rate schedules, as Burn implements them, chosen by name.
 
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::constant::ConstantLr;
+use burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::lr_scheduler::step::StepLrSchedulerConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -72,7 +72,8 @@ impl OptimizerSettings {
     }
 
     pub fn build(&self) -> ModuleOptimizer {
-        let decay = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        let decay =
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
         match self.kind {
             // PyTorch's epsilon, so the recipe (Adam 1e-3) behaves as the reference runs do.
             OptimizerKind::Adam => AdamConfig::new()
@@ -103,13 +104,17 @@ impl Schedule {
         let bad = |m: String| TrainError::Config(format!("learning-rate schedule: {m}"));
         match *self {
             Schedule::Constant => Ok(ConstantLr::new(lr).into()),
-            Schedule::Step { every, gamma } => StepLrSchedulerConfig::new(lr, every.max(1) * steps_per_epoch.max(1))
-                .with_gamma(gamma)
-                .init()
-                .map_err(bad),
-            Schedule::Cosine => CosineAnnealingLrSchedulerConfig::new(lr, (epochs * steps_per_epoch).max(1))
-                .init()
-                .map_err(bad),
+            Schedule::Step { every, gamma } => {
+                StepLrSchedulerConfig::new(lr, every.max(1) * steps_per_epoch.max(1))
+                    .with_gamma(gamma)
+                    .init()
+                    .map_err(bad)
+            }
+            Schedule::Cosine => {
+                CosineAnnealingLrSchedulerConfig::new(lr, (epochs * steps_per_epoch).max(1))
+                    .init()
+                    .map_err(bad)
+            }
         }
     }
 
@@ -154,7 +159,13 @@ mod tests {
     fn schedules_follow_their_formulas() {
         assert_eq!(rates(Schedule::Constant, 3), [0.1, 0.1, 0.1]);
         // Two steps per epoch, x0.5 every epoch.
-        let step = rates(Schedule::Step { every: 1, gamma: 0.5 }, 6);
+        let step = rates(
+            Schedule::Step {
+                every: 1,
+                gamma: 0.5,
+            },
+            6,
+        );
         let want = [0.1, 0.1, 0.05, 0.05, 0.025, 0.025];
         for (a, b) in step.iter().zip(want) {
             assert!((a - b).abs() < 1e-12, "{step:?}");
@@ -172,13 +183,24 @@ mod tests {
         assert_eq!(Schedule::parse("cosine").unwrap(), Schedule::Cosine);
         assert_eq!(
             Schedule::parse("step:3:0.5").unwrap(),
-            Schedule::Step { every: 3, gamma: 0.5 }
+            Schedule::Step {
+                every: 3,
+                gamma: 0.5
+            }
         );
         assert_eq!(
             Schedule::parse("step").unwrap(),
-            Schedule::Step { every: 10, gamma: 0.1 }
+            Schedule::Step {
+                every: 10,
+                gamma: 0.1
+            }
         );
         assert!(Schedule::parse("step:0").is_err());
-        assert!(Schedule::parse("warmup").unwrap_err().to_string().contains("cosine"));
+        assert!(
+            Schedule::parse("warmup")
+                .unwrap_err()
+                .to_string()
+                .contains("cosine")
+        );
     }
 }

@@ -11,7 +11,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Bytes, Device};
 use convnet_data::{Augment, ImageSet, Loader, LoaderConfig, Normalization};
-use convnet_layers::{ModelSpec, Mode, Sequential};
+use convnet_layers::{Mode, ModelSpec, Sequential};
 
 use crate::checkpoint::{BEST, CHECKPOINT_DIR, Checkpoint, CheckpointMeta, FORMAT_VERSION, LAST};
 use crate::config::TrainConfig;
@@ -23,6 +23,8 @@ use crate::weights;
 
 /// The data a run trains on, already split and prepared.
 pub struct TrainData {
+    /// Class names, in label order.
+    pub classes: Vec<String>,
     pub train: Arc<ImageSet>,
     pub validation: Option<Arc<ImageSet>>,
     /// Computed on the training set; stored in checkpoints so prediction normalises alike.
@@ -81,7 +83,6 @@ struct Progress {
 /// history; `config.epochs` is the total to reach.
 pub fn train(
     spec: &ModelSpec,
-    classes: &[String],
     data: &TrainData,
     config: &TrainConfig,
     run_dir: &Path,
@@ -146,11 +147,11 @@ pub fn train(
     }
 
     let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
-    let num_classes = classes.len();
+    let num_classes = data.classes.len();
     let mut stopped_early = false;
-    let mut since_best = progress
-        .best
-        .map_or(0, |(best_epoch, _)| progress.epoch.saturating_sub(best_epoch));
+    let mut since_best = progress.best.map_or(0, |(best_epoch, _)| {
+        progress.epoch.saturating_sub(best_epoch)
+    });
 
     for epoch in progress.epoch + 1..=config.epochs {
         if let Some(patience) = config.patience
@@ -196,7 +197,11 @@ pub fn train(
             loss_sum += value * n as f64;
             correct += hits as u64;
             seen += n;
-            observer.step(step + 1, loss_sum / seen as f64, correct as f64 / seen as f64);
+            observer.step(
+                step + 1,
+                loss_sum / seen as f64,
+                correct as f64 / seen as f64,
+            );
         }
         let seconds = started.elapsed().as_secs_f64();
 
@@ -240,7 +245,7 @@ pub fn train(
             meta: CheckpointMeta {
                 format: FORMAT_VERSION,
                 spec: spec.to_toml()?,
-                classes: classes.to_vec(),
+                classes: data.classes.clone(),
                 normalization: (&data.normalization).into(),
                 epoch,
                 global_step: progress.global_step,

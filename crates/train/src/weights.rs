@@ -2,6 +2,8 @@
 //! optimizer state saved beside it still applies), and loading them with a full account of
 //! what does not fit.
 
+use std::collections::BTreeMap;
+
 use burn::module::Module;
 use burn::store::{ApplyError, BurnpackStore, ModuleSnapshot};
 use burn::tensor::Bytes;
@@ -48,6 +50,19 @@ pub fn to_bytes<M: Module>(model: &M) -> Result<Vec<u8>, String> {
     model.save_into(&mut store).map_err(|e| e.to_string())?;
     let bytes = store.get_bytes().map_err(|e| e.to_string())?;
     Ok(bytes.to_vec())
+}
+
+/// Every tensor of the model by name with its raw bytes (parameter ids left out, unlike
+/// [`to_bytes`]): for comparing two models' values.
+pub fn tensor_bytes<M: Module>(model: &M) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| {
+            let bytes = t.to_bytes().map_err(|e| e.to_string())?;
+            Ok((t.name.clone(), bytes.to_vec()))
+        })
+        .collect()
 }
 
 /// Loads burnpack bytes into `model`; every tensor must match by name and shape, or the error

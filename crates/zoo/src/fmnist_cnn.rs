@@ -59,9 +59,15 @@ impl FmnistCnnConfig {
         .named("pool3", pool())
         .named("flatten", LayerConfig::Flatten)
         .named("fc1", dense(128, Activation::Relu))
-        .named("dropout1", LayerConfig::Dropout(DropoutConfig::new(self.dropout)))
+        .named(
+            "dropout1",
+            LayerConfig::Dropout(DropoutConfig::new(self.dropout)),
+        )
         .named("fc2", dense(64, Activation::Relu))
-        .named("dropout2", LayerConfig::Dropout(DropoutConfig::new(self.dropout)))
+        .named(
+            "dropout2",
+            LayerConfig::Dropout(DropoutConfig::new(self.dropout)),
+        )
         .named("fc3", dense(self.num_classes, Activation::Softmax))
     }
 
@@ -97,7 +103,11 @@ mod tests {
         // 28 -> 14 -> 7 -> 3 (max pooling floors).
         assert_eq!(
             shapes,
-            ["(None, 64, 14, 14)", "(None, 128, 7, 7)", "(None, 256, 3, 3)"]
+            [
+                "(None, 64, 14, 14)",
+                "(None, 128, 7, 7)",
+                "(None, 256, 3, 3)"
+            ]
         );
     }
 

@@ -123,9 +123,15 @@ mod tests {
     #[test]
     fn classifiers_fit_the_data_set() {
         let device = Device::flex();
-        let lenet = classifier_spec("lenet5", 1, 28, 10).unwrap().build(&device).unwrap();
+        let lenet = classifier_spec("lenet5", 1, 28, 10)
+            .unwrap()
+            .build(&device)
+            .unwrap();
         assert_eq!(lenet.summary().unwrap().total_params, 61_706);
-        let rgb = classifier_spec("fmnist-cnn", 3, 32, 4).unwrap().build(&device).unwrap();
+        let rgb = classifier_spec("fmnist-cnn", 3, 32, 4)
+            .unwrap()
+            .build(&device)
+            .unwrap();
         assert_eq!(rgb.output_shape().unwrap().dims(), &[4]);
     }
 

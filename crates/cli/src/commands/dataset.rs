@@ -13,8 +13,13 @@ pub const FASHION_MNIST: &str = "fashion-mnist";
 /// A data set as named by `--dataset`.
 #[derive(Debug, Clone)]
 pub enum DataSource {
-    FashionMnist { dir: PathBuf },
-    Folder { train: PathBuf, test: Option<PathBuf> },
+    FashionMnist {
+        dir: PathBuf,
+    },
+    Folder {
+        train: PathBuf,
+        test: Option<PathBuf>,
+    },
 }
 
 impl DataSource {
@@ -54,7 +59,9 @@ impl DataSource {
 
     pub fn load_train(&self, shape: [usize; 3], limit: Option<usize>) -> Result<ImageSet> {
         let set = match self {
-            DataSource::FashionMnist { dir } => fashion_mnist::load_limit(dir, Split::Train, limit)?,
+            DataSource::FashionMnist { dir } => {
+                fashion_mnist::load_limit(dir, Split::Train, limit)?
+            }
             DataSource::Folder { train, .. } => limited(folder::load_folder(train, shape)?, limit),
         };
         Ok(set)
@@ -73,12 +80,17 @@ impl DataSource {
         })
     }
 
-    pub fn load_split(&self, split: &str, shape: [usize; 3], limit: Option<usize>) -> Result<ImageSet> {
+    pub fn load_split(
+        &self,
+        split: &str,
+        shape: [usize; 3],
+        limit: Option<usize>,
+    ) -> Result<ImageSet> {
         match split {
             "train" => self.load_train(shape, limit),
-            "test" => self
-                .load_test(shape, limit)?
-                .context("this data set has no test split (a folder needs train/ and test/ sub-folders)"),
+            "test" => self.load_test(shape, limit)?.context(
+                "this data set has no test split (a folder needs train/ and test/ sub-folders)",
+            ),
             other => bail!("unknown split '{other}': use train or test"),
         }
     }

@@ -141,7 +141,11 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         .map(|m| m.path.display().to_string())
         .collect::<Vec<_>>()
         .join(" + ");
-    println!("{members} on {dataset} {} ({} images)", args.split, labels.len());
+    println!(
+        "{members} on {dataset} {} ({} images)",
+        args.split,
+        labels.len()
+    );
     println!(
         "accuracy {:.2}%  loss {:.4}\n",
         100.0 * confusion.accuracy(),

@@ -76,7 +76,10 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "results": out }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "results": out }))?
+        );
         return Ok(());
     }
     for (image, best) in results {

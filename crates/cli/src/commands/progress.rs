@@ -55,7 +55,7 @@ impl Observer for Bars {
 
     fn step(&mut self, step: usize, loss: f64, accuracy: f64) {
         self.bar.set_position(step as u64);
-        if step % 5 == 0 || step as u64 == self.bar.length().unwrap_or(0) {
+        if step.is_multiple_of(5) || step as u64 == self.bar.length().unwrap_or(0) {
             self.bar
                 .set_message(format!("loss {loss:.4} acc {}", pct(accuracy)));
         }
@@ -83,7 +83,11 @@ impl Observer for Bars {
             r.train_loss,
             pct(r.train_accuracy),
             r.seconds,
-            if best && r.val_accuracy.is_some() { " (best)" } else { "" }
+            if best && r.val_accuracy.is_some() {
+                " (best)"
+            } else {
+                ""
+            }
         ));
     }
 

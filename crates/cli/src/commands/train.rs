@@ -264,6 +264,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         run_dir.display()
     ));
     let data = TrainData {
+        classes: classes.clone(),
         train: Arc::new(train),
         validation: (!validation.is_empty()).then(|| Arc::new(validation)),
         normalization: normalization.clone(),
@@ -272,7 +273,6 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     let mut observer = bars;
     let outcome = convnet_train::train(
         &spec,
-        &classes,
         &data,
         &config,
         &run_dir,
@@ -325,7 +325,11 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         println!("{:.1} s per epoch", seconds_per_epoch);
         println!("history:     {}", run_dir.join("history.csv").display());
         println!("curves:      {}", run_dir.join("curves.png").display());
-        println!("checkpoints: {} (best), {} (last)", outcome.best_checkpoint.display(), outcome.last_checkpoint.display());
+        println!(
+            "checkpoints: {} (best), {} (last)",
+            outcome.best_checkpoint.display(),
+            outcome.last_checkpoint.display()
+        );
     }
     Ok(())
 }

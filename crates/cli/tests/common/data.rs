@@ -52,9 +52,18 @@ pub fn write_fashion_like(dir: &Path, n_train: usize, n_test: usize, seed: u64) 
             images.extend(pattern(k, &mut rng));
             labels.push(k as u8);
         }
-        write_idx(&dir.join(format!("{prefix}-images-idx3-ubyte")), &[n, 28, 28], &images)
-            .unwrap();
-        write_idx(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &[n], &labels).unwrap();
+        write_idx(
+            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            &[n, 28, 28],
+            &images,
+        )
+        .unwrap();
+        write_idx(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            &[n],
+            &labels,
+        )
+        .unwrap();
     }
 }
 
