@@ -410,3 +410,72 @@ fn lenet5_learns_from_a_few_hundred_real_fashion_mnist_images() {
     // About 0.7 here; chance is 0.1.
     assert!(v["test_accuracy"].as_f64().unwrap() > 0.55, "{v}");
 }
+
+#[test]
+fn a_folder_of_images_trains_with_its_sub_folders_as_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("shapes");
+    // Two classes, "rows" and "columns", as PNGs of another size than the model's input.
+    for (split, n) in [("train", 40), ("test", 10)] {
+        for (class, k) in [("columns", 6), ("rows", 1)] {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let small = dir.join(format!("{i}.png"));
+                data::write_png(&small, k, i as u64 + 100 * k as u64);
+                let img = image::open(&small).unwrap().resize_exact(
+                    40,
+                    40,
+                    image::imageops::FilterType::Triangle,
+                );
+                img.save(&small).unwrap();
+            }
+        }
+    }
+    std::fs::write(root.join("train/README.txt"), "not an image, ignored").unwrap();
+    let run = tmp.path().join("run");
+    let v = json(&convnet(&[
+        "train",
+        "--model",
+        "lenet5",
+        "--dataset",
+        &s(&root),
+        "--size",
+        "28",
+        "--epochs",
+        "3",
+        "--batch",
+        "8",
+        "--out",
+        &s(&run),
+        "--json",
+    ]));
+    assert!(v["test_accuracy"].as_f64().unwrap() >= 0.9, "{v}");
+    let ckpt = Checkpoint::load(&run.join("checkpoints/best.ckpt")).unwrap();
+    assert_eq!(ckpt.meta.classes, ["columns", "rows"]);
+    let p = json(&convnet(&[
+        "predict",
+        &s(&run),
+        &s(&root.join("test/rows/3.png")),
+        "--json",
+    ]));
+    assert_eq!(p["results"][0]["predictions"][0]["class"], "rows", "{p}");
+
+    // A corrupt image is named in the error.
+    std::fs::write(root.join("train/rows/broken.png"), b"\x89PNG not really").unwrap();
+    let out = convnet(&[
+        "train",
+        "--model",
+        "lenet5",
+        "--dataset",
+        &s(&root),
+        "--size",
+        "28",
+        "--epochs",
+        "1",
+        "--out",
+        &s(&run),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broken.png"), "{}", stderr(&out));
+}

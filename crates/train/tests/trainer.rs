@@ -267,3 +267,31 @@ fn bad_settings_are_refused_before_training() {
     let e = train(&spec(), &data(), &c, tmp.path(), None, &device, &mut Quiet).unwrap_err();
     assert!(e.to_string().contains("--lr"), "{e}");
 }
+
+#[test]
+fn early_stopping_waits_patience_epochs_after_the_best() {
+    let _turn = serial();
+    let device = Device::flex();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(6);
+    c.patience = Some(2);
+    let out = train(&spec(), &data(), &c, tmp.path(), None, &device, &mut Quiet).unwrap();
+    // The quadrants are learnt within the first epoch (validation accuracy 1.0 cannot be
+    // beaten), so the run stops after two more epochs.
+    let best = out.best_epoch.unwrap();
+    assert_eq!(
+        out.history[best - 1].val_accuracy,
+        Some(1.0),
+        "{:?}",
+        out.history
+    );
+    assert!(out.stopped_early);
+    assert_eq!(out.history.len(), best + 2);
+    assert!(
+        Checkpoint::load(&tmp.path().join("checkpoints/best.ckpt"))
+            .unwrap()
+            .meta
+            .epoch
+            == best
+    );
+}
