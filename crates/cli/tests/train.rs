@@ -5,7 +5,7 @@ mod common;
 #[path = "common/data.rs"]
 mod data;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,29 @@ fn s(p: &Path) -> String {
 fn json(out: &std::process::Output) -> Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+/// A temporary folder with a generated data set in `data/` and a run directory `run` to be.
+fn generated(n_train: usize, n_test: usize, seed: u64) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data_dir, run) = (tmp.path().join("data"), tmp.path().join("run"));
+    std::fs::create_dir(&data_dir).unwrap();
+    data::write_fashion_like(&data_dir, n_train, n_test, seed);
+    (tmp, data_dir, run)
+}
+
+/// The command failed with a one-line error holding every `needle`, and did not panic.
+fn fails_with(out: &std::process::Output, needles: &[&str]) {
+    assert!(!out.status.success());
+    let err = stderr(out);
+    assert!(!err.contains("panicked"), "{err}");
+    // Progress lines may come before it; the error itself is the last line, and only one.
+    let line = err.trim_end().lines().last().unwrap_or_default();
+    assert!(line.starts_with("error: "), "{err}");
+    assert_eq!(err.matches("error: ").count(), 1, "{err}");
+    for needle in needles {
+        assert!(line.contains(needle), "{needle:?} not in: {err}");
+    }
 }
 
 /// Trains LeNet-5 on the generated set; returns the `--json` result.
@@ -46,10 +69,7 @@ fn train(data: &Path, run: &Path, extra: &[&str]) -> Value {
 
 #[test]
 fn train_writes_history_curves_and_checkpoints_and_eval_and_predict_use_them() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data_dir, run) = (tmp.path().join("data"), tmp.path().join("run"));
-    std::fs::create_dir(&data_dir).unwrap();
-    data::write_fashion_like(&data_dir, 600, 200, 7);
+    let (tmp, data_dir, run) = generated(600, 200, 7);
 
     let v = train(&data_dir, &run, &["--epochs", "3"]);
     assert_eq!(v["epochs"], 3);
@@ -139,10 +159,7 @@ fn train_writes_history_curves_and_checkpoints_and_eval_and_predict_use_them() {
 
 #[test]
 fn resume_continues_from_the_last_checkpoint_with_its_history() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data_dir, run) = (tmp.path().join("data"), tmp.path().join("run"));
-    std::fs::create_dir(&data_dir).unwrap();
-    data::write_fashion_like(&data_dir, 300, 100, 3);
+    let (tmp, data_dir, run) = generated(300, 100, 3);
     train(&data_dir, &run, &["--epochs", "1"]);
     let before = Checkpoint::load(&run.join("checkpoints/last.ckpt")).unwrap();
     let out = convnet(&[
@@ -172,10 +189,7 @@ fn resume_continues_from_the_last_checkpoint_with_its_history() {
 
 #[test]
 fn a_checkpoint_from_another_architecture_is_refused_with_the_tensors_that_differ() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data_dir, run) = (tmp.path().join("data"), tmp.path().join("run"));
-    std::fs::create_dir(&data_dir).unwrap();
-    data::write_fashion_like(&data_dir, 100, 20, 3);
+    let (tmp, data_dir, run) = generated(100, 20, 3);
     train(&data_dir, &run, &["--epochs", "1", "--val-split", "0"]);
     let out = convnet(&[
         "train",
@@ -188,20 +202,19 @@ fn a_checkpoint_from_another_architecture_is_refused_with_the_tensors_that_diffe
         "--epochs",
         "2",
     ]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(err.contains("does not fit this model"), "{err}");
-    assert!(err.contains("shape mismatches"), "{err}");
-    assert!(err.contains("stack.layers.0"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    fails_with(
+        &out,
+        &[
+            "does not fit this model",
+            "shape mismatches",
+            "stack.layers.0",
+        ],
+    );
 }
 
 #[test]
 fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data_dir, run) = (tmp.path().join("data"), tmp.path().join("run"));
-    std::fs::create_dir(&data_dir).unwrap();
-    data::write_fashion_like(&data_dir, 200, 20, 5);
+    let (tmp, data_dir, run) = generated(200, 20, 5);
     train(&data_dir, &run, &["--epochs", "1"]);
     let good = std::fs::read(run.join("checkpoints/last.ckpt")).unwrap();
     // A learning rate of 1e30 sends the weights to infinity within a step or two.
@@ -216,12 +229,10 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
         "--lr",
         "1e30",
     ]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(err.contains("the loss became"), "{err}");
-    assert!(err.contains("at epoch 2"), "{err}");
-    assert!(err.contains("last good checkpoint"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    fails_with(
+        &out,
+        &["the loss became", "at epoch 2", "last good checkpoint"],
+    );
     assert_eq!(
         std::fs::read(run.join("checkpoints/last.ckpt")).unwrap(),
         good
@@ -230,10 +241,7 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn killing_training_never_leaves_a_corrupt_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data_dir, run) = (tmp.path().join("data"), tmp.path().join("run"));
-    std::fs::create_dir(&data_dir).unwrap();
-    data::write_fashion_like(&data_dir, 200, 20, 9);
+    let (tmp, data_dir, run) = generated(200, 20, 9);
     let last = run.join("checkpoints/last.ckpt");
     let mut rng = data::Rng::new(42);
     for round in 0..6 {
@@ -298,21 +306,14 @@ fn bad_data_files_give_one_line_errors_naming_the_file() {
     let images = data_dir.join("train-images-idx3-ubyte");
     let full = std::fs::read(&images).unwrap();
     std::fs::write(&images, &full[..full.len() - 100]).unwrap();
-    let out = attempt();
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(err.contains("train-images-idx3-ubyte"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
+    fails_with(&attempt(), &["train-images-idx3-ubyte"]);
     std::fs::write(&images, &full).unwrap();
 
     // A label file with another count.
     let labels = data_dir.join("train-labels-idx1-ubyte");
     let good_labels = std::fs::read(&labels).unwrap();
     convnet_data::idx::write_idx(&labels, &[49], &[0u8; 49]).unwrap();
-    let out = attempt();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(err.contains("50") && err.contains("49"), "{err}");
+    fails_with(&attempt(), &["50", "49"]);
     std::fs::write(&labels, &good_labels).unwrap();
 
     // Missing data set: says how to install it.
@@ -327,12 +328,7 @@ fn bad_data_files_give_one_line_errors_naming_the_file() {
         "--out",
         &s(&run),
     ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("apt-get install dataset-fashion-mnist"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, &["apt-get install dataset-fashion-mnist"]);
 
     // An unwritable run directory (under a regular file) fails before training.
     let file = tmp.path().join("a-file");
@@ -348,8 +344,7 @@ fn bad_data_files_give_one_line_errors_naming_the_file() {
         "--out",
         &s(&file.join("run")),
     ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot write"), "{}", stderr(&out));
+    fails_with(&out, &["cannot write", "a-file"]);
 
     // Truncated and corrupt checkpoints.
     train(&data_dir, &run, &["--epochs", "1"]);
@@ -358,20 +353,15 @@ fn bad_data_files_give_one_line_errors_naming_the_file() {
     let cut = tmp.path().join("cut.ckpt");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let out = convnet(&["eval", &s(&cut), "--data", &s(&data_dir)]);
-    assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
+    fails_with(&out, &["truncated", "cut.ckpt"]);
     let mut flipped = bytes.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0xff;
     std::fs::write(&cut, &flipped).unwrap();
     let out = convnet(&["eval", &s(&cut), "--data", &s(&data_dir)]);
-    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+    fails_with(&out, &["corrupt", "cut.ckpt"]);
     let out = convnet(&["predict", &s(&ckpt), &s(&images)]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("train-images-idx3-ubyte"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, &["train-images-idx3-ubyte"]);
 }
 
 /// The real data set, as CI installs it: a few hundred images are enough to beat chance by far.
@@ -476,6 +466,5 @@ fn a_folder_of_images_trains_with_its_sub_folders_as_classes() {
         "--out",
         &s(&run),
     ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("broken.png"), "{}", stderr(&out));
+    fails_with(&out, &["broken.png"]);
 }

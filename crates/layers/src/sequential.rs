@@ -460,15 +460,19 @@ impl Sequential {
     /// Runs a batch (`[N, C, L]`, `[N, C, H, W]` or `[N, C, D, H, W]`) through every layer.
     pub fn forward(&self, x: impl Into<Features>, mode: Mode) -> Result<Features, ModelError> {
         let x = x.into();
+        self.check_input(&x)?;
+        Ok(self.stack.forward(x, mode)?)
+    }
+
+    fn check_input(&self, x: &Features) -> Result<(), InputError> {
         let dims = x.dims();
         if dims[1..] != *self.input.dims() {
             return Err(InputError {
                 expected: self.input.clone(),
                 got: dims,
-            }
-            .into());
+            });
         }
-        Ok(self.stack.forward(x, mode)?)
+        Ok(())
     }
 
     /// Whether the network ends in a softmax (a softmax dense layer or a softmax layer).
@@ -496,14 +500,7 @@ impl Sequential {
             return Ok(self.forward(x, mode)?.into_flat());
         }
         let x = x.into();
-        let dims = x.dims();
-        if dims[1..] != *self.input.dims() {
-            return Err(InputError {
-                expected: self.input.clone(),
-                got: dims,
-            }
-            .into());
-        }
+        self.check_input(&x)?;
         let last = self.stack.layers.len() - 1;
         let mut x = x;
         for (name, layer) in self.stack.names.iter().zip(&self.stack.layers).take(last) {

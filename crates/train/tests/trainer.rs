@@ -2,7 +2,7 @@
 //! stopping (weights, optimizer state and step count all come back), checkpoints round-trip
 //! exactly, and damaged ones are refused.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::Device;
@@ -92,6 +92,24 @@ fn config(epochs: usize) -> TrainConfig {
     c
 }
 
+/// Trains one epoch into `dir/run`; its last checkpoint and where it is.
+fn one_epoch(dir: &Path) -> (PathBuf, Checkpoint) {
+    let run = dir.join("run");
+    train(
+        &spec(),
+        &data(),
+        &config(1),
+        &run,
+        None,
+        &Device::flex(),
+        &mut Quiet,
+    )
+    .unwrap();
+    let path = run.join("checkpoints/last.ckpt");
+    let ckpt = Checkpoint::load(&path).unwrap();
+    (path, ckpt)
+}
+
 fn last(run: &Path) -> Checkpoint {
     Checkpoint::load(&run.join(checkpoint::CHECKPOINT_DIR).join(checkpoint::LAST)).unwrap()
 }
@@ -175,19 +193,7 @@ fn checkpoints_round_trip_exactly_and_refuse_damage() {
     let _turn = serial();
     let device = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    train(
-        &spec(),
-        &data(),
-        &config(1),
-        &run,
-        None,
-        &device,
-        &mut Quiet,
-    )
-    .unwrap();
-    let path = run.join("checkpoints/last.ckpt");
-    let ckpt = Checkpoint::load(&path).unwrap();
+    let (path, ckpt) = one_epoch(tmp.path());
 
     // Rebuilt from its own spec, the model saves to the same bytes it was loaded from.
     let model = ckpt.model(&path, &device).unwrap();
@@ -222,19 +228,7 @@ fn weights_of_another_architecture_are_listed_not_loaded() {
     let _turn = serial();
     let device = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
-    let run = tmp.path().join("run");
-    train(
-        &spec(),
-        &data(),
-        &config(1),
-        &run,
-        None,
-        &device,
-        &mut Quiet,
-    )
-    .unwrap();
-    let path = run.join("checkpoints/last.ckpt");
-    let ckpt = Checkpoint::load(&path).unwrap();
+    let (path, ckpt) = one_epoch(tmp.path());
     let wider = ModelSpec::parse(
         &spec()
             .to_toml()
