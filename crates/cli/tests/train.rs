@@ -159,7 +159,7 @@ fn train_writes_history_curves_and_checkpoints_and_eval_and_predict_use_them() {
 
 #[test]
 fn resume_continues_from_the_last_checkpoint_with_its_history() {
-    let (tmp, data_dir, run) = generated(300, 100, 3);
+    let (_tmp, data_dir, run) = generated(300, 100, 3);
     train(&data_dir, &run, &["--epochs", "1"]);
     let before = Checkpoint::load(&run.join("checkpoints/last.ckpt")).unwrap();
     let out = convnet(&[
@@ -189,7 +189,7 @@ fn resume_continues_from_the_last_checkpoint_with_its_history() {
 
 #[test]
 fn a_checkpoint_from_another_architecture_is_refused_with_the_tensors_that_differ() {
-    let (tmp, data_dir, run) = generated(100, 20, 3);
+    let (_tmp, data_dir, run) = generated(100, 20, 3);
     train(&data_dir, &run, &["--epochs", "1", "--val-split", "0"]);
     let out = convnet(&[
         "train",
@@ -214,7 +214,7 @@ fn a_checkpoint_from_another_architecture_is_refused_with_the_tensors_that_diffe
 
 #[test]
 fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
-    let (tmp, data_dir, run) = generated(200, 20, 5);
+    let (_tmp, data_dir, run) = generated(200, 20, 5);
     train(&data_dir, &run, &["--epochs", "1"]);
     let good = std::fs::read(run.join("checkpoints/last.ckpt")).unwrap();
     // A learning rate of 1e30 sends the weights to infinity within a step or two.
