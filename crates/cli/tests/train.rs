@@ -241,7 +241,7 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn killing_training_never_leaves_a_corrupt_checkpoint() {
-    let (tmp, data_dir, run) = generated(200, 20, 9);
+    let (_tmp, data_dir, run) = generated(200, 20, 9);
     let last = run.join("checkpoints/last.ckpt");
     let mut rng = data::Rng::new(42);
     for round in 0..6 {
