@@ -42,6 +42,10 @@ fn summary_reads_spec_files() {
         ("lenet5.toml", 61_706),
         ("dense-on-image.toml", 19_660_900),
         ("conv-on-image.toml", 18_944),
+        // 1*8*7+8 + 8*16*7+16 + 16*32*5+32 + 32*4+4
+        ("ecg-1d.toml", 3_700),
+        // 27*8+8 + 27*8*16+16 + 16*4+4
+        ("video-3d.toml", 3_764),
     ] {
         let out = convnet(&["summary", &spec(file), "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));

@@ -1,14 +1,19 @@
 //! The convnet model zoo: one model family per file, each with its config and the published
 //! variants as constructors.
 
+pub mod blocks;
 pub mod fmnist_cnn;
 pub mod lenet;
+pub mod signal_cnn;
+pub mod volume_cnn;
 
 use burn::tensor::Device;
 use convnet_layers::{ModelSpec, Summarize, Summary};
 
 pub use fmnist_cnn::FmnistCnnConfig;
 pub use lenet::LeNet5Config;
+pub use signal_cnn::SignalCnnConfig;
+pub use volume_cnn::VolumeCnnConfig;
 
 /// A built-in model name with what it is.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +36,14 @@ pub const MODELS: &[ZooEntry] = &[
         name: "fmnist-cnn",
         description: "the textbook Fashion-MNIST CNN (Géron ch. 14): 28x28x1, 10 classes",
     },
+    ZooEntry {
+        name: "signal-cnn",
+        description: "1D CNN for signals: 1 x 1000 (4 s of ECG at 250 Hz), 4 classes",
+    },
+    ZooEntry {
+        name: "volume-cnn",
+        description: "3D CNN for volumes and clips: 1 x 16 x 32 x 32 (16 frames), 4 classes",
+    },
 ];
 
 /// Why a built-in model could not be made.
@@ -38,6 +51,12 @@ pub const MODELS: &[ZooEntry] = &[
 pub enum ZooError {
     #[error("unknown model '{name}'; built-in models: {}", MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "))]
     Unknown { name: String },
+    #[error("model '{name}' takes {want}; the data's examples are {got:?}")]
+    Input {
+        name: String,
+        want: String,
+        got: Vec<usize>,
+    },
     #[error(transparent)]
     Build(#[from] convnet_layers::SpecError),
     #[error(transparent)]
@@ -60,32 +79,58 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "lenet5" | "lenet-5" | "lenet" => Ok(LeNet5Config::lenet5().spec()),
         "lenet5-fmnist" => Ok(LeNet5Config::fashion_mnist().spec()),
         "fmnist-cnn" => Ok(FmnistCnnConfig::textbook().spec()),
+        "signal-cnn" => Ok(SignalCnnConfig::ecg().spec()),
+        "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
         _ => Err(unknown(name)),
     }
 }
 
-/// The layer spec of a built-in classifier fitted to a data set: `channels x size x size`
-/// images and `num_classes` outputs. LeNet-5 pads its first convolution so smaller images
-/// (Fashion-MNIST's 28x28) reach the 32x32 the paper's layer sizes assume.
+/// The layer spec of a built-in classifier fitted to a data set: examples of shape `input`
+/// (`[C, L]`, `[C, H, W]` or `[C, D, H, W]`) and `num_classes` outputs. LeNet-5 pads its first
+/// convolution so smaller images (Fashion-MNIST's 28x28) reach the 32x32 the paper's layer
+/// sizes assume.
 pub fn classifier_spec(
     name: &str,
-    channels: usize,
-    size: usize,
+    input: &[usize],
     num_classes: usize,
 ) -> Result<ModelSpec, ZooError> {
-    match normalize(name).as_str() {
-        "lenet5" | "lenet-5" | "lenet" | "lenet5-fmnist" => {
-            Ok(LeNet5Config::for_input(channels, size)
+    let wrong = |want: &str| ZooError::Input {
+        name: name.to_string(),
+        want: want.to_string(),
+        got: input.to_vec(),
+    };
+    match (normalize(name).as_str(), input) {
+        ("lenet5" | "lenet-5" | "lenet" | "lenet5-fmnist", &[c, h, w]) if h == w => {
+            Ok(LeNet5Config::for_input(c, h)
                 .with_num_classes(num_classes)
                 .spec())
         }
-        "fmnist-cnn" => Ok(FmnistCnnConfig {
-            in_channels: channels,
-            input_size: size,
+        ("fmnist-cnn", &[c, h, w]) if h == w => Ok(FmnistCnnConfig {
+            in_channels: c,
+            input_size: h,
             ..FmnistCnnConfig::textbook()
         }
         .with_num_classes(num_classes)
         .spec()),
+        ("lenet5" | "lenet-5" | "lenet" | "lenet5-fmnist" | "fmnist-cnn", _) => {
+            Err(wrong("square images [channels, size, size]"))
+        }
+        ("signal-cnn", &[c, l]) => Ok(SignalCnnConfig {
+            in_channels: c,
+            length: l,
+            num_classes,
+            ..SignalCnnConfig::ecg()
+        }
+        .spec()),
+        ("signal-cnn", _) => Err(wrong("signals [channels, length]")),
+        ("volume-cnn", &[c, d, h, w]) => Ok(VolumeCnnConfig {
+            in_channels: c,
+            size: [d, h, w],
+            num_classes,
+            ..VolumeCnnConfig::clips()
+        }
+        .spec()),
+        ("volume-cnn", _) => Err(wrong("volumes [channels, depth, height, width]")),
         _ => Err(unknown(name)),
     }
 }
@@ -123,12 +168,12 @@ mod tests {
     #[test]
     fn classifiers_fit_the_data_set() {
         let device = Device::flex();
-        let lenet = classifier_spec("lenet5", 1, 28, 10)
+        let lenet = classifier_spec("lenet5", &[1, 28, 28], 10)
             .unwrap()
             .build(&device)
             .unwrap();
         assert_eq!(lenet.summary().unwrap().total_params, 61_706);
-        let rgb = classifier_spec("fmnist-cnn", 3, 32, 4)
+        let rgb = classifier_spec("fmnist-cnn", &[3, 32, 32], 4)
             .unwrap()
             .build(&device)
             .unwrap();
@@ -145,7 +190,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn"
+            "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn"
         );
     }
 }

@@ -134,9 +134,11 @@ fn model_spec(model: &str, shape: Option<[usize; 3]>, classes: usize) -> Result<
         }
         return Ok(spec);
     }
-    let default = convnet_zoo::spec(model)?;
-    let [c, h, _] = shape.unwrap_or([default.input[0], default.input[1], default.input[2]]);
-    Ok(convnet_zoo::classifier_spec(model, c, h, classes)?)
+    let input = match shape {
+        Some(shape) => shape.to_vec(),
+        None => convnet_zoo::spec(model)?.input,
+    };
+    Ok(convnet_zoo::classifier_spec(model, &input, classes)?)
 }
 
 fn folder_shape(args: &Args, model: &str) -> Result<[usize; 3]> {
