@@ -40,7 +40,7 @@ enum Command {
     /// Micro-benchmarks: `convnet bench conv` times single convolutions.
     Bench(commands::bench::Args),
     /// Train a classifier (progress, validation, history.csv, curves.png, checkpoints).
-    Train(commands::train::Args),
+    Train(Box<commands::train::Args>),
     /// Accuracy, per-class precision and recall, and a confusion matrix for a trained model.
     Eval(commands::eval::Args),
     /// Classify image files with a trained model (or an ensemble of them).
@@ -72,7 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => commands::models::run(args),
         Command::Filter(args) => commands::filter::run(args, &device()?),
         Command::Bench(args) => commands::bench::run(args, &device()?, cli.device),
-        Command::Train(args) => commands::train::run(args, &device()?, cli.quiet),
+        Command::Train(args) => commands::train::run(*args, &device()?, cli.quiet),
         Command::Eval(args) => commands::eval::run(args, &device()?, cli.quiet),
         Command::Predict(args) => commands::predict::run(args, &device()?),
     }

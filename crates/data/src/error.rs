@@ -65,6 +65,14 @@ pub enum DataError {
     /// request the set cannot satisfy.
     #[error("image set: {0}")]
     InvalidSet(String),
+    /// The values, labels, shape and classes of a [`TensorSet`](crate::TensorSet) that do not
+    /// fit together, or a generator asked for something it cannot make.
+    #[error("tensor set: {0}")]
+    InvalidTensors(String),
+    /// A `.npy` file that cannot be read, or whose array cannot serve as the inputs or labels
+    /// of a data set.
+    #[error("{}: {problem}", path.display())]
+    Npy { path: PathBuf, problem: String },
     /// An augmentation spec that does not parse, or one the training set cannot support.
     #[error("augmentation: {0}")]
     Augment(String),

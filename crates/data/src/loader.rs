@@ -10,12 +10,14 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use convnet_layers::Features;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
 
-use crate::augment::{Augment, Image, example_rng};
-use crate::{DataError, ImageSet, Normalization};
+use crate::augment::{Augment, example_rng};
+use crate::examples::{Examples, IntoExamples};
+use crate::{DataError, Normalization};
 
 /// How a [`Loader`] walks a set.
 #[derive(Debug, Clone)]
@@ -52,59 +54,92 @@ impl LoaderConfig {
 /// Examples ready for the network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// `N * C * H * W` normalised values.
+    /// `prod(shape)` normalised values, example after example (images, signals or volumes:
+    /// the name is historical).
     pub images: Vec<f32>,
     pub labels: Vec<usize>,
-    /// `[N, C, H, W]`.
-    pub shape: [usize; 4],
+    /// `[N, ...example shape]`: `[N, C, H, W]` for images, `[N, C, L]` for signals,
+    /// `[N, C, D, H, W]` for volumes.
+    pub shape: Vec<usize>,
     /// Where each example sits in the set.
     pub indices: Vec<usize>,
 }
 
 impl Batch {
-    /// Builds the batch of `indices` from `set`: augmented (each example with its own seeded
-    /// generator) and then normalised.
-    pub fn build(
-        set: &ImageSet,
+    /// Builds the batch of `indices` from `set`: augmented (each example with its own
+    /// generator, seeded by `(seed, epoch, index)`) and then normalised.
+    pub fn build<E: Examples + ?Sized>(
+        set: &E,
         indices: &[usize],
         normalization: &Normalization,
         augment: Option<&Augment>,
         seed: u64,
         epoch: u64,
     ) -> Batch {
-        let [c, h, w] = set.shape;
-        let mut images = Vec::with_capacity(indices.len() * set.image_len());
+        let example_shape = set.example_shape();
+        let per_example: usize = example_shape.iter().product();
+        let mut images = Vec::with_capacity(indices.len() * per_example);
         for &i in indices {
-            match augment.filter(|a| !a.is_empty()) {
-                None => normalization.extend_normalised(set.image(i), &mut images),
-                Some(a) => {
-                    let mut image = Image::from_pixels(set.image(i), set.shape);
-                    a.apply(&mut image, &mut example_rng(seed, epoch, i));
-                    for (ch, plane) in image.data.chunks_exact((h * w).max(1)).enumerate() {
-                        images.extend(plane.iter().map(|&v| normalization.apply(ch, v)));
-                    }
-                }
-            }
+            let mut rng = example_rng(seed, epoch, i);
+            set.write_normalised(i, normalization, augment, &mut rng, &mut images);
         }
+        let mut shape = Vec::with_capacity(example_shape.len() + 1);
+        shape.push(indices.len());
+        shape.extend(example_shape);
         Batch {
             images,
-            labels: indices.iter().map(|&i| set.labels[i]).collect(),
-            shape: [indices.len(), c, h, w],
+            labels: indices.iter().map(|&i| set.label(i)).collect(),
+            shape,
             indices: indices.to_vec(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.shape[0]
+        self.labels.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.shape[0] == 0
+        self.labels.is_empty()
     }
 
-    /// The images as an `[N, C, H, W]` float tensor.
+    /// One example's shape: the batch shape without `N`.
+    pub fn example_shape(&self) -> &[usize] {
+        self.shape.get(1..).unwrap_or(&[])
+    }
+
+    /// The images as an `[N, C, H, W]` float tensor. Panics for a batch of another rank (a
+    /// signal or volume batch): use [`Batch::to_features`], which takes every rank.
     pub fn to_tensor(&self, device: &Device) -> Tensor<4> {
-        Tensor::from_data(TensorData::new(self.images.clone(), self.shape), device)
+        assert_eq!(
+            self.shape.len(),
+            4,
+            "Batch::to_tensor takes [N, C, H, W] batches, not {:?}; use Batch::to_features",
+            self.shape
+        );
+        self.tensor::<4>(device)
+    }
+
+    /// The batch as the network input its rank calls for: `[N, F]` flat, `[N, C, L]` 1D maps,
+    /// `[N, C, H, W]` 2D maps, `[N, C, D, H, W]` 3D maps. Panics for any other rank, which no
+    /// loader builds.
+    pub fn to_features(&self, device: &Device) -> Features {
+        match self.shape.len() {
+            2 => Features::Flat(self.tensor::<2>(device)),
+            3 => Features::Map1d(self.tensor::<3>(device)),
+            4 => Features::Map2d(self.tensor::<4>(device)),
+            5 => Features::Map3d(self.tensor::<5>(device)),
+            _ => panic!(
+                "a batch of shape {:?} has no feature-map form (ranks 2 to 5)",
+                self.shape
+            ),
+        }
+    }
+
+    fn tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
+        Tensor::from_data(
+            TensorData::new(self.images.clone(), self.shape.clone()),
+            device,
+        )
     }
 
     /// The labels as an `[N]` integer tensor (what cross-entropy takes).
@@ -117,7 +152,7 @@ impl Batch {
 /// One epoch of batches, in order, built ahead on a background thread. Dropping it mid-epoch
 /// stops the thread.
 pub struct Loader {
-    set: Arc<ImageSet>,
+    set: Arc<dyn Examples>,
     config: LoaderConfig,
     order: Arc<Vec<usize>>,
     num_batches: usize,
@@ -131,21 +166,39 @@ struct Worker {
 }
 
 impl Loader {
-    pub fn new(set: Arc<ImageSet>, config: LoaderConfig) -> Result<Self, DataError> {
+    /// A loader over `set`: an `Arc` of an [`ImageSet`](crate::ImageSet), a
+    /// [`TensorSet`](crate::TensorSet), any other [`Examples`], or an `Arc<dyn Examples>`.
+    pub fn new(set: impl IntoExamples, config: LoaderConfig) -> Result<Self, DataError> {
+        let set = set.into_examples();
         if config.batch_size == 0 {
             return Err(DataError::Loader(
                 "batch size must be at least 1".to_string(),
             ));
         }
         set.validate()?;
+        let example_shape = set.example_shape();
+        if !(1..=4).contains(&example_shape.len()) {
+            return Err(DataError::Loader(format!(
+                "examples of shape {example_shape:?} have no network input form (ranks 1 to 4: [F], [C, L], [C, H, W], [C, D, H, W])"
+            )));
+        }
         if config.normalization.channels() != set.channels()
             || config.normalization.std.len() != set.channels()
         {
             return Err(DataError::Loader(format!(
-                "normalisation has {} means and {} standard deviations for {}-channel images",
+                "normalisation has {} means and {} standard deviations for {}-channel examples",
                 config.normalization.mean.len(),
                 config.normalization.std.len(),
                 set.channels()
+            )));
+        }
+        if let Some(augment) = config.augment.as_deref().filter(|a| !a.is_empty())
+            && !set.augments()
+        {
+            return Err(DataError::Loader(format!(
+                "augmentation \"{}\" applies to images, not to {:?} examples",
+                augment.describe(),
+                set.example_shape()
             )));
         }
         let order = epoch_order(set.len(), config.shuffle, config.seed, config.epoch);
@@ -184,7 +237,7 @@ impl Loader {
             let thread = std::thread::spawn(move || {
                 for chunk in order.chunks(config.batch_size).take(num_batches) {
                     let batch = Batch::build(
-                        &set,
+                        &*set,
                         chunk,
                         &config.normalization,
                         config.augment.as_deref(),

@@ -137,24 +137,9 @@ impl ImageSet {
     /// as a validation set: `(train, validation)`. Both keep the set's original order, so
     /// the split is easy to inspect and does not depend on later shuffles.
     pub fn split(&self, val_fraction: f64, seed: u64) -> Result<(ImageSet, ImageSet), DataError> {
-        if !(0.0..1.0).contains(&val_fraction) {
-            return Err(DataError::InvalidSet(format!(
-                "validation fraction {val_fraction} is not in [0, 1)"
-            )));
-        }
-        let n = self.len();
-        let n_val = (n as f64 * val_fraction).round() as usize;
-        if n_val >= n && n > 0 {
-            return Err(DataError::InvalidSet(format!(
-                "a validation fraction of {val_fraction} of {n} examples leaves none to train on"
-            )));
-        }
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
-        let (val, train) = order.split_at_mut(n_val);
-        val.sort_unstable();
-        train.sort_unstable();
-        Ok((self.subset(train), self.subset(val)))
+        let (train, val) =
+            split_indices(self.len(), val_fraction, seed).map_err(DataError::InvalidSet)?;
+        Ok((self.subset(&train), self.subset(&val)))
     }
 
     /// Per-channel mean and standard deviation of the pixels on the `0..1` scale. Sums are
@@ -189,6 +174,33 @@ impl ImageSet {
     }
 }
 
+/// The `(train, validation)` indices of a seeded split of `0..n`, each in ascending order, or
+/// why the fraction cannot be honoured. Every set splits through here, so a seed picks the same
+/// validation examples whatever kind of set holds them.
+pub(crate) fn split_indices(
+    n: usize,
+    val_fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), String> {
+    if !(0.0..1.0).contains(&val_fraction) {
+        return Err(format!(
+            "validation fraction {val_fraction} is not in [0, 1)"
+        ));
+    }
+    let n_val = (n as f64 * val_fraction).round() as usize;
+    if n_val >= n && n > 0 {
+        return Err(format!(
+            "a validation fraction of {val_fraction} of {n} examples leaves none to train on"
+        ));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
+    let (val, train) = order.split_at_mut(n_val);
+    val.sort_unstable();
+    train.sort_unstable();
+    Ok((train.to_vec(), val.to_vec()))
+}
+
 impl Dataset<Example> for ImageSet {
     /// An index out of range is an error, not the panic Burn's docs allow: it may come from
     /// outside.
@@ -210,7 +222,9 @@ impl Dataset<Example> for ImageSet {
     }
 }
 
-/// How pixels become network inputs: `(x / 255 - mean[c]) / std[c]` for channel `c`.
+/// How examples become network inputs: `(x - mean[c]) / std[c]` for channel `c`, where `x` is a
+/// pixel divided by 255 for an [`ImageSet`] and the stored value itself for a
+/// [`TensorSet`](crate::TensorSet).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Normalization {
     pub mean: Vec<f32>,
@@ -248,6 +262,27 @@ impl Normalization {
             let shift = self.mean[ch] / self.std[ch].max(Self::MIN_STD);
             out.extend(plane_pixels.iter().map(|&p| f32::from(p) * scale - shift));
         }
+    }
+
+    /// `[C, ...]` values of one example, taken as they are (no `/ 255`), normalised and
+    /// appended to `out`. Panics if the value count is not a multiple of the channel count.
+    pub fn extend_normalised_values(&self, values: &[f32], out: &mut Vec<f32>) {
+        let channels = self.channels().max(1);
+        assert_eq!(values.len() % channels, 0, "values vs channels");
+        let plane = values.len() / channels;
+        for (ch, plane_values) in values.chunks(plane.max(1)).enumerate() {
+            let std = self.std[ch].max(Self::MIN_STD);
+            let mean = self.mean[ch];
+            out.extend(plane_values.iter().map(|&v| (v - mean) / std));
+        }
+    }
+
+    /// `[C, ...]` values of one example, normalised without the `/ 255` (what a network trained
+    /// on a [`TensorSet`](crate::TensorSet) is fed).
+    pub fn normalise_values(&self, values: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(values.len());
+        self.extend_normalised_values(values, &mut out);
+        out
     }
 
     /// `[C, H, W]` pixels of one image, normalised (what `predict` feeds a trained network).

@@ -1,13 +1,15 @@
 //! The loader's promises: every example once per epoch, a reproducible order, normalised and
-//! reproducibly augmented batches, and a clean stop when dropped early.
+//! reproducibly augmented batches, a clean stop when dropped early, and batches of signals and
+//! volumes as well as images.
 
 use std::sync::Arc;
 
 use burn::tensor::Device;
 use convnet_data::{
-    Augment, ColourShift, ImageSet, Loader, LoaderConfig, Normalization, RandomCrop,
-    RandomHorizontalFlip,
+    Augment, ColourShift, Examples, ImageSet, Loader, LoaderConfig, Normalization, RandomCrop,
+    RandomHorizontalFlip, TensorSet, synthetic,
 };
+use convnet_layers::Features;
 
 /// `n` 1x2x2 images; image `i` has every pixel `i % 256` and label `i % 3`.
 fn set(n: usize) -> Arc<ImageSet> {
@@ -98,6 +100,7 @@ fn batches_are_normalised_and_labelled() {
     };
     let batch = Loader::new(set(300), c).unwrap().nth(85).unwrap();
     assert_eq!(batch.shape, [3, 1, 2, 2]);
+    assert_eq!(batch.example_shape(), &[1, 2, 2]);
     assert_eq!(batch.indices, vec![255, 256, 257]);
     assert_eq!(batch.labels, vec![0, 1, 2]);
     // Pixel 255 -> (1 - 0.5) / 0.25 = 2; pixel 0 -> -2; pixel 1 -> (1/255 - 0.5) / 0.25.
@@ -178,4 +181,110 @@ fn batches_become_tensors() {
         .try_to_vec::<i64>()
         .unwrap();
     assert_eq!(labels, vec![0, 1, 2]);
+}
+
+/// `n` signals `[2, 3]`: example `i` holds `i` in channel 0 and `-i` in channel 1.
+fn signals(n: usize) -> Arc<TensorSet> {
+    let data = (0..n)
+        .flat_map(|i| {
+            let v = i as f32;
+            [v, v, v, -v, -v, -v]
+        })
+        .collect();
+    let labels = (0..n).map(|i| i % 2).collect();
+    Arc::new(TensorSet::new(data, labels, vec![2, 3], vec!["a".into(), "b".into()]).unwrap())
+}
+
+#[test]
+fn signal_batches_are_normalised_without_the_pixel_scale() {
+    let set = signals(10);
+    let norm = set.normalization();
+    assert_eq!(norm.mean, vec![4.5, -4.5]);
+    let c = LoaderConfig {
+        shuffle: false,
+        ..LoaderConfig::new(4, norm.clone())
+    };
+    let batches: Vec<_> = Loader::new(Arc::clone(&set), c).unwrap().collect();
+    assert_eq!(batches.len(), 3);
+    let b = &batches[1];
+    assert_eq!(b.shape, vec![4, 2, 3]);
+    assert_eq!(b.example_shape(), &[2, 3]);
+    assert_eq!(b.labels, vec![0, 1, 0, 1]);
+    let std = norm.std[0];
+    // Example 4: channel 0 is 4 -> (4 - 4.5) / std, channel 1 is -4 -> (-4 + 4.5) / std.
+    assert!((b.images[0] - (-0.5 / std)).abs() < 1e-6, "{:?}", b.images);
+    assert!((b.images[3] - (0.5 / std)).abs() < 1e-6, "{:?}", b.images);
+    assert_eq!(batches[2].shape, vec![2, 2, 3]);
+}
+
+#[test]
+fn batches_become_features_of_their_rank() {
+    let device = Device::flex();
+    let first = |set: Arc<dyn Examples>| {
+        let norm = Normalization::identity(set.channels());
+        Loader::new(set, LoaderConfig::new(3, norm))
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    let b = first(signals(5));
+    match b.to_features(&device) {
+        Features::Map1d(t) => assert_eq!(t.dims(), [3, 2, 3]),
+        other => panic!("{other:?}"),
+    }
+    let volumes = synthetic::shapes_set(4, 8, 0).unwrap();
+    match first(Arc::new(volumes)).to_features(&device) {
+        Features::Map3d(t) => {
+            assert_eq!(t.dims(), [3, 1, 8, 8, 8]);
+            let values = t.into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(values.len(), 3 * 512);
+        }
+        other => panic!("{other:?}"),
+    }
+    let ecg = synthetic::ecg_set(4, 750, 0).unwrap();
+    assert!(matches!(
+        first(Arc::new(ecg)).to_features(&device),
+        Features::Map1d(_)
+    ));
+    let image_batch = first(set(4));
+    match image_batch.to_features(&device) {
+        Features::Map2d(t) => assert_eq!(t.dims(), [3, 1, 2, 2]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(image_batch.to_tensor(&device).dims(), [3, 1, 2, 2]);
+}
+
+#[test]
+fn image_augmentations_are_refused_for_signals() {
+    let set = signals(4);
+    let c = LoaderConfig {
+        augment: Some(Arc::new(
+            Augment::none().with(RandomHorizontalFlip::default()),
+        )),
+        ..LoaderConfig::new(2, set.normalization())
+    };
+    let msg = Loader::new(Arc::clone(&set), c).unwrap_err().to_string();
+    assert!(
+        msg.contains("augmentation \"flip=0.5\" applies to images"),
+        "{msg}"
+    );
+    // An empty augmentation is no augmentation.
+    let c = LoaderConfig {
+        augment: Some(Arc::new(Augment::none())),
+        ..LoaderConfig::new(2, set.normalization())
+    };
+    assert_eq!(Loader::new(set, c).unwrap().count(), 2);
+}
+
+#[test]
+fn a_tensor_set_edited_into_nonsense_is_refused() {
+    let mut set = (*signals(3)).clone();
+    set.data[4] = f32::NAN;
+    let msg = Loader::new(
+        Arc::new(set),
+        LoaderConfig::new(2, Normalization::identity(2)),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("example 0 holds NaN at position 4"), "{msg}");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
-use convnet_data::{Batch, ImageSet, Loader, LoaderConfig, Normalization};
+use convnet_data::{Batch, Examples, Loader, LoaderConfig, Normalization};
 use convnet_layers::{Mode, Sequential};
 
 use crate::error::TrainError;
@@ -22,7 +22,7 @@ pub struct Evaluation {
 
 /// Loader settings for evaluation: in order, no augmentation.
 pub fn eval_loader(
-    set: Arc<ImageSet>,
+    set: Arc<dyn Examples>,
     normalization: &Normalization,
     batch_size: usize,
 ) -> Result<Loader, TrainError> {
@@ -44,7 +44,7 @@ pub fn eval_loader(
 /// Evaluates `model` (in inference mode) on `set`; `on_batch` is told after each batch.
 pub fn evaluate(
     model: &Sequential,
-    set: Arc<ImageSet>,
+    set: Arc<dyn Examples>,
     normalization: &Normalization,
     batch_size: usize,
     device: &Device,
@@ -56,7 +56,7 @@ pub fn evaluate(
     let mut confusion = ConfusionMatrix::new(classes);
     let mut loss_sum = 0.0;
     for batch in eval_loader(set, normalization, batch_size)? {
-        let logits = model.forward_logits(batch.to_tensor(device), Mode::Eval)?;
+        let logits = model.forward_logits(batch.to_features(device), Mode::Eval)?;
         check_classes(&logits, classes)?;
         let n = batch.labels.len();
         let loss = loss_fn.forward(logits.clone(), batch.labels_tensor(device));
@@ -93,7 +93,7 @@ pub fn probabilities(
     batch: &Batch,
     device: &Device,
 ) -> Result<Vec<f32>, TrainError> {
-    let logits = model.forward_logits(batch.to_tensor(device), Mode::Eval)?;
+    let logits = model.forward_logits(batch.to_features(device), Mode::Eval)?;
     Ok(softmax(logits, 1)
         .into_data()
         .try_to_vec::<f32>()

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Bytes, Device};
-use convnet_data::{Augment, ImageSet, Loader, LoaderConfig, Normalization};
+use convnet_data::{Augment, Examples, Loader, LoaderConfig, Normalization};
 use convnet_layers::{Mode, ModelSpec, Sequential};
 
 use crate::checkpoint::{BEST, CHECKPOINT_DIR, Checkpoint, CheckpointMeta, FORMAT_VERSION, LAST};
@@ -25,8 +25,9 @@ use crate::weights;
 pub struct TrainData {
     /// Class names, in label order.
     pub classes: Vec<String>,
-    pub train: Arc<ImageSet>,
-    pub validation: Option<Arc<ImageSet>>,
+    /// Images, signals or volumes.
+    pub train: Arc<dyn Examples>,
+    pub validation: Option<Arc<dyn Examples>>,
     /// Computed on the training set; stored in checkpoints so prediction normalises alike.
     pub normalization: Normalization,
     pub augment: Option<Arc<Augment>>,
@@ -170,7 +171,7 @@ pub fn train(
         for (step, batch) in Loader::new(data.train.clone(), loader_config(epoch))?.enumerate() {
             let n = batch.labels.len();
             let targets = batch.labels_tensor(&train_device);
-            let logits = model.forward_logits(batch.to_tensor(&train_device), Mode::Train)?;
+            let logits = model.forward_logits(batch.to_features(&train_device), Mode::Train)?;
             check_classes(&logits, num_classes)?;
             let loss = loss_fn.forward(logits.clone(), targets.clone());
             let value = loss.clone().into_scalar::<f64>();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
-use convnet_data::{ImageSet, Normalization};
+use convnet_data::{Examples, Normalization};
 use convnet_layers::Sequential;
 use convnet_train::evaluate::eval_loader;
 use convnet_train::{Checkpoint, CheckpointMeta, probabilities};
@@ -16,8 +16,8 @@ pub struct Classifier {
     pub model: Sequential,
     pub normalization: Normalization,
     pub meta: CheckpointMeta,
-    /// `[channels, height, width]` of one input image.
-    pub input: [usize; 3],
+    /// The shape of one input example (`[C, H, W]` for images).
+    pub input: Vec<usize>,
 }
 
 impl Classifier {
@@ -26,14 +26,7 @@ impl Classifier {
         let path = Checkpoint::resolve(path)?;
         let ckpt = Checkpoint::load(&path)?;
         let model = ckpt.model(&path, device)?;
-        let dims = model.input_shape().dims().to_vec();
-        let input: [usize; 3] = match dims.as_slice() {
-            &[c, h, w] => [c, h, w],
-            _ => bail!(
-                "{}: the model's input {dims:?} is not an image (channels, height, width)",
-                path.display()
-            ),
-        };
+        let input = model.input_shape().dims().to_vec();
         Ok(Self {
             normalization: (&ckpt.meta.normalization).into(),
             meta: ckpt.meta,
@@ -86,15 +79,15 @@ impl Ensemble {
         self.members[0].classes()
     }
 
-    pub fn input(&self) -> [usize; 3] {
-        self.members[0].input
+    pub fn input(&self) -> &[usize] {
+        &self.members[0].input
     }
 
     /// Mean class probabilities over the members, `[N, classes]` row-major, for every image
     /// of `set` in order. `on_batch` is told how many images each member has done.
     pub fn probabilities(
         &self,
-        set: Arc<ImageSet>,
+        set: Arc<dyn Examples>,
         device: &Device,
         mut on_batch: impl FnMut(usize),
     ) -> Result<Vec<f32>> {

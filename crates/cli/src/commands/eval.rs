@@ -2,7 +2,6 @@
 //! picture for a trained classifier (or an ensemble) on a data set's test split.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Result;
 use burn::tensor::Device;
@@ -12,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::classifier::Ensemble;
-use super::dataset::DataSource;
+use super::dataset::{DataSource, Locations};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -23,9 +22,14 @@ pub struct Args {
     #[arg(long, num_args = 1.., value_name = "CKPT")]
     ensemble: Vec<PathBuf>,
 
-    /// The data set (default: the one the model was trained on).
+    /// The data set (default: the one the model was trained on): as `convnet train` names
+    /// them.
     #[arg(long)]
     dataset: Option<String>,
+
+    /// Integer labels `[N]` for a `.npy` data set (which is then evaluated as its test split).
+    #[arg(long, value_name = "Y.npy")]
+    labels: Option<PathBuf>,
 
     /// Where Fashion-MNIST's IDX files are.
     #[arg(long, value_name = "DIR")]
@@ -72,17 +76,40 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         .dataset
         .clone()
         .unwrap_or_else(|| first.meta.config.dataset.clone());
-    let source = DataSource::resolve(&dataset, args.data.as_deref())?;
-    let set = source.load_split(&args.split, ensemble.input(), args.limit)?;
-    if set.classes != ensemble.classes() {
+    let npy = Path::new(&dataset).extension().is_some_and(|e| e == "npy");
+    let locations = Locations {
+        data_dir: args.data.as_deref(),
+        labels: args.labels.as_deref(),
+        // A .npy set named here is what is evaluated, whatever the split.
+        test: args
+            .labels
+            .as_deref()
+            .filter(|_| npy)
+            .map(|labels| (Path::new(&dataset), labels)),
+    };
+    let source = DataSource::resolve(&dataset, &locations)?;
+    let set = source.load_split(
+        &args.split,
+        ensemble.input(),
+        args.limit,
+        first.meta.config.seed,
+    )?;
+    if set.example_shape() != ensemble.input() {
         anyhow::bail!(
-            "the data set's classes {:?} differ from the model's {:?}",
-            set.classes,
-            ensemble.classes()
+            "the data set's examples are {:?} but the model takes {:?}",
+            set.example_shape(),
+            ensemble.input()
         );
     }
     let classes = ensemble.classes().to_vec();
-    let labels = set.labels.clone();
+    if set.classes().len() > classes.len() {
+        anyhow::bail!(
+            "the data set has {} classes but the model only {}",
+            set.classes().len(),
+            classes.len()
+        );
+    }
+    let labels = set.labels();
     let bar = if quiet || args.json {
         ProgressBar::hidden()
     } else {
@@ -91,7 +118,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
                 .expect("a valid progress template"),
         )
     };
-    let probs = ensemble.probabilities(Arc::new(set), device, |n| bar.inc(n as u64))?;
+    let probs = ensemble.probabilities(set.into_examples(), device, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
 
     let k = classes.len();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use convnet_data::{ImageSet, folder};
+use convnet_data::{Examples, ImageSet, TensorSet, folder, read_npy};
 use serde_json::json;
 
 use super::classifier::Ensemble;
@@ -16,8 +16,9 @@ pub struct Args {
     /// A checkpoint file or a run directory (its best checkpoint).
     checkpoint: PathBuf,
 
-    /// Image files (PNG or JPEG); each is converted to the model's channels, resized and
-    /// centre-cropped to its input size.
+    /// Image files (PNG or JPEG), each converted to the model's channels, resized and
+    /// centre-cropped to its input size; or `.npy` arrays holding one example or a batch of
+    /// them (for signal and volume models).
     #[arg(required = true)]
     images: Vec<PathBuf>,
 
@@ -41,22 +42,14 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     let mut paths = vec![args.checkpoint.clone()];
     paths.extend(args.ensemble.iter().cloned());
     let ensemble = Ensemble::load(&paths, device)?;
-    let shape = ensemble.input();
+    let shape = ensemble.input().to_vec();
     let classes = ensemble.classes().to_vec();
-    let mut pixels = Vec::new();
-    for image in &args.images {
-        pixels.extend(
-            folder::load_image_file(image, shape)
-                .with_context(|| format!("cannot use {}", image.display()))?,
-        );
-    }
-    // Labels are unknown; class 0 stands in so the images travel as an ordinary set.
-    let set = ImageSet::new(pixels, vec![0; args.images.len()], shape, classes.clone())?;
-    let probs = ensemble.probabilities(Arc::new(set), device, |_| {})?;
+    let (set, names) = inputs(&args.images, &shape, &classes)?;
+    let probs = ensemble.probabilities(set, device, |_| {})?;
     let k = classes.len();
     let top = args.top.min(k);
     let mut results = Vec::new();
-    for (i, image) in args.images.iter().enumerate() {
+    for (i, image) in names.iter().enumerate() {
         let row = &probs[i * k..(i + 1) * k];
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
@@ -64,7 +57,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
             .iter()
             .map(|&c| (classes[c].clone(), row[c]))
             .collect();
-        results.push((image, best));
+        results.push((image.clone(), best));
     }
     if args.json {
         let out: Vec<_> = results
@@ -87,7 +80,61 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
             .iter()
             .map(|(c, p)| format!("{c} {:.1}%", 100.0 * p))
             .collect();
-        println!("{}: {}", image.display(), text.join(", "));
+        println!("{image}: {}", text.join(", "));
     }
     Ok(())
+}
+
+/// The examples to classify, with a name for each: an image file, or `FILE[i]` for the i-th
+/// example of a `.npy` batch. Labels are unknown; class 0 stands in so the examples travel as
+/// an ordinary set.
+fn inputs(
+    files: &[PathBuf],
+    shape: &[usize],
+    classes: &[String],
+) -> Result<(Arc<dyn Examples>, Vec<String>)> {
+    let npy = |p: &PathBuf| p.extension().is_some_and(|e| e == "npy");
+    if files.iter().all(npy) {
+        let (mut data, mut names) = (Vec::new(), Vec::new());
+        for file in files {
+            let array = read_npy(file)?;
+            let dims = array.shape.clone();
+            let per_example = shape.iter().product();
+            let values = array
+                .data
+                .into_f32(per_example)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let n = if dims == shape {
+                names.push(file.display().to_string());
+                1
+            } else if dims.len() == shape.len() + 1 && dims[1..] == *shape {
+                let n = dims[0];
+                names.extend((0..n).map(|i| format!("{}[{i}]", file.display())));
+                n
+            } else {
+                bail!(
+                    "{}: the model takes examples of shape {shape:?} (or a batch [N, ...] of them), the array is {:?}",
+                    file.display(),
+                    dims
+                );
+            };
+            debug_assert_eq!(values.len(), n * per_example);
+            data.extend(values);
+        }
+        let set = TensorSet::new(data, vec![0; names.len()], shape.to_vec(), classes.to_vec())?;
+        return Ok((Arc::new(set), names));
+    }
+    let &[c, h, w] = shape else {
+        bail!("this model takes examples of shape {shape:?}, not images: pass .npy arrays");
+    };
+    let mut pixels = Vec::new();
+    for image in files {
+        pixels.extend(
+            folder::load_image_file(image, [c, h, w])
+                .with_context(|| format!("cannot use {}", image.display()))?,
+        );
+    }
+    let set = ImageSet::new(pixels, vec![0; files.len()], [c, h, w], classes.to_vec())?;
+    let names = files.iter().map(|f| f.display().to_string()).collect();
+    Ok((Arc::new(set), names))
 }

@@ -16,19 +16,41 @@ use convnet_train::{
 };
 use serde_json::json;
 
-use super::dataset::DataSource;
+use super::dataset::{DataSource, Locations};
 use super::progress::Bars;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// `lenet5`, `fmnist-cnn` (see `convnet models`) or a model spec file (`.toml`).
-    #[arg(long, required_unless_present = "resume")]
+    /// What is classified: `images` (default model lenet5, data fashion-mnist), `signal`
+    /// (signal-cnn on generated ECGs) or `volume` (volume-cnn on generated motion clips).
+    #[arg(long, value_enum, default_value_t = Task::Images)]
+    task: Task,
+
+    /// A built-in model (see `convnet models`) or a model spec file (`.toml`); default: the
+    /// task's.
+    #[arg(long)]
     model: Option<String>,
 
-    /// `fashion-mnist`, or a folder with one sub-folder of images per class (or `train/` and
-    /// `test/` folders laid out that way).
-    #[arg(long, default_value = "fashion-mnist")]
-    dataset: String,
+    /// `fashion-mnist`; a folder with one sub-folder of images per class (or `train/` and
+    /// `test/` folders laid out that way); the generated `ecg`, `motion` or `shapes`; or
+    /// `X.npy` with `--labels Y.npy`. Default: the task's.
+    #[arg(long)]
+    dataset: Option<String>,
+
+    /// Integer labels `[N]` for a `.npy` data set.
+    #[arg(long, value_name = "Y.npy")]
+    labels: Option<PathBuf>,
+
+    /// A `.npy` test set (with --test-labels).
+    #[arg(long, value_name = "X.npy", requires = "test_labels")]
+    test_dataset: Option<PathBuf>,
+
+    #[arg(long, value_name = "Y.npy", requires = "test_dataset")]
+    test_labels: Option<PathBuf>,
+
+    /// How many training examples to generate (ecg: 4000; motion, shapes: 2000).
+    #[arg(long)]
+    train_size: Option<usize>,
 
     /// Where Fashion-MNIST's IDX files are (default: `$CONVNET_DATA`, then
     /// /usr/share/datasets/fashion-mnist).
@@ -110,6 +132,35 @@ pub struct Args {
     json: bool,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Images `[C, H, W]`.
+    #[value(alias = "classify")]
+    Images,
+    /// Signals `[C, L]`.
+    Signal,
+    /// Volumes or clips `[C, D, H, W]`.
+    Volume,
+}
+
+impl Task {
+    fn defaults(self) -> (&'static str, &'static str) {
+        match self {
+            Task::Images => ("lenet5", super::dataset::FASHION_MNIST),
+            Task::Signal => ("signal-cnn", super::dataset::ECG),
+            Task::Volume => ("volume-cnn", super::dataset::MOTION),
+        }
+    }
+
+    fn rank(self) -> usize {
+        match self {
+            Task::Images => 3,
+            Task::Signal => 2,
+            Task::Volume => 4,
+        }
+    }
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum OptimizerArg {
     Adam,
@@ -118,13 +169,11 @@ enum OptimizerArg {
 
 /// The model's spec fitted to the data: zoo models adapt to the images and classes; a spec
 /// file must already match them.
-fn model_spec(model: &str, shape: Option<[usize; 3]>, classes: usize) -> Result<ModelSpec> {
+fn model_spec(model: &str, shape: &[usize], classes: usize) -> Result<ModelSpec> {
     let path = Path::new(model);
     if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
         let spec = ModelSpec::from_file(path)?;
-        if let Some(shape) = shape
-            && spec.input != shape
-        {
+        if spec.input != shape {
             bail!(
                 "{}: the model takes input {:?} but the data set's images are {:?} (channels, height, width)",
                 path.display(),
@@ -134,14 +183,10 @@ fn model_spec(model: &str, shape: Option<[usize; 3]>, classes: usize) -> Result<
         }
         return Ok(spec);
     }
-    let input = match shape {
-        Some(shape) => shape.to_vec(),
-        None => convnet_zoo::spec(model)?.input,
-    };
-    Ok(convnet_zoo::classifier_spec(model, &input, classes)?)
+    Ok(convnet_zoo::classifier_spec(model, shape, classes)?)
 }
 
-fn folder_shape(args: &Args, model: &str) -> Result<[usize; 3]> {
+fn folder_shape(args: &Args, model: &str) -> Result<Vec<usize>> {
     let path = Path::new(model);
     let input = if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
         ModelSpec::from_file(path)?.input
@@ -156,7 +201,7 @@ fn folder_shape(args: &Args, model: &str) -> Result<[usize; 3]> {
         bail!("--channels must be 1 or 3, got {channels}");
     }
     let size = args.size.unwrap_or(input[1]);
-    Ok([channels, size, size])
+    Ok(vec![channels, size, size])
 }
 
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
@@ -169,14 +214,18 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         }
         None => None,
     };
+    let (default_model, default_dataset) = args.task.defaults();
     let model_name = match (&args.model, &resume) {
         (Some(m), _) => m.clone(),
         (None, Some((ckpt, _))) => ckpt.meta.config.model.clone(),
-        (None, None) => bail!("--model is required"),
+        (None, None) => default_model.to_string(),
     };
     let mut config = match &resume {
         Some((ckpt, _)) => ckpt.meta.config.clone(),
-        None => TrainConfig::new(&model_name, &args.dataset),
+        None => TrainConfig::new(
+            &model_name,
+            args.dataset.as_deref().unwrap_or(default_dataset),
+        ),
     };
     config.epochs = args.epochs;
     if resume.is_some() {
@@ -224,39 +273,57 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     convnet_train::ensure_writable_dir(&run_dir.join(CHECKPOINT_DIR))?;
 
     let bars = Bars::new(quiet || args.json);
-    let source = DataSource::resolve(&config.dataset, args.data.as_deref())?;
-    let shape = match source.fixed_shape() {
+    let locations = Locations {
+        data_dir: args.data.as_deref(),
+        labels: args.labels.as_deref(),
+        test: args
+            .test_dataset
+            .as_deref()
+            .zip(args.test_labels.as_deref()),
+    };
+    let source = DataSource::resolve(&config.dataset, &locations)?;
+    let shape = match source.fixed_shape()? {
         Some(shape) => shape,
         None => folder_shape(&args, &model_name)?,
     };
+    if resume.is_none() && shape.len() != args.task.rank() {
+        bail!(
+            "--task {:?} takes examples of rank {}, but {} has examples of shape {shape:?}",
+            args.task,
+            args.task.rank(),
+            config.dataset
+        );
+    }
     let loaded = Instant::now();
-    let full = source.load_train(shape, args.limit)?;
-    let test = source.load_test(shape, args.test_limit)?;
+    let full = source.load_train(&shape, args.limit, args.train_size, config.seed)?;
+    let test = source.load_test(&shape, args.test_limit)?;
     let (train, validation) = full.split(config.val_fraction, config.seed)?;
     bars.line(&format!(
-        "data: {} training, {} validation, {} test images of {:?} in {} classes ({:.1} s to load)",
+        "data: {} training, {} validation, {} test examples of {:?} in {} classes ({:.1} s to load)",
         train.len(),
         validation.len(),
         test.as_ref().map_or(0, |t| t.len()),
         shape,
-        train.num_classes(),
+        full.classes().len(),
         loaded.elapsed().as_secs_f64()
     ));
-    let classes = full.classes.clone();
+    let classes = full.classes();
     // Resuming with --model checks that the checkpoint fits that model (train loads it into
     // the model and lists any tensors that differ).
     let spec = match (&resume, &args.model) {
         (Some((ckpt, path)), None) => ckpt.spec(path)?,
-        _ => model_spec(&model_name, Some(shape), classes.len())?,
+        _ => model_spec(&model_name, &shape, classes.len())?,
     };
     let normalization = match &resume {
         Some((ckpt, _)) => (&ckpt.meta.normalization).into(),
         None => train.normalization(),
     };
-    let augment = if config.augment.is_empty() {
-        None
-    } else {
-        Some(Arc::new(Augment::parse(&config.augment, &train)?))
+    let augment = match (config.augment.is_empty(), train.as_images()) {
+        (true, _) => None,
+        (false, Some(images)) => Some(Arc::new(Augment::parse(&config.augment, images)?)),
+        (false, None) => {
+            bail!("--augment works on images only; this data set holds {shape:?} examples")
+        }
     };
     let params = spec.build(device)?.num_params();
     bars.line(&format!(
@@ -267,8 +334,8 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     ));
     let data = TrainData {
         classes: classes.clone(),
-        train: Arc::new(train),
-        validation: (!validation.is_empty()).then(|| Arc::new(validation)),
+        train: train.into_examples(),
+        validation: (!validation.is_empty()).then(|| validation.into_examples()),
         normalization: normalization.clone(),
         augment,
     };
@@ -289,7 +356,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     let test_eval = match test {
         Some(test) => Some(evaluate(
             &model,
-            Arc::new(test),
+            test.into_examples(),
             &normalization,
             256,
             device,
