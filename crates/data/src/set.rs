@@ -54,29 +54,15 @@ impl ImageSet {
         if shape.contains(&0) {
             return invalid(format!("image shape {shape:?} has a zero dimension"));
         }
-        let per_image = shape.iter().product::<usize>();
-        match self.labels.len().checked_mul(per_image) {
-            Some(n) if n == self.images.len() => {}
-            _ => {
-                return invalid(format!(
-                    "{} labels of {shape:?} images call for {} pixels, got {}",
-                    self.labels.len(),
-                    self.labels.len().saturating_mul(per_image),
-                    self.images.len()
-                ));
-            }
-        }
-        if let Some((i, &l)) = self
-            .labels
-            .iter()
-            .enumerate()
-            .find(|&(_, &l)| l >= self.classes.len())
-        {
-            return invalid(format!(
-                "example {i} has label {l}, but there are {} classes",
-                self.classes.len()
-            ));
-        }
+        check_layout(
+            &self.labels,
+            self.classes.len(),
+            shape.iter().product(),
+            self.images.len(),
+            &format!("{shape:?} images"),
+            "pixels",
+        )
+        .or_else(invalid)?;
         Ok(())
     }
 
@@ -291,6 +277,35 @@ impl Normalization {
         self.extend_normalised(pixels, &mut out);
         out
     }
+}
+
+/// The checks every labelled set shares: `labels.len()` examples of `per_example` values fill
+/// `stored` values exactly, and every label names one of `classes`. `what` and `unit` word the
+/// message ("[1, 28, 28] images", "pixels").
+pub(crate) fn check_layout(
+    labels: &[usize],
+    classes: usize,
+    per_example: usize,
+    stored: usize,
+    what: &str,
+    unit: &str,
+) -> Result<(), String> {
+    match labels.len().checked_mul(per_example) {
+        Some(n) if n == stored => {}
+        _ => {
+            return Err(format!(
+                "{} labels of {what} call for {} {unit}, got {stored}",
+                labels.len(),
+                labels.len().saturating_mul(per_example),
+            ));
+        }
+    }
+    if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= classes) {
+        return Err(format!(
+            "example {i} has label {l}, but there are {classes} classes"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -55,30 +55,16 @@ impl TensorSet {
         if shape.contains(&0) {
             return invalid(format!("example shape {shape:?} has a zero dimension"));
         }
-        let per_example = self.example_len();
-        match self.labels.len().checked_mul(per_example) {
-            Some(n) if n == self.data.len() => {}
-            _ => {
-                return invalid(format!(
-                    "{} labels of {shape:?} examples call for {} values, got {}",
-                    self.labels.len(),
-                    self.labels.len().saturating_mul(per_example),
-                    self.data.len()
-                ));
-            }
-        }
-        if let Some((i, &l)) = self
-            .labels
-            .iter()
-            .enumerate()
-            .find(|&(_, &l)| l >= self.classes.len())
-        {
-            return invalid(format!(
-                "example {i} has label {l}, but there are {} classes",
-                self.classes.len()
-            ));
-        }
-        if let Some(bad) = first_non_finite(&self.data, per_example) {
+        crate::set::check_layout(
+            &self.labels,
+            self.classes.len(),
+            self.example_len(),
+            self.data.len(),
+            &format!("{shape:?} examples"),
+            "values",
+        )
+        .or_else(invalid)?;
+        if let Some(bad) = first_non_finite(&self.data, self.example_len()) {
             return invalid(bad.to_string());
         }
         Ok(())
