@@ -96,12 +96,8 @@ impl ImageSet {
     /// The examples at `indices`, in that order (repeats allowed). Panics on an index out of
     /// range, like slice indexing: indices come from this set, not from input.
     pub fn subset(&self, indices: &[usize]) -> ImageSet {
-        let mut images = Vec::with_capacity(indices.len() * self.image_len());
-        for &i in indices {
-            images.extend_from_slice(self.image(i));
-        }
         ImageSet {
-            images,
+            images: gather(&self.images, self.image_len(), indices),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             shape: self.shape,
             classes: self.classes.clone(),
@@ -277,6 +273,16 @@ impl Normalization {
         self.extend_normalised(pixels, &mut out);
         out
     }
+}
+
+/// The examples at `indices` (each `per_example` values long) of a flat buffer, in that order:
+/// what `subset` does for every kind of set.
+pub(crate) fn gather<T: Copy>(values: &[T], per_example: usize, indices: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(indices.len() * per_example);
+    for &i in indices {
+        out.extend_from_slice(&values[i * per_example..(i + 1) * per_example]);
+    }
+    out
 }
 
 /// The checks every labelled set shares: `labels.len()` examples of `per_example` values fill

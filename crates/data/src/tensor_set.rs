@@ -100,12 +100,8 @@ impl TensorSet {
     /// The examples at `indices`, in that order (repeats allowed). Panics on an index out of
     /// range, like slice indexing.
     pub fn subset(&self, indices: &[usize]) -> TensorSet {
-        let mut data = Vec::with_capacity(indices.len() * self.example_len());
-        for &i in indices {
-            data.extend_from_slice(self.example(i));
-        }
         TensorSet {
-            data,
+            data: crate::set::gather(&self.data, self.example_len(), indices),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             shape: self.shape.clone(),
             classes: self.classes.clone(),

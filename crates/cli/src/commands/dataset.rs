@@ -110,18 +110,10 @@ impl DataSource {
         }
     }
 
-    /// The shape of one example when the source fixes it (all but image folders).
-    pub fn fixed_shape(&self) -> Result<Option<Vec<usize>>> {
-        Ok(match self {
-            DataSource::FashionMnist { .. } => Some(vec![1, 28, 28]),
-            DataSource::Folder { .. } => None,
-            DataSource::Generated { name, .. } => Some(match *name {
-                ECG => vec![1, ECG_LENGTH],
-                MOTION => vec![1, CLIP_FRAMES, CLIP_SIZE, CLIP_SIZE],
-                _ => vec![1, VOLUME_SIZE, VOLUME_SIZE, VOLUME_SIZE],
-            }),
-            DataSource::Npy { x, y, .. } => Some(load_npy_set(x, y, None)?.shape),
-        })
+    /// Image folders are the one source whose example shape is not in the data: their
+    /// images are resized to the model's input.
+    pub fn is_folder(&self) -> bool {
+        matches!(self, DataSource::Folder { .. })
     }
 
     /// Default sizes of the generated sets: (train, test).
@@ -152,10 +144,11 @@ impl DataSource {
         Ok(AnySet::Tensors(set))
     }
 
-    /// The training set: `limit` keeps its first examples; `size` is how many to generate.
+    /// The training set: `limit` keeps its first examples; `size` is how many to generate;
+    /// `image_size` is what folder images are resized to.
     pub fn load_train(
         &self,
-        shape: &[usize],
+        image_size: Option<[usize; 3]>,
         limit: Option<usize>,
         size: Option<usize>,
         seed: u64,
@@ -165,7 +158,7 @@ impl DataSource {
                 AnySet::Images(fashion_mnist::load_limit(dir, Split::Train, limit)?)
             }
             DataSource::Folder { train, .. } => {
-                AnySet::Images(folder::load_folder(train, image_shape(shape)?)?)
+                AnySet::Images(folder::load_folder(train, folder_size(image_size)?)?)
             }
             DataSource::Generated { name, .. } => {
                 let n = size.unwrap_or(Self::generated_sizes(name).0);
@@ -177,7 +170,11 @@ impl DataSource {
     }
 
     /// The held-out test set, when the source has one.
-    pub fn load_test(&self, shape: &[usize], limit: Option<usize>) -> Result<Option<AnySet>> {
+    pub fn load_test(
+        &self,
+        image_size: Option<[usize; 3]>,
+        limit: Option<usize>,
+    ) -> Result<Option<AnySet>> {
         let set =
             match self {
                 DataSource::FashionMnist { dir } => Some(AnySet::Images(
@@ -187,7 +184,7 @@ impl DataSource {
                     test: Some(test), ..
                 } => Some(AnySet::Images(folder::load_folder(
                     test,
-                    image_shape(shape)?,
+                    folder_size(image_size)?,
                 )?)),
                 DataSource::Folder { test: None, .. } => None,
                 DataSource::Generated { name, .. } => {
@@ -204,13 +201,13 @@ impl DataSource {
     pub fn load_split(
         &self,
         split: &str,
-        shape: &[usize],
+        image_size: Option<[usize; 3]>,
         limit: Option<usize>,
         seed: u64,
     ) -> Result<AnySet> {
         match split {
-            "train" => self.load_train(shape, limit, None, seed),
-            "test" => self.load_test(shape, limit)?.context(
+            "train" => self.load_train(image_size, limit, None, seed),
+            "test" => self.load_test(image_size, limit)?.context(
                 "this data set has no test split (a folder needs train/ and test/ sub-folders; a .npy set needs --test-dataset and --test-labels)",
             ),
             other => bail!("unknown split '{other}': use train or test"),
@@ -218,13 +215,8 @@ impl DataSource {
     }
 }
 
-fn image_shape(shape: &[usize]) -> Result<[usize; 3]> {
-    match shape {
-        &[c, h, w] => Ok([c, h, w]),
-        _ => bail!(
-            "image folders need a model that takes images [channels, height, width], not {shape:?}"
-        ),
-    }
+fn folder_size(image_size: Option<[usize; 3]>) -> Result<[usize; 3]> {
+    image_size.context("image folders need a model that takes images [channels, height, width]")
 }
 
 /// Images (kept as bytes) or any other examples (kept as floats).

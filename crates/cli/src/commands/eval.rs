@@ -90,7 +90,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     let source = DataSource::resolve(&dataset, &locations)?;
     let set = source.load_split(
         &args.split,
-        ensemble.input(),
+        ensemble.input().try_into().ok(),
         args.limit,
         first.meta.config.seed,
     )?;

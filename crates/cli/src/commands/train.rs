@@ -186,7 +186,7 @@ fn model_spec(model: &str, shape: &[usize], classes: usize) -> Result<ModelSpec>
     Ok(convnet_zoo::classifier_spec(model, shape, classes)?)
 }
 
-fn folder_shape(args: &Args, model: &str) -> Result<Vec<usize>> {
+fn folder_shape(args: &Args, model: &str) -> Result<[usize; 3]> {
     let path = Path::new(model);
     let input = if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
         ModelSpec::from_file(path)?.input
@@ -201,7 +201,7 @@ fn folder_shape(args: &Args, model: &str) -> Result<Vec<usize>> {
         bail!("--channels must be 1 or 3, got {channels}");
     }
     let size = args.size.unwrap_or(input[1]);
-    Ok(vec![channels, size, size])
+    Ok([channels, size, size])
 }
 
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
@@ -282,10 +282,14 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
             .zip(args.test_labels.as_deref()),
     };
     let source = DataSource::resolve(&config.dataset, &locations)?;
-    let shape = match source.fixed_shape()? {
-        Some(shape) => shape,
-        None => folder_shape(&args, &model_name)?,
+    let image_size = if source.is_folder() {
+        Some(folder_shape(&args, &model_name)?)
+    } else {
+        None
     };
+    let loaded = Instant::now();
+    let full = source.load_train(image_size, args.limit, args.train_size, config.seed)?;
+    let shape = full.example_shape();
     if resume.is_none() && shape.len() != args.task.rank() {
         bail!(
             "--task {:?} takes examples of rank {}, but {} has examples of shape {shape:?}",
@@ -294,9 +298,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
             config.dataset
         );
     }
-    let loaded = Instant::now();
-    let full = source.load_train(&shape, args.limit, args.train_size, config.seed)?;
-    let test = source.load_test(&shape, args.test_limit)?;
+    let test = source.load_test(image_size, args.test_limit)?;
     let (train, validation) = full.split(config.val_fraction, config.seed)?;
     bars.line(&format!(
         "data: {} training, {} validation, {} test examples of {:?} in {} classes ({:.1} s to load)",
