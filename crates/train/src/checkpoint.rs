@@ -152,13 +152,20 @@ impl Checkpoint {
         })
     }
 
-    /// Writes the checkpoint atomically: a crash leaves the previous file or the new one.
-    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+    /// Writes the checkpoint atomically to each of `paths` (serialised once): a crash leaves
+    /// each file as it was before or as it is now.
+    pub fn save(&self, paths: &[&Path]) -> Result<(), TrainError> {
+        let Some(first) = paths.first() else {
+            return Ok(());
+        };
         let bytes = self.to_bytes().map_err(|message| TrainError::Checkpoint {
-            path: path.to_path_buf(),
+            path: first.to_path_buf(),
             message,
         })?;
-        write_atomically(path, &bytes)
+        for path in paths {
+            write_atomically(path, &bytes)?;
+        }
+        Ok(())
     }
 
     pub fn load(path: &Path) -> Result<Self, TrainError> {

@@ -269,9 +269,10 @@ pub fn train(
                     .to_vec(),
             ),
         };
-        checkpoint.save(&last_path)?;
         if improved {
-            checkpoint.save(&best_path)?;
+            checkpoint.save(&[&last_path, &best_path])?;
+        } else {
+            checkpoint.save(&[&last_path])?;
         }
         write_reports(run_dir, &progress.history)?;
         observer.epoch_end(&record, improved);
