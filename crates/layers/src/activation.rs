@@ -21,6 +21,9 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     Softmax,
+    /// `x · σ(x)` (EfficientNet's activation; Keras calls it swish).
+    #[serde(alias = "swish")]
+    Silu,
 }
 
 impl Activation {
@@ -32,6 +35,7 @@ impl Activation {
             Activation::Sigmoid => activation::sigmoid(x),
             Activation::Tanh => activation::tanh(x),
             Activation::Softmax => activation::softmax(x, 1),
+            Activation::Silu => activation::silu(x),
         }
     }
 
@@ -43,6 +47,7 @@ impl Activation {
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
             Activation::Softmax => "softmax",
+            Activation::Silu => "silu",
         }
     }
 
@@ -55,6 +60,7 @@ impl Activation {
             Activation::Sigmoid => "Sigmoid",
             Activation::Tanh => "Tanh",
             Activation::Softmax => "Softmax",
+            Activation::Silu => "SiLU",
         }
     }
 }
@@ -116,5 +122,7 @@ mod tests {
         let soft: Vec<f32> = xs.iter().map(|v| v.exp() / z).collect();
         assert!(close(&get(Activation::Softmax), &soft));
         assert!(close(&get(Activation::Linear), &xs));
+        let silu: Vec<f32> = xs.iter().map(|v| v / (1.0 + (-v).exp())).collect();
+        assert!(close(&get(Activation::Silu), &silu));
     }
 }

@@ -6,6 +6,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 use serde::{Deserialize, Serialize};
 
+use crate::activation::Activation;
 use crate::error::LayerErrorKind;
 use crate::layer::LayerInfo;
 use crate::sequential::Stack;
@@ -16,7 +17,7 @@ fn reduction() -> usize {
 }
 
 /// Squeeze-and-excitation (Hu et al.): global average pool → dense `C / r` + ReLU → dense `C` +
-/// sigmoid → scale each channel by its gate.
+/// sigmoid → scale each channel by its gate. EfficientNet uses SiLU in place of the ReLU.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqueezeExcitationConfig {
@@ -25,6 +26,17 @@ pub struct SqueezeExcitationConfig {
     /// Overrides `C / reduction` (EfficientNet squeezes relative to the block's input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub squeeze_channels: Option<usize>,
+    /// The activation after the squeeze (`relu` in the SE paper, `silu` in EfficientNet).
+    #[serde(default = "relu", skip_serializing_if = "is_relu")]
+    pub activation: Activation,
+}
+
+fn relu() -> Activation {
+    Activation::Relu
+}
+
+fn is_relu(a: &Activation) -> bool {
+    *a == Activation::Relu
 }
 
 impl Default for SqueezeExcitationConfig {
@@ -32,6 +44,7 @@ impl Default for SqueezeExcitationConfig {
         Self {
             reduction: reduction(),
             squeeze_channels: None,
+            activation: relu(),
         }
     }
 }
@@ -58,6 +71,7 @@ impl SqueezeExcitationConfig {
         Ok(SqueezeExcitation {
             fc1: LinearConfig::new(channels, squeeze).init(device),
             fc2: LinearConfig::new(squeeze, channels).init(device),
+            activation: self.activation,
         })
     }
 }
@@ -66,6 +80,8 @@ impl SqueezeExcitationConfig {
 pub struct SqueezeExcitation {
     pub fc1: Linear,
     pub fc2: Linear,
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 impl SqueezeExcitation {
@@ -86,7 +102,7 @@ impl SqueezeExcitation {
             .flatten::<3>(2, D - 1)
             .mean_dim(2)
             .reshape([dims[0], dims[1]]);
-        let hidden = activation::relu(self.fc1.forward(squeezed));
+        let hidden = self.activation.apply(self.fc1.forward(squeezed));
         let gate = activation::sigmoid(self.fc2.forward(hidden));
         let mut shape = [1; D];
         shape[0] = dims[0];

@@ -39,8 +39,8 @@ pub use mode::Mode;
 pub use norm::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LocalResponseNorm, LrnConfig};
 pub use pad::{ZeroPadding2d, ZeroPadding2dConfig};
 pub use pool::{
-    ChannelPool, ChannelPoolConfig, GlobalPool, Pool, Pool1d, Pool2d, Pool2dConfig, Pool3d,
-    PoolConfig, PoolKind,
+    AdaptiveAvgPool2d, AdaptivePoolConfig, ChannelPool, ChannelPoolConfig, GlobalPool, Pool,
+    Pool1d, Pool2d, Pool2dConfig, Pool3d, PoolConfig, PoolKind,
 };
 pub use sequential::{Features, Sequential, SequentialLayer, Stack};
 pub use shape::FeatureShape;

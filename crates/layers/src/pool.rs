@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
@@ -282,6 +282,77 @@ impl LayerInfo for GlobalPool {
             });
         }
         Ok(FeatureShape::new([input.channels()]))
+    }
+}
+
+/// PyTorch's `AdaptiveAvgPool2d`: average windows chosen so the map comes out `output` in
+/// size whatever its input size (AlexNet and VGG pool to 6×6 and 7×7 before their dense layers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptivePoolConfig {
+    #[serde(alias = "output_size")]
+    pub output: Size,
+}
+
+impl AdaptivePoolConfig {
+    pub fn new(output: usize) -> Self {
+        Self {
+            output: Size::All(output),
+        }
+    }
+
+    pub fn init(&self) -> Result<AdaptiveAvgPool2d, LayerErrorKind> {
+        let out = self.output.expand(2, "output")?;
+        if out.contains(&0) {
+            return Err(LayerErrorKind::Config(
+                "the output size must be at least 1".into(),
+            ));
+        }
+        Ok(AdaptiveAvgPool2d {
+            output: [out[0], out[1]],
+        })
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct AdaptiveAvgPool2d {
+    #[module(skip)]
+    pub output: [usize; 2],
+}
+
+impl AdaptiveAvgPool2d {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        if [h, w] == self.output {
+            return x;
+        }
+        adaptive_avg_pool2d(x, self.output)
+    }
+}
+
+impl LayerInfo for AdaptiveAvgPool2d {
+    fn kind(&self) -> &'static str {
+        "AdaptiveAvgPool2d"
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "adaptive_avg_pool2d to {}x{}",
+            self.output[0], self.output[1]
+        )
+    }
+
+    fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
+        spatial_dims(input, 2)?;
+        Ok(FeatureShape::new([
+            input.channels(),
+            self.output[0],
+            self.output[1],
+        ]))
+    }
+
+    fn macs(&self, input: &FeatureShape, _output: &FeatureShape) -> u64 {
+        input.num_elements() as u64
     }
 }
 

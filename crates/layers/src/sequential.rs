@@ -13,7 +13,7 @@ use crate::layer::{LayerInfo, map_description};
 use crate::mode::Mode;
 use crate::norm::{BatchNorm, Dropout, LocalResponseNorm};
 use crate::pad::ZeroPadding2d;
-use crate::pool::{ChannelPool, GlobalPool, Pool};
+use crate::pool::{AdaptiveAvgPool2d, ChannelPool, GlobalPool, Pool};
 use crate::shape::FeatureShape;
 use crate::summary::{LayerRow, ParamCount, Summarize, Summary, SummaryBuilder};
 use crate::transpose::ConvTranspose;
@@ -162,6 +162,7 @@ pub enum SequentialLayer {
     Pool2d(Pool<4>),
     Pool3d(Pool<5>),
     GlobalPool(GlobalPool),
+    AdaptivePool(AdaptiveAvgPool2d),
     ChannelPool(ChannelPool),
     ZeroPadding2d(ZeroPadding2d),
     Flatten(Flatten),
@@ -173,6 +174,9 @@ pub enum SequentialLayer {
     SqueezeExcitation(SqueezeExcitation),
     Residual(Residual),
     Concat(Concat),
+    /// An auxiliary classifier on the activations at this point (GoogLeNet's): the identity on
+    /// the main path; [`Sequential::forward_aux`] also returns its output.
+    Aux(Stack),
 }
 
 fn want(spatial_axes: usize) -> LayerErrorKind {
@@ -203,6 +207,7 @@ impl SequentialLayer {
             SequentialLayer::Pool2d(l) => l,
             SequentialLayer::Pool3d(l) => l,
             SequentialLayer::GlobalPool(l) => l,
+            SequentialLayer::AdaptivePool(l) => l,
             SequentialLayer::ChannelPool(l) => l,
             SequentialLayer::ZeroPadding2d(l) => l,
             SequentialLayer::Flatten(l) => l,
@@ -214,6 +219,7 @@ impl SequentialLayer {
             SequentialLayer::SqueezeExcitation(l) => l,
             SequentialLayer::Residual(l) => l,
             SequentialLayer::Concat(l) => l,
+            SequentialLayer::Aux(l) => l,
         }
     }
 
@@ -226,7 +232,8 @@ impl SequentialLayer {
                 .branches
                 .iter()
                 .fold(ParamCount::default(), |acc, b| acc + b.param_count()),
-            other => other.num_params().into(),
+            SequentialLayer::Aux(head) => head.param_count(),
+            other => ParamCount::of(other),
         }
     }
 
@@ -244,6 +251,9 @@ impl SequentialLayer {
             (L::Pool2d(l), Features::Map2d(t)) => Features::Map2d(l.forward(t)?),
             (L::Pool3d(l), Features::Map3d(t)) => Features::Map3d(l.forward(t)?),
             (L::ZeroPadding2d(l), Features::Map2d(t)) => Features::Map2d(l.forward(t)?),
+            (L::AdaptivePool(l), Features::Map2d(t)) => Features::Map2d(l.forward(t)),
+            (L::AdaptivePool(_), _) => return Err(want(2)),
+            (L::Aux(_), x) => x,
             (L::Conv1d(_) | L::ConvTranspose1d(_) | L::Pool1d(_), _) => return Err(want(1)),
             (L::Conv2d(_) | L::SeparableConv2d(_) | L::ConvTranspose2d(_), _) => {
                 return Err(want(2));
@@ -310,8 +320,21 @@ impl LayerInfo for SequentialLayer {
         match self {
             SequentialLayer::Residual(r) => r.body.macs(input) + r.shortcut.macs(input),
             SequentialLayer::Concat(c) => c.branches.iter().map(|b| b.macs(input)).sum(),
+            SequentialLayer::Aux(head) => head.macs(input),
             other => other.info().macs(input, output),
         }
+    }
+}
+
+/// A stack used as an auxiliary head: the main path passes through unchanged.
+impl LayerInfo for Stack {
+    fn kind(&self) -> &'static str {
+        "Auxiliary"
+    }
+
+    fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
+        Stack::output_shape(self, input).map_err(|e| LayerErrorKind::Config(e.to_string()))?;
+        Ok(input.clone())
     }
 }
 
@@ -406,6 +429,9 @@ impl Stack {
                         b.rows(&format!("{full}.branch{}.", i + 1), &shape, depth + 1, out)?;
                     }
                 }
+                SequentialLayer::Aux(head) => {
+                    head.rows(&format!("{full}."), &shape, depth + 1, out)?;
+                }
                 _ => {}
             }
             shape = output;
@@ -473,6 +499,87 @@ impl Sequential {
             });
         }
         Ok(())
+    }
+
+    /// The output and the outputs of the auxiliary heads, in order. The heads run only in
+    /// [`Mode::Train`], as GoogLeNet's do in PyTorch; at inference the list is empty.
+    pub fn forward_aux(
+        &self,
+        x: impl Into<Features>,
+        mode: Mode,
+    ) -> Result<(Features, Vec<Features>), ModelError> {
+        let mut x = x.into();
+        self.check_input(&x)?;
+        let mut aux = Vec::new();
+        for (name, layer) in self.stack.names.iter().zip(&self.stack.layers) {
+            if let (SequentialLayer::Aux(head), Mode::Train) = (layer, mode) {
+                aux.push(head.forward(x.clone(), mode)?);
+            }
+            let shape = x.shape();
+            x = layer
+                .forward(x, mode)
+                .map_err(|kind| layer_error(name, layer, &shape, kind))?;
+        }
+        Ok((x, aux))
+    }
+
+    /// The index of the top-level layer `name` names: the layer of that name, or the last of
+    /// the layers inside it when it is a group prefix (`layer3` for `layer3.0` ... `layer3.5`).
+    pub fn layer_index(&self, name: &str) -> Option<usize> {
+        let names = &self.stack.names;
+        names.iter().position(|n| n == name).or_else(|| {
+            let prefix = format!("{name}.");
+            names.iter().rposition(|n| n.starts_with(&prefix))
+        })
+    }
+
+    /// The activations after each named layer (see [`Sequential::layer_index`]), in the order
+    /// asked; the pass stops after the deepest one, so a feature extractor never pays for the
+    /// head.
+    pub fn forward_features(
+        &self,
+        x: impl Into<Features>,
+        names: &[&str],
+        mode: Mode,
+    ) -> Result<Vec<Features>, ModelError> {
+        let wanted = names
+            .iter()
+            .map(|n| {
+                self.layer_index(n).ok_or_else(|| {
+                    ModelError::Layer(LayerError {
+                        layer: n.to_string(),
+                        op: String::new(),
+                        input: self.input.clone(),
+                        kind: LayerErrorKind::Config(format!(
+                            "the model has no layer named '{n}' (`convnet summary` lists them)"
+                        )),
+                    })
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut x = x.into();
+        self.check_input(&x)?;
+        let last = wanted.iter().copied().max().unwrap_or(0);
+        let mut out: Vec<Option<Features>> = vec![None; wanted.len()];
+        for (i, (name, layer)) in self
+            .stack
+            .names
+            .iter()
+            .zip(&self.stack.layers)
+            .enumerate()
+            .take(last + 1)
+        {
+            let shape = x.shape();
+            x = layer
+                .forward(x, mode)
+                .map_err(|kind| layer_error(name, layer, &shape, kind))?;
+            for (slot, &w) in out.iter_mut().zip(&wanted) {
+                if w == i {
+                    *slot = Some(x.clone());
+                }
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// Whether the network ends in a softmax (a softmax dense layer or a softmax layer).

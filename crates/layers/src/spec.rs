@@ -36,7 +36,7 @@ use crate::error::{LayerError, LayerErrorKind};
 use crate::layer::{LayerInfo, spatial_dims};
 use crate::norm::{BatchNormConfig, DropoutConfig, LrnConfig};
 use crate::pad::ZeroPadding2dConfig;
-use crate::pool::{ChannelPoolConfig, GlobalPool, PoolConfig, PoolKind};
+use crate::pool::{AdaptivePoolConfig, ChannelPoolConfig, GlobalPool, PoolConfig, PoolKind};
 use crate::sequential::{Sequential, SequentialLayer, Stack, layer_error};
 use crate::shape::FeatureShape;
 use crate::transpose::ConvTransposeConfig;
@@ -68,6 +68,8 @@ pub enum LayerConfig {
     AvgPool2d(PoolConfig),
     #[serde(alias = "average_pooling3d")]
     AvgPool3d(PoolConfig),
+    #[serde(alias = "adaptive_avg_pool")]
+    AdaptiveAvgPool2d(AdaptivePoolConfig),
     #[serde(alias = "global_average_pooling")]
     GlobalAvgPool,
     #[serde(alias = "global_max_pooling")]
@@ -96,6 +98,10 @@ pub enum LayerConfig {
     /// Branches on the same input, concatenated along the channels.
     Concat {
         branches: Vec<Branch>,
+    },
+    /// An auxiliary classifier branching off here (GoogLeNet's); the identity on the main path.
+    Aux {
+        layers: Vec<LayerSpec>,
     },
     Activation {
         activation: Activation,
@@ -133,6 +139,7 @@ impl LayerConfig {
             C::AvgPool1d(_) => "avg_pool1d",
             C::AvgPool2d(_) => "avg_pool2d",
             C::AvgPool3d(_) => "avg_pool3d",
+            C::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
             C::GlobalAvgPool => "global_avg_pool",
             C::GlobalMaxPool => "global_max_pool",
             C::ChannelPool(_) => "channel_pool",
@@ -145,6 +152,7 @@ impl LayerConfig {
             C::SqueezeExcitation(_) => "se",
             C::Residual { .. } => "residual",
             C::Concat { .. } => "concat",
+            C::Aux { .. } => "aux",
             C::Activation { activation } => activation.name(),
             C::Relu => "relu",
             C::Relu6 => "relu6",
@@ -203,6 +211,10 @@ impl LayerConfig {
             C::AvgPool1d(c) => L::Pool1d(c.init(PoolKind::Avg)?),
             C::AvgPool2d(c) => L::Pool2d(c.init(PoolKind::Avg)?),
             C::AvgPool3d(c) => L::Pool3d(c.init(PoolKind::Avg)?),
+            C::AdaptiveAvgPool2d(c) => {
+                channels(2)?;
+                L::AdaptivePool(c.init()?)
+            }
             C::GlobalAvgPool => L::GlobalPool(GlobalPool::new(PoolKind::Avg)),
             C::GlobalMaxPool => L::GlobalPool(GlobalPool::new(PoolKind::Max)),
             C::ChannelPool(c) => L::ChannelPool(c.init()?),
@@ -250,6 +262,11 @@ impl LayerConfig {
                 let block = Concat { branches };
                 block.output(input)?;
                 L::Concat(block)
+            }
+            C::Aux { layers } => {
+                let (head, _) = build_stack(layers, input, device)
+                    .map_err(|e: (Option<usize>, String)| LayerErrorKind::Config(e.1))?;
+                L::Aux(head)
             }
             C::Activation { activation: a } => activation(*a),
             C::Relu => activation(Activation::Relu),

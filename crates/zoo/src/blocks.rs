@@ -1,7 +1,7 @@
 //! Building blocks several zoo models share, written once.
 
 use convnet_layers::{
-    Activation, BatchNormConfig, ConvConfig, LayerConfig, ModelSpec, Padding, PoolConfig,
+    Activation, BatchNormConfig, ConvConfig, LayerConfig, LayerSpec, ModelSpec, Padding, PoolConfig,
 };
 
 /// The spatial rank of a network: signals (1), images (2) or volumes (3).
@@ -68,4 +68,34 @@ pub fn conv_bn_relu_pool(
     } else {
         spec
     }
+}
+
+/// A layer with a name, for the nested layer lists of residual and concat blocks.
+pub fn named(name: impl Into<String>, config: LayerConfig) -> LayerSpec {
+    LayerSpec {
+        name: Some(name.into()),
+        config,
+        line: None,
+    }
+}
+
+/// `conv → batch norm → activation`, the unit the ImageNet networks repeat (torchvision's
+/// `Conv2dNormActivation` and GoogLeNet's `BasicConv2d`, Keras' conv/bn/act triples). `names`
+/// are the three layers' names, chosen so that weight names match the original framework's;
+/// a `Linear` activation adds no activation layer. The conv should have no bias: batch norm's
+/// shift replaces it.
+pub fn conv_bn_act(
+    names: [&str; 3],
+    conv: ConvConfig,
+    bn: BatchNormConfig,
+    activation: Activation,
+) -> Vec<LayerSpec> {
+    let mut layers = vec![
+        named(names[0], LayerConfig::Conv2d(conv)),
+        named(names[1], LayerConfig::BatchNorm(bn)),
+    ];
+    if activation != Activation::Linear {
+        layers.push(named(names[2], LayerConfig::Activation { activation }));
+    }
+    layers
 }

@@ -1,11 +1,20 @@
 //! The convnet model zoo: one model family per file, each with its config and the published
 //! variants as constructors.
 
+pub mod alexnet;
 pub mod blocks;
+pub mod efficientnet;
 pub mod fmnist_cnn;
+pub mod googlenet;
 pub mod lenet;
+pub mod mobilenet_v1;
+pub mod mobilenet_v2;
+pub mod resnet;
+pub mod se_resnet;
 pub mod signal_cnn;
+pub mod vgg;
 pub mod volume_cnn;
+pub mod xception;
 
 use burn::tensor::Device;
 use convnet_layers::{ModelSpec, Summarize, Summary};
@@ -16,13 +25,76 @@ pub use signal_cnn::SignalCnnConfig;
 pub use volume_cnn::VolumeCnnConfig;
 
 /// A built-in model name with what it is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ZooEntry {
     pub name: &'static str,
     pub description: &'static str,
 }
 
-/// Every built-in model, in the order `convnet models` lists them.
+/// How a zoo architecture is instantiated: the published one is `ZooOptions::default()`
+/// (1000 ImageNet classes, RGB, the variant's own resolution).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZooOptions {
+    pub num_classes: usize,
+    pub in_channels: usize,
+    /// Side of the square input in pixels; `None` is the variant's published resolution.
+    pub image_size: Option<usize>,
+}
+
+impl Default for ZooOptions {
+    fn default() -> Self {
+        Self {
+            num_classes: 1000,
+            in_channels: 3,
+            image_size: None,
+        }
+    }
+}
+
+/// The ImageNet architectures, one family per module: each lists its variants and builds
+/// the spec of one of them (`name` is the variant's canonical name from its list).
+type Family = (
+    &'static [ZooEntry],
+    fn(&str, &ZooOptions) -> Option<ModelSpec>,
+);
+
+const FAMILIES: &[Family] = &[
+    (alexnet::VARIANTS, alexnet::spec),
+    (vgg::VARIANTS, vgg::spec),
+    (resnet::VARIANTS, resnet::spec),
+    (se_resnet::VARIANTS, se_resnet::spec),
+    (googlenet::VARIANTS, googlenet::spec),
+    (mobilenet_v1::VARIANTS, mobilenet_v1::spec),
+    (mobilenet_v2::VARIANTS, mobilenet_v2::spec),
+    (efficientnet::VARIANTS, efficientnet::spec),
+    (xception::VARIANTS, xception::spec),
+];
+
+/// Every built-in model, in the order `convnet models` lists them: the course's small
+/// networks, then the ImageNet architectures.
+pub fn models() -> Vec<ZooEntry> {
+    let mut all = MODELS.to_vec();
+    for (variants, _) in FAMILIES {
+        all.extend_from_slice(variants);
+    }
+    all
+}
+
+/// Names compare without case, and `-` and `_` are the same (`mobilenet-v2`, `mobilenet_v2`).
+fn same_name(a: &str, b: &str) -> bool {
+    let key = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    key(a) == key(b)
+}
+
+/// The spec of an ImageNet architecture by name, instantiated with `options`.
+pub fn imagenet_spec(name: &str, options: &ZooOptions) -> Option<ModelSpec> {
+    FAMILIES.iter().find_map(|(variants, build)| {
+        let entry = variants.iter().find(|e| same_name(e.name, name))?;
+        build(entry.name, options)
+    })
+}
+
+/// The small networks of the course (the ImageNet architectures come from [`FAMILIES`]).
 pub const MODELS: &[ZooEntry] = &[
     ZooEntry {
         name: "lenet5",
@@ -49,7 +121,7 @@ pub const MODELS: &[ZooEntry] = &[
 /// Why a built-in model could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ZooError {
-    #[error("unknown model '{name}'; built-in models: {}", MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "))]
+    #[error("unknown model '{name}'; built-in models: {}", models().iter().map(|m| m.name).collect::<Vec<_>>().join(", "))]
     Unknown { name: String },
     #[error("model '{name}' takes {want}; the data's examples are {got:?}")]
     Input {
@@ -81,7 +153,7 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "fmnist-cnn" => Ok(FmnistCnnConfig::textbook().spec()),
         "signal-cnn" => Ok(SignalCnnConfig::ecg().spec()),
         "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
-        _ => Err(unknown(name)),
+        _ => imagenet_spec(name, &ZooOptions::default()).ok_or_else(|| unknown(name)),
     }
 }
 
@@ -131,6 +203,18 @@ pub fn classifier_spec(
         }
         .spec()),
         ("volume-cnn", _) => Err(wrong("volumes [channels, depth, height, width]")),
+        (_, &[c, h, w]) if h == w => imagenet_spec(
+            name,
+            &ZooOptions {
+                num_classes,
+                in_channels: c,
+                image_size: Some(h),
+            },
+        )
+        .ok_or_else(|| unknown(name)),
+        _ if imagenet_spec(name, &ZooOptions::default()).is_some() => {
+            Err(wrong("square images [channels, size, size]"))
+        }
         _ => Err(unknown(name)),
     }
 }

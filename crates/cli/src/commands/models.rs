@@ -9,13 +9,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     if args.json {
-        let list: Vec<_> = convnet_zoo::MODELS
+        let list: Vec<_> = convnet_zoo::models()
             .iter()
             .map(|m| serde_json::json!({ "name": m.name, "description": m.description }))
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        for m in convnet_zoo::MODELS {
+        for m in convnet_zoo::models() {
             println!("{:<16} {}", m.name, m.description);
         }
     }
