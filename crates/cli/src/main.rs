@@ -45,6 +45,10 @@ enum Command {
     Eval(commands::eval::Args),
     /// Classify image files with a trained model (or an ensemble of them).
     Predict(commands::predict::Args),
+    /// Run a batch from a `.npy` file through a model with weights, writing the logits.
+    Infer(commands::infer::Args),
+    /// Transfer learning: a pretrained base, a new head, the base frozen (or partly).
+    Finetune(Box<commands::finetune::Args>),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -75,6 +79,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => commands::train::run(*args, &device()?, cli.quiet),
         Command::Eval(args) => commands::eval::run(args, &device()?, cli.quiet),
         Command::Predict(args) => commands::predict::run(args, &device()?),
+        Command::Infer(args) => commands::infer::run(args, &device()?),
+        Command::Finetune(args) => commands::finetune::run(*args, &device()?, cli.quiet),
     }
 }
 

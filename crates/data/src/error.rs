@@ -74,6 +74,10 @@ pub enum DataError {
     #[error("{}: {problem}", path.display())]
     Npy { path: PathBuf, problem: String },
     /// An augmentation spec that does not parse, or one the training set cannot support.
+    #[error("preprocessing: {0}")]
+    Preprocess(String),
+    #[error("class selection: {0}")]
+    Classes(String),
     #[error("augmentation: {0}")]
     Augment(String),
     #[error("loader: {0}")]

@@ -104,6 +104,15 @@ impl ImageSet {
         }
     }
 
+    /// The examples of some classes, relabelled `0..k` in the selection's order.
+    pub fn select(&self, selection: &ClassSelection) -> Result<ImageSet, DataError> {
+        let (indices, labels) = selection.pick(&self.labels, &self.classes)?;
+        let mut set = self.subset(&indices);
+        set.labels = labels;
+        set.classes = selection.names(&self.classes);
+        Ok(set)
+    }
+
     /// The first `n` examples (all of them if there are fewer).
     pub fn take(&self, n: usize) -> ImageSet {
         let n = n.min(self.len());
@@ -153,6 +162,102 @@ impl ImageSet {
             std.push(((var.sqrt() / 255.0) as f32).max(Normalization::MIN_STD));
         }
         Normalization { mean, std }
+    }
+}
+
+/// Which classes of a set to keep, and how many examples of each: the few-labels side of
+/// transfer learning ("50 labelled images per class").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassSelection {
+    /// Original class indices to keep, in the order they become labels `0..k`; empty = all.
+    pub classes: Vec<usize>,
+    /// At most this many examples per kept class, chosen by a seeded shuffle.
+    pub per_class: Option<usize>,
+    pub seed: u64,
+}
+
+impl ClassSelection {
+    /// Parses `5,6,7` or `5-9` (or a mix: `0-2,7`).
+    pub fn parse_classes(text: &str) -> Result<Vec<usize>, DataError> {
+        let bad = || {
+            DataError::Classes(format!(
+                "cannot read the class list '{text}': use indices like 5,6,7 or a range 5-9"
+            ))
+        };
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b): (usize, usize) = (
+                        a.trim().parse().map_err(|_| bad())?,
+                        b.trim().parse().map_err(|_| bad())?,
+                    );
+                    if a > b {
+                        return Err(bad());
+                    }
+                    out.extend(a..=b);
+                }
+                None => out.push(part.parse().map_err(|_| bad())?),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.classes.is_empty() && self.per_class.is_none()
+    }
+
+    /// The kept example indices (in set order) and their new labels; checks the classes exist.
+    pub(crate) fn pick(
+        &self,
+        labels: &[usize],
+        class_names: &[String],
+    ) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+        let keep: Vec<usize> = if self.classes.is_empty() {
+            (0..class_names.len()).collect()
+        } else {
+            self.classes.clone()
+        };
+        let mut new_label = vec![None; class_names.len()];
+        for (new, &old) in keep.iter().enumerate() {
+            if old >= class_names.len() {
+                return Err(DataError::Classes(format!(
+                    "class {old} does not exist: the set has classes 0-{}",
+                    class_names.len().saturating_sub(1)
+                )));
+            }
+            if new_label[old].replace(new).is_some() {
+                return Err(DataError::Classes(format!("class {old} is listed twice")));
+            }
+        }
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        if self.per_class.is_some() {
+            order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(self.seed));
+        }
+        let mut taken = vec![0usize; keep.len()];
+        let mut picked = Vec::new();
+        for i in order {
+            if let Some(new) = new_label[labels[i]]
+                && self.per_class.is_none_or(|n| taken[new] < n)
+            {
+                taken[new] += 1;
+                picked.push((i, new));
+            }
+        }
+        picked.sort_unstable();
+        Ok(picked.into_iter().unzip())
+    }
+
+    /// The names of the kept classes, in their new label order.
+    pub(crate) fn names(&self, class_names: &[String]) -> Vec<String> {
+        if self.classes.is_empty() {
+            class_names.to_vec()
+        } else {
+            self.classes
+                .iter()
+                .map(|&c| class_names[c].clone())
+                .collect()
+        }
     }
 }
 
@@ -328,6 +433,49 @@ mod tests {
             vec!["a".into(), "b".into(), "c".into()],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn selecting_classes_relabels_and_caps_each_class() {
+        let all = set(30); // labels 0,1,2 repeating: 10 each
+        let pick = ClassSelection {
+            classes: vec![2, 0],
+            per_class: Some(4),
+            seed: 7,
+        };
+        let sub = all.select(&pick).unwrap();
+        assert_eq!(sub.classes, vec!["c".to_string(), "a".to_string()]);
+        assert_eq!(sub.len(), 8);
+        for (i, &label) in sub.labels.iter().enumerate() {
+            // Every picked image is the original of its class (pixels encode the index).
+            let original = usize::from(sub.image(i)[0]) / 4;
+            assert_eq!(original % 3, [2, 0][label]);
+        }
+        assert_eq!(sub.labels.iter().filter(|&&l| l == 0).count(), 4);
+        // Same seed, same picks; another seed, other picks.
+        assert_eq!(all.select(&pick).unwrap().images, sub.images);
+        let other = all
+            .select(&ClassSelection {
+                seed: 8,
+                ..pick.clone()
+            })
+            .unwrap();
+        assert_ne!(other.images, sub.images);
+        assert_eq!(
+            ClassSelection::parse_classes("5-7,9").unwrap(),
+            vec![5, 6, 7, 9]
+        );
+        assert!(ClassSelection::parse_classes("9-5").is_err());
+        let missing = ClassSelection {
+            classes: vec![3],
+            ..Default::default()
+        };
+        assert!(
+            all.select(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
     }
 
     #[test]

@@ -108,6 +108,15 @@ impl TensorSet {
         }
     }
 
+    /// The examples of some classes, relabelled `0..k` in the selection's order.
+    pub fn select(&self, selection: &crate::ClassSelection) -> Result<TensorSet, DataError> {
+        let (indices, labels) = selection.pick(&self.labels, &self.classes)?;
+        let mut set = self.subset(&indices);
+        set.labels = labels;
+        set.classes = selection.names(&self.classes);
+        Ok(set)
+    }
+
     /// The first `n` examples (all of them if there are fewer).
     pub fn take(&self, n: usize) -> TensorSet {
         let n = n.min(self.len());

@@ -44,7 +44,7 @@ pub use pool::{
 };
 pub use sequential::{Features, Sequential, SequentialLayer, Stack};
 pub use shape::FeatureShape;
-pub use spec::{Branch, LayerConfig, LayerSpec, ModelSpec, SpecError};
+pub use spec::{Branch, HEAD_START, LayerConfig, LayerSpec, ModelSpec, SpecError};
 pub use summary::{LayerRow, ParamCount, Summarize, Summary, SummaryBuilder};
 pub use transpose::{
     ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, ConvTransposeConfig,

@@ -148,10 +148,9 @@ impl BatchNorm {
     /// γ and β are trained; the running mean and variance are not (Keras counts them as
     /// non-trainable parameters).
     pub fn param_count(&self) -> ParamCount {
-        let (c, learns) = (self.channels(), self.weight.is_require_grad());
         ParamCount {
-            trainable: if learns { 2 * c } else { 0 },
-            non_trainable: if learns { 2 * c } else { 4 * c },
+            trainable: 2 * self.channels(),
+            non_trainable: 2 * self.channels(),
         }
     }
 }

@@ -233,7 +233,7 @@ impl SequentialLayer {
                 .iter()
                 .fold(ParamCount::default(), |acc, b| acc + b.param_count()),
             SequentialLayer::Aux(head) => head.param_count(),
-            other => ParamCount::of(other),
+            other => other.num_params().into(),
         }
     }
 
@@ -344,12 +344,19 @@ pub struct Stack {
     pub layers: Vec<SequentialLayer>,
     #[module(skip)]
     pub names: Vec<String>,
+    /// Layers before this index are frozen (see [`Sequential::freeze_before`]).
+    #[module(skip)]
+    pub frozen: usize,
 }
 
 impl Stack {
     pub fn new(layers: Vec<(String, SequentialLayer)>) -> Self {
         let (names, layers) = layers.into_iter().unzip();
-        Self { layers, names }
+        Self {
+            layers,
+            names,
+            frozen: 0,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -379,7 +386,19 @@ impl Stack {
     fn param_count(&self) -> ParamCount {
         self.layers
             .iter()
-            .fold(ParamCount::default(), |acc, l| acc + l.param_count())
+            .enumerate()
+            .fold(ParamCount::default(), |acc, (i, l)| {
+                acc + self.layer_count(i, l)
+            })
+    }
+
+    fn layer_count(&self, index: usize, layer: &SequentialLayer) -> ParamCount {
+        let count = layer.param_count();
+        if index < self.frozen {
+            count.frozen()
+        } else {
+            count
+        }
     }
 
     fn macs(&self, input: &FeatureShape) -> u64 {
@@ -404,7 +423,7 @@ impl Stack {
         out: &mut Vec<LayerRow>,
     ) -> Result<FeatureShape, LayerError> {
         let mut shape = input.clone();
-        for (name, layer) in self.names.iter().zip(&self.layers) {
+        for (index, (name, layer)) in self.names.iter().zip(&self.layers).enumerate() {
             let full = format!("{prefix}{name}");
             let output = layer
                 .output_shape(&shape)
@@ -413,7 +432,7 @@ impl Stack {
                 &full,
                 layer.kind(),
                 output.clone(),
-                layer.param_count(),
+                self.layer_count(index, layer),
                 layer.macs(&shape, &output),
                 depth,
             ));
@@ -501,6 +520,26 @@ impl Sequential {
         Ok(())
     }
 
+    /// Freezes the layers before top-level layer `index` for transfer learning: their
+    /// parameters stop learning and their batch norms use (and keep) their running statistics,
+    /// while the rest learn. Layers frozen before stay frozen.
+    pub fn freeze_before(mut self, index: usize) -> Self {
+        let index = index.min(self.stack.layers.len());
+        let layers = std::mem::take(&mut self.stack.layers);
+        self.stack.layers = layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| if i < index { l.freeze() } else { l })
+            .collect();
+        self.stack.frozen = self.stack.frozen.max(index);
+        self
+    }
+
+    /// How many top-level layers are frozen (from the first).
+    pub fn frozen_layers(&self) -> usize {
+        self.stack.frozen
+    }
+
     /// The output and the outputs of the auxiliary heads, in order. The heads run only in
     /// [`Mode::Train`], as GoogLeNet's do in PyTorch; at inference the list is empty.
     pub fn forward_aux(
@@ -531,6 +570,16 @@ impl Sequential {
             let prefix = format!("{name}.");
             names.iter().rposition(|n| n.starts_with(&prefix))
         })
+    }
+
+    /// The index of the first top-level layer `name` names (the layer itself, or the first
+    /// layer of the group it prefixes): where "from layer X on" starts.
+    pub fn layer_start(&self, name: &str) -> Option<usize> {
+        let prefix = format!("{name}.");
+        self.stack
+            .names
+            .iter()
+            .position(|n| n == name || n.starts_with(&prefix))
     }
 
     /// The activations after each named layer (see [`Sequential::layer_index`]), in the order

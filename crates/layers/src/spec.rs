@@ -370,6 +370,9 @@ fn build_stack(
     Ok((Stack::new(layers), shape))
 }
 
+/// The first layer of the head [`ModelSpec::with_new_head`] adds.
+pub const HEAD_START: &str = "head.pool";
+
 /// A sequential network: an input shape and its layers in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSpec {
@@ -521,6 +524,54 @@ impl ModelSpec {
             column: None,
             message: format!("cannot write the spec as TOML: {e}"),
         })
+    }
+
+    /// The network without its classifier, as Keras' `include_top=False` gives it: auxiliary
+    /// heads are dropped, and so is everything from the first top-level layer that turns maps
+    /// into a vector (flatten, global or adaptive pooling, dense) on. What is left ends in the
+    /// last feature map.
+    pub fn without_top(&self) -> Result<ModelSpec, SpecError> {
+        use LayerConfig as C;
+        let mut spec = self.clone();
+        spec.layers.retain(|l| !matches!(l.config, C::Aux { .. }));
+        let cut = spec.layers.iter().position(|l| {
+            matches!(
+                l.config,
+                C::Flatten
+                    | C::GlobalAvgPool
+                    | C::GlobalMaxPool
+                    | C::AdaptiveAvgPool2d(_)
+                    | C::Dense(_)
+            )
+        });
+        match cut {
+            Some(0) | None => Err(SpecError {
+                path: self.source.clone().unwrap_or_default(),
+                line: None,
+                column: None,
+                message: format!(
+                    "cannot find where the classifier of '{}' starts (a flatten, global pool or dense layer after the feature layers)",
+                    self.name
+                ),
+            }),
+            Some(i) => {
+                spec.layers.truncate(i);
+                Ok(spec)
+            }
+        }
+    }
+
+    /// The network with a new classifier for `num_classes` classes on its features: global
+    /// average pool → dropout 0.2 → dense, named `head.pool`, `head.dropout`, `head.fc`.
+    pub fn with_new_head(&self, num_classes: usize) -> Result<ModelSpec, SpecError> {
+        Ok(self
+            .without_top()?
+            .named(HEAD_START, LayerConfig::GlobalAvgPool)
+            .named(
+                "head.dropout",
+                LayerConfig::Dropout(DropoutConfig::new(0.2)),
+            )
+            .named("head.fc", LayerConfig::Dense(DenseConfig::new(num_classes))))
     }
 
     /// Builds the network on `device`, checking every layer against its input shape.

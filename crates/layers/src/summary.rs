@@ -1,7 +1,5 @@
 //! Keras-style model summaries: one row per layer, then parameter and multiply-add totals.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
 use serde::Serialize;
 use std::fmt;
 
@@ -79,22 +77,12 @@ pub struct ParamCount {
 }
 
 impl ParamCount {
-    /// A module's parameters split by whether they still learn (frozen ones do not).
-    pub fn of<M: Module>(module: &M) -> Self {
-        struct Counter(ParamCount);
-        impl ModuleVisitor for Counter {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let n = param.lazy_shape().num_elements();
-                if param.is_require_grad() {
-                    self.0.trainable += n;
-                } else {
-                    self.0.non_trainable += n;
-                }
-            }
+    /// The same parameters, none of them learning (a frozen layer's).
+    pub fn frozen(self) -> Self {
+        Self {
+            trainable: 0,
+            non_trainable: self.trainable + self.non_trainable,
         }
-        let mut counter = Counter(ParamCount::default());
-        module.visit(&mut counter);
-        counter.0
     }
 }
 

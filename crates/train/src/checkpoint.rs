@@ -168,6 +168,18 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Whether `path` is a file that starts like a convnet checkpoint (or a run directory).
+    pub fn is_checkpoint(path: &Path) -> bool {
+        use std::io::Read;
+        let Ok(path) = Self::resolve(path) else {
+            return false;
+        };
+        let mut head = [0u8; 8];
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok_and(|()| &head == MAGIC)
+    }
+
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let bytes = std::fs::read(path).map_err(|source| TrainError::Read {
             path: path.to_path_buf(),

@@ -23,6 +23,16 @@ pub struct TrainConfig {
     pub val_fraction: f64,
     /// Stop after this many epochs without a better validation accuracy.
     pub patience: Option<usize>,
+    /// Transfer learning: the top-level layers before this one are frozen (their weights stay,
+    /// their batch norms use their running statistics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_before: Option<String>,
+    /// The classes of the data set trained on (original indices, in label order); empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_classes: Vec<usize>,
+    /// At most this many training examples per class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_class: Option<usize>,
 }
 
 impl TrainConfig {
@@ -39,6 +49,9 @@ impl TrainConfig {
             seed: 0,
             val_fraction: 0.1,
             patience: None,
+            freeze_before: None,
+            only_classes: Vec::new(),
+            per_class: None,
         }
     }
 

@@ -21,5 +21,5 @@ pub use fs::{ensure_writable_dir, write_atomically};
 pub use history::EpochRecord;
 pub use metrics::{ClassReport, ConfusionMatrix};
 pub use optim::{OptimizerKind, OptimizerSettings, Schedule};
-pub use trainer::{Observer, Quiet, TrainData, TrainOutcome, train};
+pub use trainer::{Observer, Quiet, TrainData, TrainOutcome, train, train_from};
 pub use weights::WeightMismatch;

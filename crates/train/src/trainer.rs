@@ -91,6 +91,23 @@ pub fn train(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
+    train_from(spec, None, data, config, run_dir, resume, device, observer)
+}
+
+/// [`train`], starting from `initial` weights (built from `spec`, e.g. pretrained weights under
+/// a new head) instead of a fresh initialisation. `config.freeze_before` freezes the layers
+/// before the one it names.
+#[allow(clippy::too_many_arguments)]
+pub fn train_from(
+    spec: &ModelSpec,
+    initial: Option<Sequential>,
+    data: &TrainData,
+    config: &TrainConfig,
+    run_dir: &Path,
+    resume: Option<(&Checkpoint, &Path)>,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
     let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
     ensure_writable_dir(&ckpt_dir)?;
@@ -100,6 +117,15 @@ pub fn train(
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
     let mut model = spec.build(&train_device)?;
+    if let Some(initial) = initial {
+        // Copied by value into a model built on the training device: forking a model made on a
+        // device without autodiff would leave its parameters untracked.
+        let bytes = weights::to_bytes(&initial).map_err(TrainError::Config)?;
+        weights::load_bytes(&mut model, &bytes, "the initial weights").map_err(|e| match e {
+            weights::LoadError::Mismatch(m) => TrainError::Mismatch(m),
+            weights::LoadError::Format(message) => TrainError::Config(message),
+        })?;
+    }
     let mut optimizer = config.optimizer.build();
     let mut progress = Progress {
         epoch: 0,
@@ -126,6 +152,15 @@ pub fn train(
         };
         // Dropout masks continue from a fresh stream rather than repeat the first epoch's.
         train_device.seed(config.seed.wrapping_add(meta.global_step as u64));
+    }
+
+    if let Some(name) = &config.freeze_before {
+        let index = model.layer_start(name).ok_or_else(|| {
+            TrainError::Config(format!(
+                "cannot freeze before '{name}': the model has no layer of that name (`convnet summary` lists them)"
+            ))
+        })?;
+        model = model.freeze_before(index);
     }
 
     let loader_config = |epoch: usize| LoaderConfig {

@@ -53,28 +53,106 @@ impl Default for ZooOptions {
 
 /// The ImageNet architectures, one family per module: each lists its variants and builds
 /// the spec of one of them (`name` is the variant's canonical name from its list).
+/// Its third part is the input recipe of the variant's published weights.
 type Family = (
     &'static [ZooEntry],
     fn(&str, &ZooOptions) -> Option<ModelSpec>,
+    fn(&str) -> InputRecipe,
 );
 
 const FAMILIES: &[Family] = &[
-    (alexnet::VARIANTS, alexnet::spec),
-    (vgg::VARIANTS, vgg::spec),
-    (resnet::VARIANTS, resnet::spec),
-    (se_resnet::VARIANTS, se_resnet::spec),
-    (googlenet::VARIANTS, googlenet::spec),
-    (mobilenet_v1::VARIANTS, mobilenet_v1::spec),
-    (mobilenet_v2::VARIANTS, mobilenet_v2::spec),
-    (efficientnet::VARIANTS, efficientnet::spec),
-    (xception::VARIANTS, xception::spec),
+    (alexnet::VARIANTS, alexnet::spec, InputRecipe::torchvision),
+    (vgg::VARIANTS, vgg::spec, InputRecipe::torchvision),
+    (resnet::VARIANTS, resnet::spec, InputRecipe::torchvision),
+    (
+        se_resnet::VARIANTS,
+        se_resnet::spec,
+        InputRecipe::torchvision,
+    ),
+    (
+        googlenet::VARIANTS,
+        googlenet::spec,
+        InputRecipe::torchvision,
+    ),
+    (
+        mobilenet_v1::VARIANTS,
+        mobilenet_v1::spec,
+        mobilenet_v1::input_recipe,
+    ),
+    (
+        mobilenet_v2::VARIANTS,
+        mobilenet_v2::spec,
+        InputRecipe::torchvision,
+    ),
+    (
+        efficientnet::VARIANTS,
+        efficientnet::spec,
+        efficientnet::input_recipe,
+    ),
+    (xception::VARIANTS, xception::spec, xception::input_recipe),
 ];
+
+/// How a variant's published weights expect their pictures: each set of weights is only right
+/// under the recipe it was trained with, so the recipe travels with the architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputRecipe {
+    /// The preprocessing preset: `imagenet` (torchvision: 0–1 scale, ImageNet mean and std),
+    /// `tf` (Keras' MobileNet and Xception: values in [-1, 1]) or `caffe` (BGR, means
+    /// subtracted).
+    pub preset: &'static str,
+    /// Side of the square network input.
+    pub crop: usize,
+    /// torchvision's recipes scale the shorter side to this before the centre crop; Keras'
+    /// crop the largest centred square instead (`resize == crop`).
+    pub resize: usize,
+    /// Bicubic rather than bilinear resampling (EfficientNet's weights).
+    pub bicubic: bool,
+}
+
+impl InputRecipe {
+    /// torchvision's classification recipe for 224x224 weights: shorter side to 256, centre
+    /// crop 224, bilinear (every family here but EfficientNet's and the Keras ones).
+    pub fn torchvision(_variant: &str) -> Self {
+        Self {
+            preset: "imagenet",
+            crop: 224,
+            resize: 256,
+            bicubic: false,
+        }
+    }
+
+    /// Keras' `tf` mode at `size`: the image cropped to a square and scaled to [-1, 1].
+    pub fn keras_tf(size: usize) -> Self {
+        Self {
+            preset: "tf",
+            crop: size,
+            resize: size,
+            bicubic: false,
+        }
+    }
+}
+
+/// The input recipe of an ImageNet architecture's published weights, by name.
+pub fn input_recipe(name: &str) -> Option<InputRecipe> {
+    FAMILIES.iter().find_map(|(variants, _, recipe)| {
+        let entry = variants.iter().find(|e| same_name(e.name, name))?;
+        Some(recipe(entry.name))
+    })
+}
+
+/// The 1000 ImageNet-1k class names in class-index order, as torchvision's weights report
+/// them (`weights.meta["categories"]`; `scripts/dev/imagenet_classes.py` wrote the list).
+pub fn imagenet_classes() -> Vec<&'static str> {
+    include_str!("../data/imagenet_classes.txt")
+        .lines()
+        .collect()
+}
 
 /// Every built-in model, in the order `convnet models` lists them: the course's small
 /// networks, then the ImageNet architectures.
 pub fn models() -> Vec<ZooEntry> {
     let mut all = MODELS.to_vec();
-    for (variants, _) in FAMILIES {
+    for (variants, _, _) in FAMILIES {
         all.extend_from_slice(variants);
     }
     all
@@ -88,7 +166,7 @@ fn same_name(a: &str, b: &str) -> bool {
 
 /// The spec of an ImageNet architecture by name, instantiated with `options`.
 pub fn imagenet_spec(name: &str, options: &ZooOptions) -> Option<ModelSpec> {
-    FAMILIES.iter().find_map(|(variants, build)| {
+    FAMILIES.iter().find_map(|(variants, build, _)| {
         let entry = variants.iter().find(|e| same_name(e.name, name))?;
         build(entry.name, options)
     })
@@ -250,6 +328,24 @@ mod tests {
     }
 
     #[test]
+    fn imagenet_names_and_recipes() {
+        let names = imagenet_classes();
+        assert_eq!(names.len(), 1000);
+        assert_eq!(names[0], "tench");
+        assert_eq!(names[999], "toilet tissue");
+        let resnet = input_recipe("resnet50").unwrap();
+        assert_eq!(
+            (resnet.preset, resnet.crop, resnet.resize),
+            ("imagenet", 224, 256)
+        );
+        let b3 = input_recipe("efficientnet-b3").unwrap();
+        assert_eq!((b3.crop, b3.resize, b3.bicubic), (300, 320, true));
+        assert_eq!(input_recipe("xception").unwrap().preset, "tf");
+        assert_eq!(input_recipe("mobilenet").unwrap().crop, 224);
+        assert!(input_recipe("lenet5").is_none());
+    }
+
+    #[test]
     fn classifiers_fit_the_data_set() {
         let device = Device::flex();
         let lenet = classifier_spec("lenet5", &[1, 28, 28], 10)
@@ -267,14 +363,18 @@ mod tests {
     #[test]
     fn every_listed_model_builds_and_unknown_names_list_the_choices() {
         let device = Device::flex();
-        for entry in MODELS {
+        // Parameters are created lazily: summarising even EfficientNet-B7 allocates no weights.
+        for entry in models() {
             let s = summary(entry.name, &device).unwrap();
             assert!(s.total_params > 0, "{}", entry.name);
         }
         let err = summary("lenet7", &device).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn"
+        assert!(
+            err.starts_with(
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, alexnet, vgg11,"
+            ),
+            "{err}"
         );
+        assert!(err.ends_with(", xception"), "{err}");
     }
 }

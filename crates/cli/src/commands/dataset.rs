@@ -9,7 +9,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use convnet_data::fashion_mnist::{self, Split};
 use convnet_data::synthetic::{ecg_set, motion_set, shapes_set};
-use convnet_data::{Examples, ImageSet, Normalization, TensorSet, folder, load_npy_set, seed};
+use convnet_data::{
+    ClassSelection, Examples, ImageSet, Normalization, TensorSet, folder, load_npy_set, seed,
+};
 
 pub const FASHION_MNIST: &str = "fashion-mnist";
 pub const ECG: &str = "ecg";
@@ -254,6 +256,17 @@ impl AnySet {
 
     pub fn example_shape(&self) -> Vec<usize> {
         self.examples().example_shape()
+    }
+
+    /// Some classes of the set (all when the selection is empty).
+    pub fn select(self, selection: &ClassSelection) -> Result<Self> {
+        if selection.is_all() {
+            return Ok(self);
+        }
+        Ok(match self {
+            AnySet::Images(s) => AnySet::Images(s.select(selection)?),
+            AnySet::Tensors(s) => AnySet::Tensors(s.select(selection)?),
+        })
     }
 
     fn limited(self, limit: Option<usize>) -> Self {

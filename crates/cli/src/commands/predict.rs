@@ -1,30 +1,55 @@
 //! `convnet predict`: the most likely classes of image files, from one trained model or the
 //! averaged probabilities of several.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::Device;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
 use convnet_data::{Examples, ImageSet, TensorSet, folder, read_npy};
 use serde_json::json;
 
+use convnet_layers::Mode;
+
 use super::classifier::Ensemble;
+use super::pretrained;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A checkpoint file or a run directory (its best checkpoint).
-    checkpoint: PathBuf,
-
-    /// Image files (PNG or JPEG), each converted to the model's channels, resized and
-    /// centre-cropped to its input size; or `.npy` arrays holding one example or a batch of
-    /// them (for signal and volume models).
-    #[arg(required = true)]
-    images: Vec<PathBuf>,
+    /// A checkpoint file or a run directory (its best checkpoint), then the files to classify:
+    /// images (PNG or JPEG), each converted to the model's channels, resized and centre-cropped
+    /// to its input size, or `.npy` arrays holding one example or a batch of them (for signal
+    /// and volume models). With --model and --weights: image files only.
+    #[arg(required = true, value_name = "CHECKPOINT | FILE")]
+    paths: Vec<PathBuf>,
 
     /// More checkpoints whose probabilities are averaged with the first.
-    #[arg(long, num_args = 1.., value_name = "CKPT")]
+    #[arg(long, num_args = 1.., value_name = "CKPT", conflicts_with = "model")]
     ensemble: Vec<PathBuf>,
+
+    /// Classify with a pretrained architecture instead of a checkpoint: a built-in model (see
+    /// `convnet models`) or a spec file, with --weights.
+    #[arg(long, requires = "weights")]
+    model: Option<String>,
+
+    /// The pretrained weights for --model: a PyTorch state_dict (`.pth`) or `.safetensors`
+    /// file with torchvision's names.
+    #[arg(long, requires = "model")]
+    weights: Option<PathBuf>,
+
+    /// Preprocessing for --model: `imagenet` (torchvision), `caffe` (BGR, means subtracted)
+    /// or `tf` ([-1, 1]); default: the recipe the model's published weights were trained with.
+    #[arg(long, requires = "model", value_name = "PRESET")]
+    preprocess: Option<String>,
+
+    /// Input side for --model (default: the published weights').
+    #[arg(long, requires = "model")]
+    size: Option<usize>,
+
+    /// Class names for --model, one per line (default: ImageNet's for 1000 classes).
+    #[arg(long, requires = "model", value_name = "FILE")]
+    labels: Option<PathBuf>,
 
     /// How many classes to show per image.
     #[arg(long, default_value_t = 3)]
@@ -39,13 +64,27 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
-    let mut paths = vec![args.checkpoint.clone()];
-    paths.extend(args.ensemble.iter().cloned());
-    let ensemble = Ensemble::load(&paths, device)?;
-    let shape = ensemble.input().to_vec();
-    let classes = ensemble.classes().to_vec();
-    let (set, names) = inputs(&args.images, &shape, &classes)?;
-    let probs = ensemble.probabilities(set, device, |_| {})?;
+    let (names, classes, probs) = match (&args.model, &args.weights) {
+        (Some(model), Some(weights)) => pretrained_probabilities(&args, model, weights, device)?,
+        _ => {
+            let [checkpoint, images @ ..] = args.paths.as_slice() else {
+                unreachable!("clap requires at least one path");
+            };
+            if images.is_empty() {
+                bail!(
+                    "give the files to classify after the checkpoint (or classify with --model NAME --weights FILE)"
+                );
+            }
+            let mut paths = vec![checkpoint.clone()];
+            paths.extend(args.ensemble.iter().cloned());
+            let ensemble = Ensemble::load(&paths, device)?;
+            let shape = ensemble.input().to_vec();
+            let classes = ensemble.classes().to_vec();
+            let (set, names) = inputs(images, &shape, &classes)?;
+            let probs = ensemble.probabilities(set, device, |_| {})?;
+            (names, classes, probs)
+        }
+    };
     let k = classes.len();
     let top = args.top.min(k);
     let mut results = Vec::new();
@@ -53,9 +92,9 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         let row = &probs[i * k..(i + 1) * k];
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-        let best: Vec<(String, f32)> = order[..top]
+        let best: Vec<(usize, String, f32)> = order[..top]
             .iter()
-            .map(|&c| (classes[c].clone(), row[c]))
+            .map(|&c| (c, classes[c].clone(), row[c]))
             .collect();
         results.push((image.clone(), best));
     }
@@ -65,7 +104,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
             .map(|(image, best)| {
                 json!({
                     "image": image,
-                    "predictions": best.iter().map(|(c, p)| json!({"class": c, "probability": p})).collect::<Vec<_>>(),
+                    "predictions": best.iter().map(|(i, c, p)| json!({"index": i, "class": c, "probability": p})).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -78,11 +117,55 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     for (image, best) in results {
         let text: Vec<String> = best
             .iter()
-            .map(|(c, p)| format!("{c} {:.1}%", 100.0 * p))
+            .map(|(_, c, p)| format!("{c} {:.1}%", 100.0 * p))
             .collect();
         println!("{image}: {}", text.join(", "));
     }
     Ok(())
+}
+
+/// Image names, class names and class probabilities (`[N, classes]` row-major) from a
+/// pretrained model: each image is preprocessed as the weights expect, then run in batches.
+fn pretrained_probabilities(
+    args: &Args,
+    model: &str,
+    weights: &Path,
+    device: &Device,
+) -> Result<(Vec<String>, Vec<String>, Vec<f32>)> {
+    let recipe = pretrained::preprocess_for(model, args.preprocess.as_deref(), args.size)?;
+    let [h, w] = recipe.size;
+    let input = [3, h, w];
+    let dict = pretrained::read_weights(weights, device)?;
+    let mut spec = pretrained::spec_for(model, Some(&input), 1000)?;
+    if !pretrained::is_spec_file(model)
+        && let Some(classes) = pretrained::classes_in(&spec, &dict, device)?
+    {
+        spec = pretrained::spec_for(model, Some(&input), classes)?;
+    }
+    let (net, _) = pretrained::load(&spec, &dict, false, weights, device)?;
+    let classes = net.output_shape()?.dims().iter().product();
+    let names = pretrained::class_names(args.labels.as_deref(), classes)?;
+    let mut probs = Vec::with_capacity(args.paths.len() * classes);
+    for chunk in args.paths.chunks(8) {
+        let mut pixels = Vec::with_capacity(chunk.len() * 3 * h * w);
+        for image in chunk {
+            pixels.extend(
+                recipe
+                    .load(image)
+                    .with_context(|| format!("cannot use {}", image.display()))?,
+            );
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 3, h, w]), device);
+        let logits = net.forward_logits(x, Mode::Eval)?;
+        probs.extend(
+            softmax(logits, 1)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()?,
+        );
+    }
+    let files = args.paths.iter().map(|p| p.display().to_string()).collect();
+    Ok((files, names, probs))
 }
 
 /// The examples to classify, with a name for each: an image file, or `FILE[i]` for the i-th

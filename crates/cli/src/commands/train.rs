@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
-use convnet_data::Augment;
-use convnet_layers::ModelSpec;
+use convnet_data::{Augment, ClassSelection, Normalization};
+use convnet_layers::{HEAD_START, ModelSpec, Sequential};
 use convnet_train::checkpoint::{CHECKPOINT_DIR, LAST};
 use convnet_train::{
     Checkpoint, OptimizerKind, OptimizerSettings, Schedule, TrainConfig, TrainData, evaluate,
@@ -17,6 +17,7 @@ use convnet_train::{
 use serde_json::json;
 
 use super::dataset::{DataSource, Locations};
+use super::pretrained;
 use super::progress::Bars;
 
 #[derive(clap::Args, Debug)]
@@ -24,116 +25,125 @@ pub struct Args {
     /// What is classified: `images` (default model lenet5, data fashion-mnist), `signal`
     /// (signal-cnn on generated ECGs) or `volume` (volume-cnn on generated motion clips).
     #[arg(long, value_enum, default_value_t = Task::Images)]
-    task: Task,
+    pub(crate) task: Task,
 
     /// A built-in model (see `convnet models`) or a model spec file (`.toml`); default: the
     /// task's.
     #[arg(long)]
-    model: Option<String>,
+    pub(crate) model: Option<String>,
 
     /// `fashion-mnist`; a folder with one sub-folder of images per class (or `train/` and
     /// `test/` folders laid out that way); the generated `ecg`, `motion` or `shapes`; or
     /// `X.npy` with `--labels Y.npy`. Default: the task's.
     #[arg(long)]
-    dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
 
     /// Integer labels `[N]` for a `.npy` data set.
     #[arg(long, value_name = "Y.npy")]
-    labels: Option<PathBuf>,
+    pub(crate) labels: Option<PathBuf>,
 
     /// A `.npy` test set (with --test-labels).
     #[arg(long, value_name = "X.npy", requires = "test_labels")]
-    test_dataset: Option<PathBuf>,
+    pub(crate) test_dataset: Option<PathBuf>,
 
     #[arg(long, value_name = "Y.npy", requires = "test_dataset")]
-    test_labels: Option<PathBuf>,
+    pub(crate) test_labels: Option<PathBuf>,
 
     /// How many training examples to generate (ecg: 4000; motion, shapes: 2000).
     #[arg(long)]
-    train_size: Option<usize>,
+    pub(crate) train_size: Option<usize>,
 
     /// Where Fashion-MNIST's IDX files are (default: `$CONVNET_DATA`, then
     /// /usr/share/datasets/fashion-mnist).
     #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
 
     /// Number of epochs (with --resume: the total to reach).
     #[arg(long, default_value_t = 5)]
-    epochs: usize,
+    pub(crate) epochs: usize,
 
     /// Examples per batch.
     #[arg(long, default_value_t = 128)]
-    batch: usize,
+    pub(crate) batch: usize,
 
     #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
-    optimizer: OptimizerArg,
+    pub(crate) optimizer: OptimizerArg,
 
     /// Learning rate (default 1e-3 for Adam, 1e-2 for SGD; with --resume, a new rate).
     #[arg(long)]
-    lr: Option<f64>,
+    pub(crate) lr: Option<f64>,
 
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
-    momentum: f64,
+    pub(crate) momentum: f64,
 
     /// L2 weight decay.
     #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
+    pub(crate) weight_decay: f64,
 
     /// Learning-rate schedule: `constant`, `step` (x0.1 every 10 epochs), `step:EPOCHS[:GAMMA]`
     /// or `cosine`.
     #[arg(long, default_value = "constant")]
-    schedule: String,
+    pub(crate) schedule: String,
 
     /// Augmentations, comma-separated: `flip[=P]`, `crop=PAD`, `rotate=DEG`, `shift=MAX`,
     /// `pca[=SIGMA]` (RGB only); `none` for none.
     #[arg(long, default_value = "none")]
-    augment: String,
+    pub(crate) augment: String,
 
     /// Seed for initialisation, shuffling, the validation split and augmentation.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
 
     /// Fraction of the training set held out for validation.
     #[arg(long, default_value_t = 0.1)]
-    val_split: f64,
+    pub(crate) val_split: f64,
 
     /// Stop when validation accuracy has not improved for this many epochs.
     #[arg(long)]
-    patience: Option<usize>,
+    pub(crate) patience: Option<usize>,
+
+    /// Keep only these classes (original indices: `5,6,7` or `5-9`), relabelled 0..k in that
+    /// order; applies to the test set too.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) only_classes: Option<String>,
+
+    /// At most N training examples per class, picked by a seeded shuffle (few-label training).
+    #[arg(long, value_name = "N")]
+    pub(crate) per_class: Option<usize>,
 
     /// Train on the first N training examples only (quick runs, tests).
     #[arg(long)]
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 
     /// Test on the first N test examples only.
     #[arg(long)]
-    test_limit: Option<usize>,
+    pub(crate) test_limit: Option<usize>,
 
     /// Image size (height = width) for folder data sets (default: the model's input size).
     #[arg(long)]
-    size: Option<usize>,
+    pub(crate) size: Option<usize>,
 
     /// Channels for folder data sets: 1 (grey) or 3 (RGB) (default: the model's).
     #[arg(long)]
-    channels: Option<usize>,
+    pub(crate) channels: Option<usize>,
 
     /// The run directory: history.csv, curves.png, checkpoints/ (default: runs/MODEL).
     #[arg(long, short)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 
     /// Continue the run in this directory from its last checkpoint (weights, optimizer state,
     /// epoch); `--epochs` is the total to reach.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
-    resume: Option<PathBuf>,
+    pub(crate) resume: Option<PathBuf>,
 
     /// Print one JSON object with the results (and no progress) on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Task {
+pub(crate) enum Task {
     /// Images `[C, H, W]`.
     #[value(alias = "classify")]
     Images,
@@ -162,9 +172,95 @@ impl Task {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum OptimizerArg {
+pub(crate) enum OptimizerArg {
     Adam,
     Sgd,
+}
+
+/// The spec and weights a transfer run starts from, and the normalisation the base was trained
+/// with (its features expect inputs scaled that way). Weights that already carry a head for
+/// `classes` (a checkpoint of an earlier fine-tuning stage) are used as they are; otherwise the
+/// base's classifier is replaced by a new head.
+fn transfer_start(
+    base: &str,
+    t: &Transfer,
+    shape: &[usize],
+    classes: usize,
+    device: &Device,
+    bars: &Bars,
+) -> Result<(ModelSpec, Sequential, Option<Normalization>)> {
+    if t.classes != classes {
+        bail!(
+            "--classes {} but the data set has {classes} classes{}",
+            t.classes,
+            " (use --only-classes to pick some)"
+        );
+    }
+    let from_checkpoint = Checkpoint::is_checkpoint(&t.weights);
+    let (dict, normalization, earlier) = if from_checkpoint {
+        let path = Checkpoint::resolve(&t.weights)?;
+        let ckpt = Checkpoint::load(&path)?;
+        let spec = ckpt.spec(&path)?;
+        let model = ckpt.model(&path, device)?;
+        let continues = spec
+            .layers
+            .iter()
+            .any(|l| l.name.as_deref() == Some(HEAD_START))
+            && ckpt.meta.classes.len() == classes;
+        (
+            convnet_weights::to_state_dict(&model)?,
+            Some(Normalization::from(&ckpt.meta.normalization)),
+            continues.then_some(spec),
+        )
+    } else {
+        let dict = pretrained::read_weights(&t.weights, device)?;
+        // torchvision's ImageNet weights expect ImageNet's statistics.
+        let imagenet = (shape.first() == Some(&3)).then(|| Normalization {
+            mean: convnet_data::preprocess::IMAGENET_MEAN.to_vec(),
+            std: convnet_data::preprocess::IMAGENET_STD.to_vec(),
+        });
+        (dict, imagenet, None)
+    };
+    let spec = match earlier {
+        Some(spec) => spec,
+        None => pretrained::spec_for(base, Some(shape), classes)?.with_new_head(classes)?,
+    };
+    let (model, report) = pretrained::load(&spec, &dict, true, &t.weights, device)?;
+    // Only the new head may be missing: anything else means the weights are for another base.
+    let not_head = |k: &String| !k.starts_with("head.");
+    let missing: Vec<&String> = report.missing.iter().filter(|k| not_head(k)).collect();
+    let mismatched: Vec<String> = report
+        .mismatched
+        .iter()
+        .filter(|m| not_head(&m.key))
+        .map(|m| format!("{} (model {:?}, file {:?})", m.key, m.expected, m.found))
+        .collect();
+    let fits = missing.is_empty() && mismatched.is_empty();
+    if !fits && !t.allow_partial {
+        bail!(
+            "{} does not fit the base '{base}': {} of its layers' tensors are missing ({}){}; pass --allow-partial to train them from scratch",
+            t.weights.display(),
+            missing.len() + mismatched.len(),
+            missing
+                .iter()
+                .take(10)
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if mismatched.is_empty() {
+                String::new()
+            } else {
+                format!("; mis-shaped: {}", mismatched.join(", "))
+            }
+        );
+    }
+    bars.line(&format!(
+        "transfer: {} tensors loaded from {}; the layers before '{}' are frozen",
+        report.loaded.len(),
+        t.weights.display(),
+        t.unfreeze_from.as_deref().unwrap_or(HEAD_START)
+    ));
+    Ok((spec, model, normalization))
 }
 
 /// The model's spec fitted to the data: zoo models adapt to the images and classes; a spec
@@ -204,7 +300,26 @@ fn folder_shape(args: &Args, model: &str) -> Result<[usize; 3]> {
     Ok([channels, size, size])
 }
 
+/// Transfer learning on top of a training run (`convnet finetune`): start from pretrained
+/// weights under a new head and freeze the layers before `freeze_before`.
+pub(crate) struct Transfer {
+    pub weights: PathBuf,
+    pub classes: usize,
+    /// The first layer that learns (default: the new head).
+    pub unfreeze_from: Option<String>,
+    pub allow_partial: bool,
+}
+
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
+    run_with(args, None, device, quiet)
+}
+
+pub(crate) fn run_with(
+    args: Args,
+    transfer: Option<Transfer>,
+    device: &Device,
+    quiet: bool,
+) -> Result<()> {
     let resume = match &args.resume {
         Some(dir) => {
             let path = dir.join(CHECKPOINT_DIR).join(LAST);
@@ -263,6 +378,14 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         config.seed = args.seed;
         config.val_fraction = args.val_split;
         config.patience = args.patience;
+        config.only_classes = match &args.only_classes {
+            Some(list) => ClassSelection::parse_classes(list)?,
+            None => Vec::new(),
+        };
+        config.per_class = args.per_class;
+    }
+    if let Some(t) = &transfer {
+        config.freeze_before = Some(t.unfreeze_from.clone().unwrap_or(HEAD_START.to_string()));
     }
     config.validate()?;
     let run_dir = match (&args.resume, &args.out) {
@@ -288,7 +411,14 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         None
     };
     let loaded = Instant::now();
-    let full = source.load_train(image_size, args.limit, args.train_size, config.seed)?;
+    let selection = ClassSelection {
+        classes: config.only_classes.clone(),
+        per_class: config.per_class,
+        seed: config.seed,
+    };
+    let full = source
+        .load_train(image_size, args.limit, args.train_size, config.seed)?
+        .select(&selection)?;
     let shape = full.example_shape();
     if resume.is_none() && shape.len() != args.task.rank() {
         bail!(
@@ -298,7 +428,14 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
             config.dataset
         );
     }
-    let test = source.load_test(image_size, args.test_limit)?;
+    let test_selection = ClassSelection {
+        per_class: None,
+        ..selection
+    };
+    let test = source
+        .load_test(image_size, args.test_limit)?
+        .map(|t| t.select(&test_selection))
+        .transpose()?;
     let (train, validation) = full.split(config.val_fraction, config.seed)?;
     bars.line(&format!(
         "data: {} training, {} validation, {} test examples of {:?} in {} classes ({:.1} s to load)",
@@ -312,13 +449,19 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     let classes = full.classes();
     // Resuming with --model checks that the checkpoint fits that model (train loads it into
     // the model and lists any tensors that differ).
-    let spec = match (&resume, &args.model) {
-        (Some((ckpt, path)), None) => ckpt.spec(path)?,
-        _ => model_spec(&model_name, &shape, classes.len())?,
+    let (spec, initial, base_normalization) = match (&resume, &args.model, &transfer) {
+        (Some((ckpt, path)), None, _) => (ckpt.spec(path)?, None, None),
+        (None, _, Some(t)) => {
+            let (spec, model, normalization) =
+                transfer_start(&model_name, t, &shape, classes.len(), device, &bars)?;
+            (spec, Some(model), normalization)
+        }
+        _ => (model_spec(&model_name, &shape, classes.len())?, None, None),
     };
-    let normalization = match &resume {
-        Some((ckpt, _)) => (&ckpt.meta.normalization).into(),
-        None => train.normalization(),
+    let normalization = match (&resume, base_normalization) {
+        (Some((ckpt, _)), _) => (&ckpt.meta.normalization).into(),
+        (None, Some(n)) => n,
+        (None, None) => train.normalization(),
     };
     let augment = match (config.augment.is_empty(), train.as_images()) {
         (true, _) => None,
@@ -342,8 +485,9 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         augment,
     };
     let mut observer = bars;
-    let outcome = convnet_train::train(
+    let outcome = convnet_train::train_from(
         &spec,
+        initial,
         &data,
         &config,
         &run_dir,

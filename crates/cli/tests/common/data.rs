@@ -1,5 +1,6 @@
 //! Small generated data sets in Fashion-MNIST's file format, so CLI tests train in seconds on
 //! a task with a known answer.
+#![allow(dead_code)]
 
 use std::path::Path;
 

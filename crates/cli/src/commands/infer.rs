@@ -1,0 +1,144 @@
+//! `convnet infer`: a batch in, raw outputs out, both as `.npy` — the interface for checking
+//! convnet against another framework, and for scripts.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use convnet_data::{NpyData, read_npy, write_npy_f32};
+use convnet_layers::Mode;
+use serde_json::json;
+
+use super::pretrained;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A built-in model (see `convnet models`) or a model spec file (`.toml`).
+    #[arg(long)]
+    model: String,
+
+    /// Weights: a PyTorch state_dict (`.pth`/`.pt`), a `.safetensors` file or a convnet
+    /// checkpoint, matched to the model's layers by (torchvision) name.
+    #[arg(long)]
+    weights: PathBuf,
+
+    /// The batch: float32 `[N, C, H, W]` (`[N, C, L]` or `[N, C, D, H, W]` for spec files
+    /// that take signals or volumes).
+    #[arg(long, value_name = "X.npy")]
+    input: PathBuf,
+
+    /// Where to write the outputs `[N, ...]` as float32: the logits, before any final softmax.
+    #[arg(long, short, value_name = "Y.npy")]
+    output: PathBuf,
+
+    /// Classes of a built-in model's classifier (default: what the weights file has).
+    #[arg(long)]
+    num_classes: Option<usize>,
+
+    /// Load the tensors that match and leave the rest as initialised (e.g. a new head).
+    #[arg(long)]
+    allow_partial: bool,
+
+    /// Examples per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+
+    /// Print a JSON summary of what was run.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, device: &Device) -> Result<()> {
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let array = read_npy(&args.input)?;
+    let dims = array.shape.clone();
+    let NpyData::F32(values) = array.data else {
+        bail!(
+            "{}: the input must be a float32 array, this one holds {}",
+            args.input.display(),
+            dtype_name(&array.data)
+        );
+    };
+    if !(3..=5).contains(&dims.len()) {
+        bail!(
+            "{}: the input must be a batch [N, C, H, W] (or [N, C, L], [N, C, D, H, W]), this array is {dims:?}",
+            args.input.display()
+        );
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "{}: value {i} is {} — the input must be finite",
+            args.input.display(),
+            values[i]
+        );
+    }
+    let example = &dims[1..];
+    let dict = pretrained::read_weights(&args.weights, device)?;
+    let mut spec = pretrained::spec_for(&args.model, Some(example), 1000)?;
+    if !pretrained::is_spec_file(&args.model) {
+        let classes = match args.num_classes {
+            Some(n) => n,
+            None => pretrained::classes_in(&spec, &dict, device)?.unwrap_or(1000),
+        };
+        spec = pretrained::spec_for(&args.model, Some(example), classes)?;
+    }
+    let (model, report) =
+        pretrained::load(&spec, &dict, args.allow_partial, &args.weights, device)?;
+    let n = dims[0];
+    let per_example: usize = example.iter().product();
+    let mut outputs = Vec::new();
+    let mut out_shape = Vec::new();
+    for start in (0..n).step_by(args.batch) {
+        let end = (start + args.batch).min(n);
+        let mut shape = dims.clone();
+        shape[0] = end - start;
+        let data = TensorData::new(
+            values[start * per_example..end * per_example].to_vec(),
+            shape.clone(),
+        );
+        let logits = match dims.len() {
+            3 => model.forward_logits(Tensor::<3>::from_data(data, device), Mode::Eval)?,
+            4 => model.forward_logits(Tensor::<4>::from_data(data, device), Mode::Eval)?,
+            _ => model.forward_logits(Tensor::<5>::from_data(data, device), Mode::Eval)?,
+        };
+        out_shape = logits.dims().to_vec();
+        outputs.extend(logits.into_data().convert::<f32>().try_to_vec::<f32>()?);
+    }
+    out_shape[0] = n;
+    write_npy_f32(&args.output, &out_shape, &outputs)?;
+    if args.json {
+        let out = json!({
+            "model": spec.name,
+            "input_shape": dims,
+            "output_shape": out_shape,
+            "output": args.output,
+            "loaded": report.loaded.len(),
+            "complete": report.is_complete(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{}: {:?} -> {:?} written to {}",
+            spec.name,
+            dims,
+            out_shape,
+            args.output.display()
+        );
+        if !report.is_complete() {
+            eprintln!("note (--allow-partial): {}", report.skipped());
+        }
+    }
+    Ok(())
+}
+
+fn dtype_name(data: &NpyData) -> &'static str {
+    match data {
+        NpyData::Bool(_) => "bool",
+        NpyData::U8(_) => "uint8",
+        NpyData::I64(_) => "int64",
+        NpyData::F32(_) => "float32",
+        NpyData::F64(_) => "float64",
+    }
+}
