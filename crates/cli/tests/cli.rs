@@ -139,3 +139,42 @@ fn help_and_version_everywhere() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(v.as_array().unwrap().iter().any(|m| m["name"] == "lenet5"));
 }
+
+#[test]
+fn summary_prints_the_zoo_with_published_counts_with_and_without_top() {
+    let total = |args: &[&str]| {
+        let out = convnet(args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        (
+            v["trainable_params"].as_u64().unwrap(),
+            v["output_shape"].clone(),
+        )
+    };
+    assert_eq!(
+        total(&["summary", "resnet50", "--json"]).0,
+        25_557_032,
+        "torchvision's count"
+    );
+    // Without the top: everything up to layer4's maps; fc's 2048*1000+1000 weights are gone.
+    let (params, shape) = total(&["summary", "resnet50", "--no-top", "--json"]);
+    assert_eq!(params, 25_557_032 - 2_049_000);
+    assert_eq!(shape, serde_json::json!([null, 2048, 7, 7]));
+    // Another head and input size.
+    let (params, shape) = total(&[
+        "summary",
+        "resnet50",
+        "--classes",
+        "10",
+        "--size",
+        "96",
+        "--json",
+    ]);
+    assert_eq!(params, 25_557_032 - 2_049_000 + 20_490);
+    assert_eq!(shape, serde_json::json!([null, 10]));
+    let out = convnet(&["summary", "efficientnet_b0"]);
+    assert!(stdout(&out).contains("Total params: "), "{}", stderr(&out));
+    let out = convnet(&["summary", &spec("lenet5.toml"), "--classes", "3"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("spec file"), "{}", stderr(&out));
+}

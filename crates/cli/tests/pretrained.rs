@@ -384,3 +384,46 @@ fn finetune_trains_a_new_head_on_a_frozen_base_then_unfreezes() {
         &["does not fit", "lenet5"],
     );
 }
+
+#[test]
+fn infer_writes_a_named_layers_features() {
+    // The pooled features of the fixture batch, run through the classifier's weights by hand,
+    // give PyTorch's logits.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("features.npy");
+    let run = |layer: &str| {
+        convnet(&[
+            "infer",
+            "--model",
+            &s(&fixture("tiny.toml")),
+            "--weights",
+            &s(&fixture("tiny.pth")),
+            "--input",
+            &s(&fixture("input.npy")),
+            "--output",
+            &s(&out),
+            "--layer",
+            layer,
+        ])
+    };
+    let done = run("avgpool");
+    assert!(done.status.success(), "{}", stderr(&done));
+    let (shape, features) = f32s(&out);
+    assert_eq!(shape, vec![2, 24, 1, 1]);
+    let dict = convnet_weights::read(fixture("tiny.pth")).unwrap();
+    let (w, b) = (
+        dict.get("classifier.1.weight").unwrap(),
+        dict.get("classifier.1.bias").unwrap(),
+    );
+    let (_, want) = f32s(&fixture("output.npy"));
+    for n in 0..2 {
+        for k in 0..5 {
+            let logit: f32 = b.data[k]
+                + (0..24)
+                    .map(|i| w.data[k * 24 + i] * features[n * 24 + i])
+                    .sum::<f32>();
+            assert!((logit - want[n * 5 + k]).abs() < 1e-4, "{n},{k}");
+        }
+    }
+    fails_with(&run("layer9"), &["layer9"]);
+}

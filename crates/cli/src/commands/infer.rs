@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use convnet_data::{NpyData, read_npy, write_npy_f32};
-use convnet_layers::Mode;
+use convnet_layers::{Features, Mode};
 use serde_json::json;
 
 use super::pretrained;
@@ -38,6 +38,11 @@ pub struct Args {
     /// Load the tensors that match and leave the rest as initialised (e.g. a new head).
     #[arg(long)]
     allow_partial: bool,
+
+    /// Write this layer's activations instead of the logits (feature extraction; names as
+    /// `convnet summary` lists them, e.g. `layer4` or `features.28`).
+    #[arg(long, value_name = "NAME")]
+    layer: Option<String>,
 
     /// Examples per forward pass.
     #[arg(long, default_value_t = 16)]
@@ -98,13 +103,24 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
             values[start * per_example..end * per_example].to_vec(),
             shape.clone(),
         );
-        let logits = match dims.len() {
-            3 => model.forward_logits(Tensor::<3>::from_data(data, device), Mode::Eval)?,
-            4 => model.forward_logits(Tensor::<4>::from_data(data, device), Mode::Eval)?,
-            _ => model.forward_logits(Tensor::<5>::from_data(data, device), Mode::Eval)?,
+        let x: Features = match dims.len() {
+            3 => Tensor::<3>::from_data(data, device).into(),
+            4 => Tensor::<4>::from_data(data, device).into(),
+            _ => Tensor::<5>::from_data(data, device).into(),
         };
-        out_shape = logits.dims().to_vec();
-        outputs.extend(logits.into_data().convert::<f32>().try_to_vec::<f32>()?);
+        let (shape, values) = match &args.layer {
+            None => {
+                let logits = model.forward_logits(x, Mode::Eval)?;
+                (logits.dims().to_vec(), logits.into_data())
+            }
+            Some(layer) => {
+                let mut taps = model.forward_features(x, &[layer.as_str()], Mode::Eval)?;
+                let features = taps.remove(0);
+                (features.dims(), features.into_flat().into_data())
+            }
+        };
+        out_shape = shape;
+        outputs.extend(values.convert::<f32>().try_to_vec::<f32>()?);
     }
     out_shape[0] = n;
     write_npy_f32(&args.output, &out_shape, &outputs)?;
@@ -114,6 +130,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
             "input_shape": dims,
             "output_shape": out_shape,
             "output": args.output,
+            "layer": args.layer,
             "loaded": report.loaded.len(),
             "complete": report.is_complete(),
         });

@@ -1,31 +1,74 @@
-use anyhow::Result;
+use anyhow::{Result, bail};
 use burn::tensor::Device;
 use convnet_layers::{ModelSpec, Summarize, Summary};
 use std::path::Path;
+
+use super::pretrained;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A built-in model name (see `convnet models`) or a model spec file (`.toml`).
     model: String,
 
+    /// Leave out the classifier, as Keras' `include_top=False`: the network up to its last
+    /// feature map (what a feature extractor or a new head builds on).
+    #[arg(long)]
+    no_top: bool,
+
+    /// Classes of a built-in model's classifier (default: its published count).
+    #[arg(long)]
+    classes: Option<usize>,
+
+    /// Input side of a built-in model in pixels (default: its published resolution).
+    #[arg(long)]
+    size: Option<usize>,
+
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-/// A spec file when the argument names a file or ends in `.toml`, a built-in model otherwise.
-fn summarize(model: &str, device: &Device) -> Result<Summary> {
-    let path = Path::new(model);
-    if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
-        let spec = ModelSpec::from_file(path)?;
-        // Spec errors already name the file, line and layer.
-        return Ok(spec.build(device)?.summary()?);
+/// A spec file when the argument names a file or ends in `.toml`, a built-in model otherwise,
+/// fitted to `--classes` and `--size`.
+fn summarize(args: &Args, device: &Device) -> Result<Summary> {
+    let mut spec = if pretrained::is_spec_file(&args.model) {
+        if args.classes.is_some() || args.size.is_some() {
+            bail!("--classes and --size apply to built-in models; a spec file states its own");
+        }
+        ModelSpec::from_file(Path::new(&args.model))?
+    } else if args.classes.is_none() && args.size.is_none() {
+        convnet_zoo::spec(&args.model)?
+    } else {
+        let published = convnet_zoo::spec(&args.model)?;
+        // Building is lazy: no weights are allocated to read the published class count.
+        let published_classes = published
+            .build(device)?
+            .output_shape()?
+            .dims()
+            .iter()
+            .product();
+        let (classes, input) = (
+            args.classes.unwrap_or(published_classes),
+            match (args.size, published.input.as_slice()) {
+                (Some(size), &[c, _, _]) => vec![c, size, size],
+                (Some(_), other) => bail!(
+                    "--size applies to image models; {} takes {other:?}",
+                    args.model
+                ),
+                (None, other) => other.to_vec(),
+            },
+        );
+        pretrained::spec_for(&args.model, Some(&input), classes)?
+    };
+    if args.no_top {
+        spec = spec.without_top()?;
     }
-    Ok(convnet_zoo::summary(model, device)?)
+    // Spec errors already name the file, line and layer.
+    Ok(spec.build(device)?.summary()?)
 }
 
 pub fn run(args: Args, device: &Device) -> Result<()> {
-    let summary = summarize(&args.model, device)?;
+    let summary = summarize(&args, device)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
