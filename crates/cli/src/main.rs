@@ -49,6 +49,8 @@ enum Command {
     Infer(commands::infer::Args),
     /// Transfer learning: a pretrained base, a new head, the base frozen (or partly).
     Finetune(Box<commands::finetune::Args>),
+    /// Label every pixel of a picture with a segmentation network: a mask and an overlay.
+    Segment(commands::segment::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -81,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => commands::predict::run(args, &device()?),
         Command::Infer(args) => commands::infer::run(args, &device()?),
         Command::Finetune(args) => commands::finetune::run(*args, &device()?, cli.quiet),
+        Command::Segment(args) => commands::segment::run(args, &device()?),
     }
 }
 

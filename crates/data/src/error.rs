@@ -76,6 +76,8 @@ pub enum DataError {
     /// An augmentation spec that does not parse, or one the training set cannot support.
     #[error("preprocessing: {0}")]
     Preprocess(String),
+    #[error("segmentation set: {0}")]
+    Segmentation(String),
     #[error("class selection: {0}")]
     Classes(String),
     #[error("augmentation: {0}")]

@@ -21,6 +21,10 @@ pub struct EpochRecord {
     pub lr: f64,
     /// Wall time of the training pass (not validation).
     pub seconds: f64,
+    /// Segmentation runs: the validation set's mean IoU over classes (what picks the best
+    /// checkpoint there); the accuracies are then pixel accuracies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_mean_iou: Option<f64>,
 }
 
 const HEADER: &str = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds";
@@ -30,12 +34,17 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// The history as CSV (empty cells where there was no validation).
+/// Segmentation runs add a `val_mean_iou` column.
 pub fn to_csv(records: &[EpochRecord]) -> String {
+    let iou = records.iter().any(|r| r.val_mean_iou.is_some());
     let mut out = String::from(HEADER);
+    if iou {
+        out.push_str(",val_mean_iou");
+    }
     out.push('\n');
     for r in records {
         out.push_str(&format!(
-            "{},{:.6},{:.6},{},{},{:e},{:.3}\n",
+            "{},{:.6},{:.6},{},{},{:e},{:.3}",
             r.epoch,
             r.train_loss,
             r.train_accuracy,
@@ -44,6 +53,10 @@ pub fn to_csv(records: &[EpochRecord]) -> String {
             r.lr,
             r.seconds
         ));
+        if iou {
+            out.push_str(&format!(",{}", opt(r.val_mean_iou)));
+        }
+        out.push('\n');
     }
     out
 }
@@ -58,7 +71,7 @@ pub fn write_reports(dir: &Path, records: &[EpochRecord]) -> Result<(), TrainErr
             .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
             .collect(),
     };
-    let panels = [
+    let mut panels = vec![
         Panel {
             title: "Loss".into(),
             x_label: "epoch".into(),
@@ -78,7 +91,16 @@ pub fn write_reports(dir: &Path, records: &[EpochRecord]) -> Result<(), TrainErr
             ],
         },
     ];
-    line_chart_png(&dir.join("curves.png"), &panels, 1200, 480)?;
+    if records.iter().any(|r| r.val_mean_iou.is_some()) {
+        panels.push(Panel {
+            title: "Mean IoU".into(),
+            x_label: "epoch".into(),
+            y_label: "mean IoU (validation)".into(),
+            series: vec![series("validation", &|r| r.val_mean_iou)],
+        });
+    }
+    let width = 600 * panels.len() as u32;
+    line_chart_png(&dir.join("curves.png"), &panels, width, 480)?;
     Ok(())
 }
 
@@ -97,6 +119,7 @@ mod tests {
                 val_accuracy: Some(0.85),
                 lr: 1e-3,
                 seconds: 2.0,
+                val_mean_iou: None,
             },
             EpochRecord {
                 epoch: 2,
@@ -106,6 +129,7 @@ mod tests {
                 val_accuracy: None,
                 lr: 1e-3,
                 seconds: 2.0,
+                val_mean_iou: None,
             },
         ];
         let csv = to_csv(&rows);

@@ -10,6 +10,7 @@ mod fs;
 pub mod history;
 pub mod metrics;
 pub mod optim;
+pub mod segment;
 pub mod trainer;
 pub mod weights;
 
@@ -21,5 +22,9 @@ pub use fs::{ensure_writable_dir, write_atomically};
 pub use history::EpochRecord;
 pub use metrics::{ClassReport, ConfusionMatrix};
 pub use optim::{OptimizerKind, OptimizerSettings, Schedule};
+pub use segment::{
+    SegmentationData, SegmentationLoss, SegmentationMetrics, evaluate_segmentation,
+    train_segmentation,
+};
 pub use trainer::{Observer, Quiet, TrainData, TrainOutcome, train, train_from};
 pub use weights::WeightMismatch;

@@ -264,6 +264,7 @@ pub fn train_from(
             val_accuracy,
             lr,
             seconds,
+            val_mean_iou: None,
         };
         // Without a validation set the latest epoch counts as the best.
         let score = val_accuracy.unwrap_or(f64::INFINITY);

@@ -6,6 +6,8 @@
 //! - [`expected`]: the keys and shapes a model wants; [`load`] them by name, strictly or
 //!   partially, with a [`LoadReport`] (or a [`Mismatch`] listing every tensor that does not fit).
 //! - [`to_state_dict`] and [`write_safetensors`]: export a model for PyTorch.
+//! - [`fully_convolutional`]: a classifier's dense layers as convolutions with the same
+//!   weights (sliding windows, FCN).
 //!
 //! A layer's parameters are named as PyTorch names them, after the layer's path: a conv layer
 //! `conv1` inside a residual block `layer1.0` owns `layer1.0.conv1.weight` and
@@ -28,6 +30,7 @@
 //! # }
 //! ```
 
+mod convolutional;
 mod dict;
 mod error;
 mod export;
@@ -35,6 +38,7 @@ mod load;
 mod read;
 mod walk;
 
+pub use convolutional::fully_convolutional;
 pub use dict::{StateDict, WeightTensor};
 pub use error::WeightsError;
 pub use export::{to_state_dict, write_safetensors};

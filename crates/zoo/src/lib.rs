@@ -12,6 +12,7 @@ pub mod mobilenet_v2;
 pub mod resnet;
 pub mod se_resnet;
 pub mod signal_cnn;
+pub mod unet;
 pub mod vgg;
 pub mod volume_cnn;
 pub mod xception;
@@ -22,6 +23,7 @@ use convnet_layers::{ModelSpec, Summarize, Summary};
 pub use fmnist_cnn::FmnistCnnConfig;
 pub use lenet::LeNet5Config;
 pub use signal_cnn::SignalCnnConfig;
+pub use unet::UNetConfig;
 pub use volume_cnn::VolumeCnnConfig;
 
 /// A built-in model name with what it is.
@@ -194,6 +196,14 @@ pub const MODELS: &[ZooEntry] = &[
         name: "volume-cnn",
         description: "3D CNN for volumes and clips: 1 x 16 x 32 x 32 (16 frames), 4 classes",
     },
+    ZooEntry {
+        name: "unet",
+        description: "U-Net (Ronneberger 2015) for segmentation: depth 4, 64-1024 filters, 1 x 256 x 256, 2 classes",
+    },
+    ZooEntry {
+        name: "unet-small",
+        description: "U-Net, depth 3, 16-128 filters, batch norm: 1 x 64 x 64, 11 classes (the generated scenes)",
+    },
 ];
 
 /// Why a built-in model could not be made.
@@ -207,6 +217,8 @@ pub enum ZooError {
         want: String,
         got: Vec<usize>,
     },
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Build(#[from] convnet_layers::SpecError),
     #[error(transparent)]
@@ -231,6 +243,8 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "fmnist-cnn" => Ok(FmnistCnnConfig::textbook().spec()),
         "signal-cnn" => Ok(SignalCnnConfig::ecg().spec()),
         "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
+        "unet" => UNetConfig::paper().spec().map_err(ZooError::Config),
+        "unet-small" => UNetConfig::small().spec().map_err(ZooError::Config),
         _ => imagenet_spec(name, &ZooOptions::default()).ok_or_else(|| unknown(name)),
     }
 }
@@ -295,6 +309,39 @@ pub fn classifier_spec(
         }
         _ => Err(unknown(name)),
     }
+}
+
+/// The names of the built-in segmentation networks.
+pub const SEGMENTERS: &[&str] = &["unet", "unet-small"];
+
+/// The spec of a built-in segmentation network for pictures of shape `input` (`[C, H, W]`)
+/// and `num_classes` classes; every pixel gets a score per class.
+pub fn segmenter_spec(
+    name: &str,
+    input: &[usize],
+    num_classes: usize,
+) -> Result<ModelSpec, ZooError> {
+    let config = match normalize(name).as_str() {
+        "unet" => UNetConfig::paper(),
+        "unet-small" => UNetConfig::small(),
+        _ => {
+            return Err(ZooError::Config(format!(
+                "'{name}' is not a segmentation network; built-in ones: {}",
+                SEGMENTERS.join(", ")
+            )));
+        }
+    };
+    let &[c, h, w] = input else {
+        return Err(ZooError::Input {
+            name: name.to_string(),
+            want: "pictures [channels, size, size]".into(),
+            got: input.to_vec(),
+        });
+    };
+    config
+        .fitted([c, h, w], num_classes)
+        .and_then(|config| config.spec())
+        .map_err(ZooError::Config)
 }
 
 /// Builds a built-in model by name; its parameters are created lazily, so summarising even a
@@ -371,7 +418,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, alexnet, vgg11,"
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, alexnet, vgg11,"
             ),
             "{err}"
         );

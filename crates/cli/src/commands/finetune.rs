@@ -128,6 +128,8 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         channels: None,
         out: Some(out),
         resume: None,
+        binary: false,
+        loss: "ce".into(),
         json: args.json,
     };
     let transfer = Transfer {

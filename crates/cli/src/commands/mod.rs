@@ -11,5 +11,6 @@ pub mod models;
 pub mod predict;
 mod pretrained;
 mod progress;
+pub mod segment;
 pub mod summary;
 pub mod train;

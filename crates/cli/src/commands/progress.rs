@@ -72,10 +72,13 @@ impl Observer for Bars {
 
     fn epoch_end(&mut self, r: &EpochRecord, best: bool) {
         self.bar.finish_and_clear();
-        let val = match (r.val_loss, r.val_accuracy) {
+        let mut val = match (r.val_loss, r.val_accuracy) {
             (Some(l), Some(a)) => format!(" | val loss {l:.4} acc {}", pct(a)),
             _ => String::new(),
         };
+        if let Some(iou) = r.val_mean_iou {
+            val.push_str(&format!(" mIoU {iou:.4}"));
+        }
         self.line(&format!(
             "epoch {}/{}: loss {:.4} acc {}{val} | {:.1} s{}",
             r.epoch,

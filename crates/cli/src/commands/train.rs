@@ -137,6 +137,14 @@ pub struct Args {
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     pub(crate) resume: Option<PathBuf>,
 
+    /// Segmentation: item vs background only (two classes).
+    #[arg(long)]
+    pub(crate) binary: bool,
+
+    /// Segmentation loss: `ce` (per-pixel cross-entropy), `dice` or `ce+dice`.
+    #[arg(long, default_value = "ce")]
+    pub(crate) loss: String,
+
     /// Print one JSON object with the results (and no progress) on stdout.
     #[arg(long)]
     pub(crate) json: bool,
@@ -151,6 +159,9 @@ pub(crate) enum Task {
     Signal,
     /// Volumes or clips `[C, D, H, W]`.
     Volume,
+    /// A class for every pixel (default model unet-small, data: the generated scenes).
+    #[value(alias = "segmentation")]
+    Segment,
 }
 
 impl Task {
@@ -159,12 +170,13 @@ impl Task {
             Task::Images => ("lenet5", super::dataset::FASHION_MNIST),
             Task::Signal => ("signal-cnn", super::dataset::ECG),
             Task::Volume => ("volume-cnn", super::dataset::MOTION),
+            Task::Segment => ("unet-small", super::segment::SCENES),
         }
     }
 
     fn rank(self) -> usize {
         match self {
-            Task::Images => 3,
+            Task::Images | Task::Segment => 3,
             Task::Signal => 2,
             Task::Volume => 4,
         }
@@ -396,6 +408,12 @@ pub(crate) fn run_with(
     convnet_train::ensure_writable_dir(&run_dir.join(CHECKPOINT_DIR))?;
 
     let bars = Bars::new(quiet || args.json);
+    if args.task == Task::Segment {
+        if args.resume.is_some() || transfer.is_some() {
+            bail!("segmentation runs do not resume or fine-tune yet");
+        }
+        return super::segment::train(&args, config, &run_dir, device, bars);
+    }
     let locations = Locations {
         data_dir: args.data.as_deref(),
         labels: args.labels.as_deref(),

@@ -5,6 +5,7 @@
 //! - [`motion_set`]: clips `[1, T, S, S]` of a Fashion-MNIST item moving in one of four
 //!   directions.
 //! - [`shapes_set`]: noisy volumes `[1, S, S, S]` holding a sphere, a cube or a cylinder.
+//! - [`segmentation_scenes`]: Fashion-MNIST items on textured backgrounds with per-pixel masks.
 //!
 //! Every example draws from its own generator seeded by `(seed, generator, index)`, so an
 //! example does not change when `n` does: the first 100 of a 2,000-example set are the
@@ -12,10 +13,12 @@
 
 mod ecg;
 mod motion;
+mod scenes;
 mod shapes;
 
 pub use ecg::{ECG_CLASSES, ECG_MIN_LENGTH, ECG_SAMPLE_RATE, ecg_set};
 pub use motion::{MOTION_CLASSES, motion_set};
+pub use scenes::segmentation_scenes;
 pub use shapes::{SHAPE_CLASSES, shapes_set};
 
 use rand::seq::SliceRandom;

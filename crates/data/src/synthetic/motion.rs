@@ -66,7 +66,7 @@ pub(crate) struct Item {
 }
 
 impl Item {
-    fn grey(set: &ImageSet, i: usize) -> Item {
+    pub(crate) fn grey(set: &ImageSet, i: usize) -> Item {
         let [c, h, w] = set.shape;
         let image = set.image(i);
         let pixels = (0..h * w)
@@ -83,7 +83,7 @@ impl Item {
     }
 
     /// Bilinear sample at `(y, x)` in pixel units (pixel centres at integers), zero outside.
-    fn sample(&self, y: f32, x: f32) -> f32 {
+    pub(crate) fn sample(&self, y: f32, x: f32) -> f32 {
         let (y0, x0) = (y.floor(), x.floor());
         let (fy, fx) = (y - y0, x - x0);
         let at = |yy: f32, xx: f32| {

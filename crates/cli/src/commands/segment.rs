@@ -1,0 +1,408 @@
+//! Semantic segmentation on the command line: `convnet train --task segment` (U-Net on the
+//! generated scenes or an image + mask folder) and `convnet segment CKPT IMAGE -o MASK.png`
+//! (a class per pixel, as a mask of class indices and a coloured overlay with a legend).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use convnet_data::fashion_mnist::{self, Split};
+use convnet_data::segmentation::load_mask_folder;
+use convnet_data::synthetic::segmentation_scenes;
+use convnet_data::{JointAugment, SegmentationSet};
+use convnet_layers::{Mode, ModelSpec};
+use convnet_train::segment::argmax_pixels;
+use convnet_train::{
+    Checkpoint, SegmentationData, SegmentationLoss, SegmentationMetrics, TrainConfig,
+    evaluate_segmentation, train_segmentation,
+};
+use convnet_vision::chart::{draw_text, save_rgb_png, series_colour, text_width};
+use image::{GrayImage, ImageReader, Rgb, RgbImage, imageops};
+use serde_json::json;
+
+use super::progress::Bars;
+use super::train::Args as TrainArgs;
+
+/// The generated data set: Fashion-MNIST items on textured backgrounds.
+pub const SCENES: &str = "scenes";
+/// Scenes generated for training and testing when `--train-size` / `--test-limit` are not given.
+const TRAIN_SCENES: usize = 2000;
+const TEST_SCENES: usize = 500;
+/// The test scenes come from a fixed seed apart from any training seed.
+const TEST_SEED: u64 = 0x5e9_7e57;
+
+/// `flip[=P]` and `shift=N` (alias `crop=N`), comma-separated; `none` for none.
+fn joint_augment(text: &str) -> Result<Option<JointAugment>> {
+    if text.is_empty() || text == "none" {
+        return Ok(None);
+    }
+    let mut a = JointAugment::default();
+    for part in text.split(',').map(str::trim) {
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        match name {
+            "flip" => {
+                a.flip = if value.is_empty() {
+                    0.5
+                } else {
+                    value.parse()?
+                }
+            }
+            "shift" | "crop" => a.shift = value.parse().context("shift=N needs pixels")?,
+            other => bail!(
+                "'{other}' is not an augmentation for segmentation: use flip[=P] and shift=N (image and mask move together)"
+            ),
+        }
+    }
+    Ok(Some(a))
+}
+
+/// The training and test sets named by `--dataset`.
+fn load_sets(
+    args: &TrainArgs,
+    dataset: &str,
+) -> Result<(SegmentationSet, Option<SegmentationSet>)> {
+    let size = args.size;
+    if dataset == SCENES {
+        let side = size.unwrap_or(64);
+        let dir = fashion_mnist::locate(args.data.as_deref())?;
+        let items = fashion_mnist::load(&dir, Split::Train)?;
+        let n = args.train_size.or(args.limit).unwrap_or(TRAIN_SCENES);
+        let train = segmentation_scenes(&items, n, side, args.seed)?;
+        let test_items = fashion_mnist::load(&dir, Split::Test)?;
+        let test = segmentation_scenes(
+            &test_items,
+            args.test_limit.unwrap_or(TEST_SCENES),
+            side,
+            TEST_SEED,
+        )?;
+        return Ok((train, Some(test)));
+    }
+    let dir = Path::new(dataset);
+    if !dir.is_dir() {
+        bail!(
+            "--dataset for segmentation is `{SCENES}` (generated) or a folder with images/ and masks/ (or train/ and test/ folders laid out that way), not '{dataset}'"
+        );
+    }
+    let channels = args.channels.unwrap_or(1);
+    let square = size.map(|s| [s, s]);
+    if dir.join("train").is_dir() {
+        let train = load_mask_folder(&dir.join("train"), channels, square)?;
+        let test = dir
+            .join("test")
+            .is_dir()
+            .then(|| {
+                load_mask_folder(
+                    &dir.join("test"),
+                    channels,
+                    Some([train.shape[1], train.shape[2]]),
+                )
+            })
+            .transpose()?;
+        return Ok((train, test));
+    }
+    Ok((load_mask_folder(dir, channels, square)?, None))
+}
+
+/// `convnet train --task segment`.
+pub fn train(
+    args: &TrainArgs,
+    config: TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    mut bars: Bars,
+) -> Result<()> {
+    let (mut train, mut test) = load_sets(args, &config.dataset)?;
+    if args.binary {
+        train = train.binary();
+        test = test.map(|t| t.binary());
+    }
+    if let Some(t) = &test
+        && t.classes.len() != train.classes.len()
+    {
+        bail!(
+            "the test set has {} classes, the training set {}",
+            t.classes.len(),
+            train.classes.len()
+        );
+    }
+    let (train, validation) = train.split(config.val_fraction, config.seed)?;
+    bars.line(&format!(
+        "data: {} training, {} validation, {} test pictures of {:?} in {} classes ({})",
+        train.len(),
+        validation.len(),
+        test.as_ref().map_or(0, |t| t.len()),
+        train.shape,
+        train.classes.len(),
+        train.classes.join(", ")
+    ));
+    let spec = if super::pretrained::is_spec_file(&config.model) {
+        let spec = ModelSpec::from_file(Path::new(&config.model))?;
+        if spec.input != train.shape {
+            bail!(
+                "{} takes {:?}, the pictures are {:?}",
+                config.model,
+                spec.input,
+                train.shape
+            );
+        }
+        spec
+    } else {
+        convnet_zoo::segmenter_spec(&config.model, &train.shape, train.classes.len())?
+    };
+    let loss = SegmentationLoss::parse(&args.loss)?;
+    let data = SegmentationData {
+        normalization: train.normalization(),
+        augment: joint_augment(&config.augment)?,
+        train,
+        validation: (!validation.is_empty()).then_some(validation),
+        loss,
+    };
+    let outcome = train_segmentation(&spec, &data, &config, run_dir, device, &mut bars)?;
+    let best = Checkpoint::resolve(&outcome.best_checkpoint)?;
+    let model = Checkpoint::load(&best)?.model(&best, device)?;
+    let tested = match &test {
+        Some(t) => Some(evaluate_segmentation(
+            &model,
+            t,
+            &data.normalization,
+            loss,
+            32,
+            device,
+        )?),
+        None => None,
+    };
+    let classes = &data.train.classes;
+    let per_class = |m: &SegmentationMetrics| {
+        classes
+            .iter()
+            .enumerate()
+            .map(|(c, name)| json!({"class": name, "iou": m.iou(c), "dice": m.dice(c)}))
+            .collect::<Vec<_>>()
+    };
+    let report = json!({
+        "model": spec.name,
+        "classes": classes,
+        "epochs": outcome.history.len(),
+        "seconds_per_epoch": outcome.seconds_per_epoch(),
+        "best_epoch": outcome.best_epoch,
+        "best_val_mean_iou": outcome.best_val_accuracy,
+        "test_loss": tested.as_ref().map(|(l, _)| l),
+        "test_pixel_accuracy": tested.as_ref().map(|(_, m)| m.pixel_accuracy()),
+        "test_mean_iou": tested.as_ref().map(|(_, m)| m.mean_iou()),
+        "test_mean_dice": tested.as_ref().map(|(_, m)| m.mean_dice()),
+        "test_per_class": tested.as_ref().map(|(_, m)| per_class(m)),
+        "run_dir": run_dir,
+        "best_checkpoint": outcome.best_checkpoint,
+    });
+    convnet_train::write_atomically(
+        &run_dir.join("test-metrics.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if let Some((_, m)) = &tested {
+        println!(
+            "test: mean IoU {:.4}, pixel accuracy {:.2}%, mean Dice {:.4} (best checkpoint, epoch {})",
+            m.mean_iou(),
+            100.0 * m.pixel_accuracy(),
+            m.mean_dice(),
+            outcome.best_epoch.unwrap_or(0)
+        );
+        for (c, name) in classes.iter().enumerate() {
+            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+            println!("  {name:<14} IoU {}  Dice {}", f(m.iou(c)), f(m.dice(c)));
+        }
+    }
+    println!("{:.1} s per epoch", outcome.seconds_per_epoch());
+    println!("history:     {}", run_dir.join("history.csv").display());
+    println!("curves:      {}", run_dir.join("curves.png").display());
+    println!(
+        "metrics:     {}",
+        run_dir.join("test-metrics.json").display()
+    );
+    println!("checkpoints: {}", outcome.best_checkpoint.display());
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A segmentation checkpoint file or run directory (`convnet train --task segment`).
+    checkpoint: PathBuf,
+
+    /// The picture (PNG or JPEG); it is resized to the network's input and the mask back to
+    /// the picture's size.
+    image: PathBuf,
+
+    /// Where to write the mask: a greyscale PNG whose pixel values are class indices.
+    #[arg(long, short, value_name = "MASK.png")]
+    output: PathBuf,
+
+    /// Also write the picture with each class in its colour and a legend.
+    #[arg(long, value_name = "OVERLAY.png")]
+    overlay: Option<PathBuf>,
+
+    /// Print the class of each pixel count as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `convnet segment`.
+pub fn run(args: Args, device: &Device) -> Result<()> {
+    let path = Checkpoint::resolve(&args.checkpoint)?;
+    let ckpt = Checkpoint::load(&path)?;
+    let model = ckpt.model(&path, device)?;
+    let classes = ckpt.meta.classes.clone();
+    let &[c, h, w] = model.input_shape().dims() else {
+        bail!("{} is not an image network", path.display());
+    };
+    let out_dims = model.output_shape()?.dims().to_vec();
+    if out_dims != [classes.len(), h, w] {
+        bail!(
+            "{} is not a segmentation network: it outputs {out_dims:?}, not a score map per class",
+            path.display()
+        );
+    }
+    let picture = ImageReader::open(&args.image)
+        .with_context(|| format!("cannot read {}", args.image.display()))?
+        .with_guessed_format()?
+        .decode()
+        .with_context(|| format!("cannot read the image {}", args.image.display()))?;
+    let (pw, ph) = (picture.width(), picture.height());
+    let resized = picture.resize_exact(w as u32, h as u32, imageops::FilterType::Triangle);
+    let norm = convnet_data::Normalization::from(&ckpt.meta.normalization);
+    let mut x = Vec::with_capacity(c * h * w);
+    match c {
+        1 => x.extend(
+            resized
+                .to_luma8()
+                .pixels()
+                .map(|p| norm.apply(0, f32::from(p.0[0]) / 255.0)),
+        ),
+        3 => {
+            let rgb = resized.to_rgb8();
+            for ch in 0..3 {
+                x.extend(
+                    rgb.pixels()
+                        .map(|p| norm.apply(ch, f32::from(p.0[ch]) / 255.0)),
+                );
+            }
+        }
+        _ => bail!("the network takes {c} channels; pictures have 1 or 3"),
+    }
+    let scores = model
+        .forward(
+            Tensor::<4>::from_data(TensorData::new(x, [1, c, h, w]), device),
+            Mode::Eval,
+        )?
+        .into_map2d()
+        .map_err(|e| anyhow::anyhow!("cannot read the score maps: {e:?}"))?;
+    let labels = argmax_pixels(scores);
+    let small = GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([labels[y as usize * w + x as usize] as u8])
+    });
+    let mask = imageops::resize(&small, pw, ph, imageops::FilterType::Nearest);
+    write_png(&args.output, |p| mask.save(p))?;
+    if let Some(overlay) = &args.overlay {
+        let img = render_overlay(&picture.to_rgb8(), &mask, &classes);
+        save_rgb_png(overlay, &img)?;
+    }
+    let mut counts = vec![0u64; classes.len()];
+    for p in mask.pixels() {
+        counts[usize::from(p.0[0])] += 1;
+    }
+    if args.json {
+        let present: Vec<_> = classes
+            .iter()
+            .zip(&counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| json!({"class": name, "pixels": n}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "image": args.image, "mask": args.output, "overlay": args.overlay,
+                "size": [pw, ph], "classes": present,
+            }))?
+        );
+    } else {
+        let total = f64::from(pw) * f64::from(ph);
+        for (name, n) in classes.iter().zip(&counts).filter(|(_, n)| **n > 0) {
+            println!("{name:<14} {:5.1}%", 100.0 * *n as f64 / total);
+        }
+        println!("mask: {}", args.output.display());
+        if let Some(o) = &args.overlay {
+            println!("overlay: {}", o.display());
+        }
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file beside `path`, then renames it over.
+fn write_png(path: &Path, save: impl FnOnce(&Path) -> image::ImageResult<()>) -> Result<()> {
+    let tmp = path.with_extension("partial.png");
+    save(&tmp).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The colour of class `c`: background stays uncoloured, the rest take the chart palette.
+fn class_colour(c: usize) -> Option<Rgb<u8>> {
+    (c > 0).then(|| series_colour(c - 1))
+}
+
+/// The picture with every non-background pixel tinted by its class, and a legend of the
+/// classes present below it.
+fn render_overlay(picture: &RgbImage, mask: &GrayImage, classes: &[String]) -> RgbImage {
+    let (w, h) = picture.dimensions();
+    let present: Vec<usize> = (1..classes.len())
+        .filter(|&c| mask.pixels().any(|p| usize::from(p.0[0]) == c))
+        .collect();
+    let scale = if w >= 320 { 2 } else { 1 };
+    let row = 10 * scale + 4;
+    let legend_h = row * present.len().max(1) as u32 + 6;
+    let width = w.max(
+        present
+            .iter()
+            .map(|&c| text_width(&classes[c], scale) + 10 * scale + 16)
+            .max()
+            .unwrap_or(0),
+    );
+    let mut out = RgbImage::from_pixel(width, h + legend_h, Rgb([255, 255, 255]));
+    for (x, y, p) in picture.enumerate_pixels() {
+        let tinted = match class_colour(usize::from(mask.get_pixel(x, y).0[0])) {
+            Some(c) => Rgb([0, 1, 2].map(|i| ((u16::from(p.0[i]) + u16::from(c.0[i])) / 2) as u8)),
+            None => *p,
+        };
+        out.put_pixel(x, y, tinted);
+    }
+    for (i, &c) in present.iter().enumerate() {
+        let y = h + 4 + i as u32 * row;
+        let colour = class_colour(c).unwrap_or(Rgb([0, 0, 0]));
+        for dy in 0..8 * scale {
+            for dx in 0..8 * scale {
+                out.put_pixel(4 + dx, y + dy, colour);
+            }
+        }
+        draw_text(
+            &mut out,
+            (8 + 8 * scale + 4) as i32,
+            y as i32,
+            &classes[c],
+            scale,
+            Rgb([0, 0, 0]),
+        );
+    }
+    if present.is_empty() {
+        draw_text(
+            &mut out,
+            4,
+            (h + 4) as i32,
+            "background only",
+            scale,
+            Rgb([0, 0, 0]),
+        );
+    }
+    out
+}

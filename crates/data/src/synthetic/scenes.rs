@@ -1,0 +1,171 @@
+//! Scenes for semantic segmentation: Fashion-MNIST items pasted at random positions and
+//! scales, sometimes overlapping, on textured backgrounds, with a mask giving every pixel its
+//! item's class (1 + the Fashion-MNIST label) or background (0).
+
+use super::motion::Item;
+use super::{example_rng, normal, uniform};
+use crate::{DataError, ImageSet, SegmentationSet};
+use rand::RngExt;
+
+const TAG: u64 = 0x5c3;
+
+/// An item's pixel counts as the item above this grey level (0–1): Fashion-MNIST's own
+/// background is 0, and faint anti-aliased edges stay background.
+const ITEM_LEVEL: f32 = 0.08;
+
+/// `n` greyscale scenes of `size`x`size` pixels, each with 1 to 3 random items of `items`
+/// scaled to 35–60% of the side (a later item covers an earlier one where they overlap) on a
+/// background of random brightness with sinusoidal stripes of random angle and period and
+/// Gaussian noise. Classes: `background`, then `items`' classes. The same seed gives the same
+/// scenes, and scene `i` does not depend on `n`.
+pub fn segmentation_scenes(
+    items: &ImageSet,
+    n: usize,
+    size: usize,
+    seed: u64,
+) -> Result<SegmentationSet, DataError> {
+    if items.is_empty() {
+        return Err(DataError::Segmentation(
+            "scenes need at least one item image".into(),
+        ));
+    }
+    items.validate()?;
+    if !(16..=1024).contains(&size) {
+        return Err(DataError::Segmentation(format!(
+            "scenes must be 16 to 1024 pixels wide, not {size}"
+        )));
+    }
+    if items.num_classes() > 255 {
+        return Err(DataError::Segmentation(
+            "at most 255 item classes fit in a mask".into(),
+        ));
+    }
+    let plane = size * size;
+    let (mut images, mut masks) = (Vec::with_capacity(n * plane), Vec::with_capacity(n * plane));
+    for i in 0..n {
+        let mut rng = example_rng(seed, TAG, i);
+        let (image, mask) = scene(items, size, &mut rng);
+        images.extend(image);
+        masks.extend(mask);
+    }
+    let mut classes = vec!["background".to_string()];
+    classes.extend(items.classes.iter().cloned());
+    SegmentationSet::new(images, masks, [1, size, size], classes)
+}
+
+fn scene(items: &ImageSet, size: usize, rng: &mut crate::AugmentRng) -> (Vec<u8>, Vec<u8>) {
+    let s = size as f32;
+    let base = uniform(rng, 0.05, 0.35);
+    let amplitude = uniform(rng, 0.03, 0.15);
+    let period = uniform(rng, 4.0, 16.0);
+    let angle = uniform(rng, 0.0, std::f32::consts::PI);
+    let phase = uniform(rng, 0.0, std::f32::consts::TAU);
+    let sigma = uniform(rng, 0.02, 0.06);
+    let (ca, sa) = (angle.cos(), angle.sin());
+    let mut value: Vec<f32> = (0..size * size)
+        .map(|p| {
+            let (y, x) = ((p / size) as f32, (p % size) as f32);
+            let stripe = (std::f32::consts::TAU * (x * ca + y * sa) / period + phase).sin();
+            base + amplitude * stripe + sigma * normal(rng)
+        })
+        .collect();
+    let mut mask = vec![0u8; size * size];
+
+    let count = rng.random_range(1..=3);
+    for _ in 0..count {
+        let index = rng.random_range(0..items.len());
+        let item = Item::grey(items, index);
+        let class = items.labels[index] as u8 + 1;
+        let side = uniform(rng, 0.35, 0.6) * s;
+        let scale = side / item.height.max(item.width) as f32;
+        // The item's centre stays far enough in that at least ~70% of it is in the picture.
+        let margin = 0.35 * side;
+        let cx = uniform(rng, margin, s - margin);
+        let cy = uniform(rng, margin, s - margin);
+        let contrast = uniform(rng, 0.75, 1.0);
+        let (top, left) = (
+            cy - item.height as f32 * scale / 2.0,
+            cx - item.width as f32 * scale / 2.0,
+        );
+        for y in 0..size {
+            let v = (y as f32 + 0.5 - top) / scale - 0.5;
+            for x in 0..size {
+                let u = (x as f32 + 0.5 - left) / scale - 0.5;
+                let level = item.sample(v, u);
+                if level > ITEM_LEVEL {
+                    value[y * size + x] = contrast * level + 0.02 * normal(rng);
+                    mask[y * size + x] = class;
+                }
+            }
+        }
+    }
+    let image = value
+        .into_iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    (image, mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two 8x8 items: a filled square (class 0) and a two-pixel horizontal bar (class 1).
+    fn items() -> ImageSet {
+        let square: Vec<u8> = (0..64)
+            .map(|p| {
+                if (2..6).contains(&(p / 8)) && (2..6).contains(&(p % 8)) {
+                    200
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let bar: Vec<u8> = (0..64)
+            .map(|p| if (3..5).contains(&(p / 8)) { 250 } else { 0 })
+            .collect();
+        ImageSet::new(
+            [square, bar].concat(),
+            vec![0, 1],
+            [1, 8, 8],
+            vec!["square".into(), "bar".into()],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn scenes_are_seeded_and_masks_follow_the_items() {
+        let set = segmentation_scenes(&items(), 20, 32, 5).unwrap();
+        assert_eq!(set.len(), 20);
+        assert_eq!(set.classes, vec!["background", "square", "bar"]);
+        assert_eq!(set, segmentation_scenes(&items(), 20, 32, 5).unwrap());
+        assert_eq!(
+            set.subset(&[0, 1, 2]),
+            segmentation_scenes(&items(), 3, 32, 5).unwrap()
+        );
+        assert_ne!(set, segmentation_scenes(&items(), 20, 32, 6).unwrap());
+        for i in 0..set.len() {
+            let (image, mask) = (set.image(i), set.mask(i));
+            assert!(mask.iter().any(|&m| m > 0), "scene {i} has an item");
+            // Items (200 and 250 grey, contrast >= 0.75) stand out from the background on
+            // average; their anti-aliased edges are dimmer.
+            let mean = |item: bool| {
+                let v: Vec<f64> = image
+                    .iter()
+                    .zip(mask)
+                    .filter(|(_, m)| (**m > 0) == item)
+                    .map(|(&p, _)| f64::from(p))
+                    .collect();
+                v.iter().sum::<f64>() / v.len().max(1) as f64
+            };
+            assert!(
+                mean(true) > mean(false) + 20.0,
+                "scene {i}: {} vs {}",
+                mean(true),
+                mean(false)
+            );
+        }
+        let background = set.masks.iter().filter(|&&m| m == 0).count();
+        assert!(background > set.masks.len() / 2);
+    }
+}

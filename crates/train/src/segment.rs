@@ -1,0 +1,525 @@
+//! Semantic segmentation: per-pixel losses (cross-entropy, binary cross-entropy, Dice), the
+//! metrics (pixel accuracy, per-class IoU and Dice, mean IoU), evaluation, and the training
+//! loop for networks whose output is a score map `[N, k, H, W]` (U-Net, FCN).
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::{log_sigmoid, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use convnet_data::segmentation::epoch_order;
+use convnet_data::{JointAugment, Normalization, SegmentationBatch, SegmentationSet};
+use convnet_layers::{Mode, ModelSpec, Sequential};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{BEST, CHECKPOINT_DIR, Checkpoint, CheckpointMeta, FORMAT_VERSION, LAST};
+use crate::config::TrainConfig;
+use crate::error::TrainError;
+use crate::fs::ensure_writable_dir;
+use crate::history::{EpochRecord, write_reports};
+use crate::metrics::ConfusionMatrix;
+use crate::trainer::{Observer, TrainOutcome};
+use crate::weights;
+
+/// The loss a segmentation network trains with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentationLoss {
+    /// Per-pixel cross-entropy (softmax over the classes).
+    #[default]
+    CrossEntropy,
+    /// Soft Dice loss, `1 - mean_c Dice_c`: insensitive to how much of the picture is
+    /// background.
+    Dice,
+    /// The sum of the two.
+    CrossEntropyDice,
+}
+
+impl SegmentationLoss {
+    pub fn parse(name: &str) -> Result<Self, TrainError> {
+        match name {
+            "ce" | "cross-entropy" | "cross_entropy" => Ok(Self::CrossEntropy),
+            "dice" => Ok(Self::Dice),
+            "ce+dice" | "cross-entropy+dice" => Ok(Self::CrossEntropyDice),
+            other => Err(TrainError::Config(format!(
+                "unknown segmentation loss '{other}'; use ce, dice or ce+dice"
+            ))),
+        }
+    }
+
+    pub fn forward(self, logits: Tensor<4>, targets: Tensor<3, Int>) -> Tensor<1> {
+        match self {
+            Self::CrossEntropy => pixel_cross_entropy(logits, targets),
+            Self::Dice => dice_loss(logits, targets),
+            Self::CrossEntropyDice => {
+                pixel_cross_entropy(logits.clone(), targets.clone()) + dice_loss(logits, targets)
+            }
+        }
+    }
+}
+
+/// `[N, k, H, W]` scores as one row of `k` per pixel: `[N * H * W, k]`, pixels in row-major
+/// order within each picture, as the masks are.
+pub fn pixel_rows(scores: Tensor<4>) -> Tensor<2> {
+    let [n, k, h, w] = scores.dims();
+    scores.permute([0, 2, 3, 1]).reshape([n * h * w, k])
+}
+
+fn flat_targets(targets: Tensor<3, Int>) -> Tensor<1, Int> {
+    let [n, h, w] = targets.dims();
+    targets.reshape([n * h * w])
+}
+
+/// Mean cross-entropy over every pixel of `logits` `[N, k, H, W]` against class indices
+/// `targets` `[N, H, W]`.
+pub fn pixel_cross_entropy(logits: Tensor<4>, targets: Tensor<3, Int>) -> Tensor<1> {
+    let device = logits.device();
+    CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(pixel_rows(logits), flat_targets(targets))
+}
+
+/// Mean binary cross-entropy of one logit per pixel, `logits` `[N, 1, H, W]`, against 0/1
+/// `targets` `[N, H, W]`: `-(t log σ(z) + (1 - t) log(1 - σ(z)))`, computed from log-sigmoids
+/// so large logits do not overflow.
+pub fn binary_cross_entropy(logits: Tensor<4>, targets: Tensor<3, Int>) -> Tensor<1> {
+    let [n, _, h, w] = logits.dims();
+    let z: Tensor<3> = logits.reshape([n, h, w]);
+    let t = targets.float();
+    let positive = log_sigmoid(z.clone());
+    let negative = log_sigmoid(z.neg());
+    (t.clone() * positive + (t.neg() + 1.0) * negative)
+        .neg()
+        .mean()
+}
+
+/// Soft Dice loss: `1 - mean over classes of (2 Σ p t + ε) / (Σ p + Σ t + ε)` with `p` the
+/// softmax probabilities and `t` the one-hot targets, summed over every pixel of the batch.
+pub fn dice_loss(logits: Tensor<4>, targets: Tensor<3, Int>) -> Tensor<1> {
+    const EPS: f64 = 1.0;
+    let [_, k, _, _] = logits.dims();
+    let p = softmax(pixel_rows(logits), 1);
+    let t: Tensor<2> = flat_targets(targets).one_hot::<2>(k).float();
+    let intersection = (p.clone() * t.clone()).sum_dim(0);
+    let total = p.sum_dim(0) + t.sum_dim(0);
+    let dice = (intersection * 2.0 + EPS) / (total + EPS);
+    dice.mean().neg() + 1.0
+}
+
+/// Pixel counts of (true class, predicted class), and what they give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentationMetrics {
+    pub confusion: ConfusionMatrix,
+}
+
+impl SegmentationMetrics {
+    pub fn new(num_classes: usize) -> Self {
+        Self {
+            confusion: ConfusionMatrix::new(num_classes),
+        }
+    }
+
+    pub fn add(&mut self, truth: &[usize], predicted: &[usize]) {
+        self.confusion.add(truth, predicted);
+    }
+
+    /// `(true positives, false positives, false negatives)` of class `c`.
+    fn counts(&self, c: usize) -> (u64, u64, u64) {
+        let k = self.confusion.num_classes();
+        let tp = self.confusion.counts[c][c];
+        let predicted: u64 = (0..k).map(|t| self.confusion.counts[t][c]).sum();
+        let actual: u64 = self.confusion.counts[c].iter().sum();
+        (tp, predicted - tp, actual - tp)
+    }
+
+    pub fn pixel_accuracy(&self) -> f64 {
+        self.confusion.accuracy()
+    }
+
+    /// `TP / (TP + FP + FN)`; `None` for a class neither present nor predicted.
+    pub fn iou(&self, c: usize) -> Option<f64> {
+        let (tp, fp, fn_) = self.counts(c);
+        let union = tp + fp + fn_;
+        (union > 0).then(|| tp as f64 / union as f64)
+    }
+
+    /// `2 TP / (2 TP + FP + FN)`; `None` for a class neither present nor predicted.
+    pub fn dice(&self, c: usize) -> Option<f64> {
+        let (tp, fp, fn_) = self.counts(c);
+        let denominator = 2 * tp + fp + fn_;
+        (denominator > 0).then(|| 2.0 * tp as f64 / denominator as f64)
+    }
+
+    fn mean(values: impl Iterator<Item = Option<f64>>) -> f64 {
+        let present: Vec<f64> = values.flatten().collect();
+        if present.is_empty() {
+            0.0
+        } else {
+            present.iter().sum::<f64>() / present.len() as f64
+        }
+    }
+
+    /// Mean IoU over the classes present in the truth or the prediction.
+    pub fn mean_iou(&self) -> f64 {
+        Self::mean((0..self.confusion.num_classes()).map(|c| self.iou(c)))
+    }
+
+    /// Mean Dice over the classes present in the truth or the prediction.
+    pub fn mean_dice(&self) -> f64 {
+        Self::mean((0..self.confusion.num_classes()).map(|c| self.dice(c)))
+    }
+}
+
+/// The batch as tensors: images `[N, C, H, W]` and masks `[N, H, W]`.
+fn tensors(batch: SegmentationBatch, device: &Device) -> (Tensor<4>, Tensor<3, Int>) {
+    let [n, _, h, w] = batch.shape;
+    let x = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), device);
+    let y = Tensor::<3, Int>::from_data(TensorData::new(batch.masks, [n, h, w]), device);
+    (x, y)
+}
+
+/// The score maps of `model` for a batch, checked to be `[N, k, H, W]` with `k` classes.
+fn scores(model: &Sequential, x: Tensor<4>, num_classes: usize) -> Result<Tensor<4>, TrainError> {
+    let [n, _, h, w] = x.dims();
+    let y = model.forward(x, Mode::Eval)?;
+    let dims = y.dims();
+    if dims != [n, num_classes, h, w] {
+        return Err(TrainError::Config(format!(
+            "a segmentation network must output one score per class and pixel, {:?}; this one gives {dims:?}",
+            [n, num_classes, h, w]
+        )));
+    }
+    y.into_map2d()
+        .map_err(|e| TrainError::Config(format!("cannot read the score maps: {e:?}")))
+}
+
+/// The class of every pixel, `[N * H * W]` row-major, from score maps.
+pub fn argmax_pixels(scores: Tensor<4>) -> Vec<usize> {
+    pixel_rows(scores)
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v as usize)
+        .collect()
+}
+
+/// Mean loss and metrics of `model` on `set`.
+pub fn evaluate_segmentation(
+    model: &Sequential,
+    set: &SegmentationSet,
+    normalization: &Normalization,
+    loss: SegmentationLoss,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(f64, SegmentationMetrics), TrainError> {
+    let mut metrics = SegmentationMetrics::new(set.num_classes());
+    let mut loss_sum = 0.0;
+    let indices: Vec<usize> = (0..set.len()).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let (x, y) = tensors(set.batch(chunk, normalization, None, 0, 0), device);
+        let s = scores(model, x, set.num_classes())?;
+        loss_sum += loss.forward(s.clone(), y.clone()).into_scalar::<f64>() * chunk.len() as f64;
+        let truth: Vec<usize> = y
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v as usize)
+            .collect();
+        metrics.add(&truth, &argmax_pixels(s));
+    }
+    Ok((loss_sum / set.len().max(1) as f64, metrics))
+}
+
+/// The data a segmentation run trains on.
+pub struct SegmentationData {
+    pub train: SegmentationSet,
+    pub validation: Option<SegmentationSet>,
+    pub normalization: Normalization,
+    pub augment: Option<JointAugment>,
+    pub loss: SegmentationLoss,
+}
+
+/// Trains `spec` (a network giving `[k, H, W]` score maps) on `data`, writing `history.csv`
+/// (with the validation mean IoU), `curves.png` and checkpoints (`best` = best validation mean
+/// IoU) into `run_dir`, as [`crate::train`] does for classifiers.
+pub fn train_segmentation(
+    spec: &ModelSpec,
+    data: &SegmentationData,
+    config: &TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
+    config.validate()?;
+    if data.train.is_empty() {
+        return Err(TrainError::Config("the training set is empty".into()));
+    }
+    let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
+    ensure_writable_dir(&ckpt_dir)?;
+    let (last_path, best_path) = (ckpt_dir.join(LAST), ckpt_dir.join(BEST));
+    let train_device = device.clone().autodiff();
+    train_device.seed(config.seed);
+    let mut model = spec.build(&train_device)?;
+    let mut optimizer = config.optimizer.build();
+    let k = data.train.num_classes();
+    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let mut scheduler =
+        config
+            .schedule
+            .scheduler(config.optimizer.lr, steps_per_epoch, config.epochs)?;
+    let mut history: Vec<EpochRecord> = Vec::new();
+    let mut best: Option<(usize, f64)> = None;
+    let mut global_step = 0;
+    let mut since_best = 0;
+    let mut stopped_early = false;
+
+    for epoch in 1..=config.epochs {
+        if config.patience.is_some_and(|p| since_best >= p) {
+            stopped_early = true;
+            observer.note("early stopping: no better validation mean IoU");
+            break;
+        }
+        observer.epoch_start(epoch, config.epochs, steps_per_epoch);
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut pixels, mut seen) = (0.0f64, 0u64, 0u64, 0usize);
+        let mut lr = config.optimizer.lr;
+        let order = epoch_order(data.train.len(), config.seed, epoch as u64);
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+            let batch = data.train.batch(
+                chunk,
+                &data.normalization,
+                data.augment.as_ref(),
+                config.seed,
+                epoch as u64,
+            );
+            let (x, y) = tensors(batch, &train_device);
+            let s = model.forward(x, Mode::Train)?;
+            let dims = s.dims();
+            let s = s.into_map2d().map_err(|_| {
+                TrainError::Config(format!(
+                    "a segmentation network must output [N, {k}, H, W] score maps; this one gives {dims:?}"
+                ))
+            })?;
+            if s.dims()[1] != k {
+                return Err(TrainError::Config(format!(
+                    "the network gives {} score maps for {k} classes",
+                    s.dims()[1]
+                )));
+            }
+            let loss = data.loss.forward(s.clone(), y.clone());
+            let value = loss.clone().into_scalar::<f64>();
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    value,
+                    epoch,
+                    step: step + 1,
+                    last_good: last_path.is_file().then(|| last_path.clone()),
+                });
+            }
+            let hits = pixel_rows(s.clone())
+                .argmax(1)
+                .squeeze_dim::<1>(1)
+                .equal(flat_targets(y.clone()))
+                .int()
+                .sum()
+                .into_scalar::<i64>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let rate = scheduler.step();
+            lr = rate.base();
+            model = optimizer.step(rate, model, grads);
+            global_step += 1;
+            let [n, h, w] = y.dims();
+            loss_sum += value * n as f64;
+            correct += hits as u64;
+            pixels += (n * h * w) as u64;
+            seen += n;
+            observer.step(
+                step + 1,
+                loss_sum / seen as f64,
+                correct as f64 / pixels as f64,
+            );
+        }
+        let seconds = started.elapsed().as_secs_f64();
+
+        let validation = match &data.validation {
+            Some(val) if !val.is_empty() => {
+                observer.validation_start(val.len());
+                let result = evaluate_segmentation(
+                    &model.valid(),
+                    val,
+                    &data.normalization,
+                    data.loss,
+                    config.batch_size.max(32),
+                    device,
+                )?;
+                observer.validation_progress(val.len());
+                Some(result)
+            }
+            _ => None,
+        };
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / pixels.max(1) as f64,
+            val_loss: validation.as_ref().map(|(l, _)| *l),
+            val_accuracy: validation.as_ref().map(|(_, m)| m.pixel_accuracy()),
+            lr,
+            seconds,
+            val_mean_iou: validation.as_ref().map(|(_, m)| m.mean_iou()),
+        };
+        let score = record.val_mean_iou.unwrap_or(f64::INFINITY);
+        let improved = best.is_none_or(|(_, b)| score > b);
+        if improved {
+            best = Some((epoch, score));
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        history.push(record.clone());
+        let checkpoint = Checkpoint {
+            meta: CheckpointMeta {
+                format: FORMAT_VERSION,
+                spec: spec.to_toml()?,
+                classes: data.train.classes.clone(),
+                normalization: (&data.normalization).into(),
+                epoch,
+                global_step,
+                best_val_accuracy: best.map(|(_, a)| a).filter(|a| a.is_finite()),
+                best_epoch: best.map(|(e, _)| e),
+                config: config.clone(),
+                history: history.clone(),
+            },
+            model: weights::to_bytes(&model).map_err(|message| TrainError::Checkpoint {
+                path: last_path.clone(),
+                message,
+            })?,
+            // Segmentation runs do not resume (yet): the optimizer state is not kept.
+            optimizer: None,
+        };
+        if improved {
+            checkpoint.save(&[&last_path, &best_path])?;
+        } else {
+            checkpoint.save(&[&last_path])?;
+        }
+        write_reports(run_dir, &history)?;
+        observer.epoch_end(&record, improved);
+    }
+    Ok(TrainOutcome {
+        best_epoch: best.map(|(e, _)| e),
+        best_val_accuracy: best.map(|(_, a)| a).filter(|a| a.is_finite()),
+        history,
+        stopped_early,
+        last_checkpoint: last_path,
+        best_checkpoint: best_path,
+        model: model.valid(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    /// Logits `[1, 2, 1, 2]` and targets `[1, 1, 2]` with known answers.
+    fn example() -> (Tensor<4>, Tensor<3, Int>) {
+        let d = device();
+        // Pixel 0: logits (2, 0), class 0; pixel 1: logits (0, 1), class 1... as [N, k, H, W].
+        let logits = Tensor::<4>::from_data(
+            TensorData::new(vec![2.0f32, 0.0, 0.0, 1.0], [1, 2, 1, 2]),
+            &d,
+        );
+        let targets = Tensor::<3, Int>::from_data(TensorData::new(vec![0i64, 1], [1, 1, 2]), &d);
+        (logits, targets)
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+
+    #[test]
+    fn cross_entropy_is_the_mean_over_pixels() {
+        let (logits, targets) = example();
+        let ce = pixel_cross_entropy(logits, targets).into_scalar::<f64>();
+        let p0 = (2f64).exp() / ((2f64).exp() + 1.0);
+        let p1 = (1f64).exp() / ((1f64).exp() + 1.0);
+        close(ce, -(p0.ln() + p1.ln()) / 2.0);
+    }
+
+    #[test]
+    fn binary_cross_entropy_matches_the_formula_even_for_large_logits() {
+        let d = device();
+        let z = [3.0f64, -2.0, 80.0, -80.0];
+        let t = [1i64, 1, 0, 0];
+        let logits = Tensor::<4>::from_data(
+            TensorData::new(z.iter().map(|&v| v as f32).collect(), [1, 1, 2, 2]),
+            &d,
+        );
+        let targets = Tensor::<3, Int>::from_data(TensorData::new(t.to_vec(), [1, 2, 2]), &d);
+        let got = binary_cross_entropy(logits, targets).into_scalar::<f64>();
+        let want: f64 = z
+            .iter()
+            .zip(t)
+            .map(|(&z, t)| {
+                // log(1 + exp(-|z|)) + max(z, 0) - z t, the stable form.
+                (1.0 + (-z.abs()).exp()).ln() + z.max(0.0) - z * t as f64
+            })
+            .sum::<f64>()
+            / 4.0;
+        assert!(got.is_finite());
+        assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+    }
+
+    #[test]
+    fn dice_loss_is_zero_for_a_perfect_prediction_and_grows_with_errors() {
+        let d = device();
+        let targets =
+            Tensor::<3, Int>::from_data(TensorData::new(vec![0i64, 1, 1, 0], [1, 2, 2]), &d);
+        let sure = |sign: f32| {
+            // Class 1 score +-20 where the target is 1, so softmax is ~one-hot (or its opposite).
+            let t = [0.0f32, 1.0, 1.0, 0.0];
+            let mut v = Vec::new();
+            v.extend(t.iter().map(|&t| sign * 20.0 * (1.0 - t)));
+            v.extend(t.iter().map(|&t| sign * 20.0 * t));
+            Tensor::<4>::from_data(TensorData::new(v, [1, 2, 2, 2]), &d)
+        };
+        let perfect = dice_loss(sure(1.0), targets.clone()).into_scalar::<f64>();
+        let wrong = dice_loss(sure(-1.0), targets).into_scalar::<f64>();
+        // With ε = 1: each class has Σt = 2, so Dice = (2·2 + 1) / (2 + 2 + 1) = 1 and
+        // (0 + 1) / (2 + 2 + 1) = 0.2 for the opposite.
+        close(perfect, 0.0);
+        close(wrong, 0.8);
+    }
+
+    #[test]
+    fn iou_and_dice_come_from_the_pixel_counts() {
+        let mut m = SegmentationMetrics::new(3);
+        // truth:     0 0 1 1 1 2
+        // predicted: 0 1 1 1 0 0
+        m.add(&[0, 0, 1, 1, 1, 2], &[0, 1, 1, 1, 0, 0]);
+        // Class 0: TP 1, FP 2, FN 1 -> IoU 1/4, Dice 2/5. Class 1: TP 2, FP 1, FN 1 -> 2/4,
+        // 4/6. Class 2: TP 0, FN 1 -> 0.
+        close(m.iou(0).unwrap(), 0.25);
+        close(m.iou(1).unwrap(), 0.5);
+        close(m.iou(2).unwrap(), 0.0);
+        close(m.dice(0).unwrap(), 0.4);
+        close(m.dice(1).unwrap(), 4.0 / 6.0);
+        close(m.mean_iou(), 0.25);
+        close(m.pixel_accuracy(), 0.5);
+        // A class nobody saw does not count towards the mean.
+        let mut m = SegmentationMetrics::new(4);
+        m.add(&[0, 1], &[0, 1]);
+        assert_eq!(m.iou(3), None);
+        close(m.mean_iou(), 1.0);
+    }
+}

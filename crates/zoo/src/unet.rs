@@ -1,0 +1,240 @@
+//! U-Net (Ronneberger, Fischer and Brox, *U-Net: Convolutional Networks for Biomedical Image
+//! Segmentation*, MICCAI 2015): a contracting path of blocks of two 3x3 convolutions + ReLU,
+//! each followed by a 2x2 max pool, and an expanding path whose blocks upsample with a 2x2
+//! transposed convolution, concatenate the feature map of the matching contracting block (the
+//! skip connection that brings back the detail pooling lost), then apply two 3x3 convolutions.
+//! A 1x1 convolution maps the last features to one score per class and pixel: `[C, H, W]` in,
+//! `[k, H, W]` out.
+//!
+//! Unlike the paper, convolutions are padded (`same`), so the output has the input's size and
+//! no crop is needed; each convolution can have batch norm. The skips nest: level `d` is
+//! `down_d → concat(identity, pool → level d+1 → up_d.upconv) → up_d`, built from the layers
+//! crate's concat block, so the whole network is an ordinary spec.
+//!
+//! The input side must divide by `2^depth` (each pool halves it, each transposed conv doubles
+//! it back): `convnet segment` resizes pictures to the network's input and the mask back.
+
+use convnet_layers::{
+    Activation, BatchNormConfig, Branch, ConvConfig, ConvTransposeConfig, LayerConfig, LayerSpec,
+    ModelSpec, Padding, PoolConfig,
+};
+
+use crate::blocks::named;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UNetConfig {
+    pub name: String,
+    pub in_channels: usize,
+    pub image_size: usize,
+    pub num_classes: usize,
+    /// Poolings on the contracting path (4 in the paper).
+    pub depth: usize,
+    /// Filters of the first block; each level down doubles them (64 in the paper).
+    pub filters: usize,
+    /// Batch norm after every 3x3 convolution (not in the paper; it trains faster).
+    pub batch_norm: bool,
+    /// Dilation of the bottom block's convolutions: a wider view without another pooling.
+    pub bottleneck_dilation: usize,
+}
+
+impl UNetConfig {
+    /// The paper's network (depth 4, 64 to 1024 filters, two classes) with padded convolutions.
+    pub fn paper() -> Self {
+        Self {
+            name: "unet".into(),
+            in_channels: 1,
+            image_size: 256,
+            num_classes: 2,
+            depth: 4,
+            filters: 64,
+            batch_norm: false,
+            bottleneck_dilation: 1,
+        }
+    }
+
+    /// A small U-Net for 64x64 pictures: depth 3, 16 to 128 filters, batch norm.
+    pub fn small() -> Self {
+        Self {
+            name: "unet_small".into(),
+            in_channels: 1,
+            image_size: 64,
+            num_classes: 11,
+            depth: 3,
+            filters: 16,
+            batch_norm: true,
+            bottleneck_dilation: 1,
+        }
+    }
+
+    /// The network for other data: `[channels, size, size]` pictures and `num_classes`.
+    pub fn fitted(mut self, input: [usize; 3], num_classes: usize) -> Result<Self, String> {
+        let [c, h, w] = input;
+        if h != w {
+            return Err(format!("{} takes square pictures, not {h}x{w}", self.name));
+        }
+        self.in_channels = c;
+        self.image_size = h;
+        self.num_classes = num_classes;
+        Ok(self)
+    }
+
+    /// Two 3x3 convolutions (+ batch norm) + ReLU, named `NAME.conv1`, `NAME.bn1`, ...
+    fn double_conv(&self, name: &str, filters: usize, dilation: usize) -> Vec<LayerSpec> {
+        let mut layers = Vec::new();
+        for i in 1..=2 {
+            let conv = ConvConfig::new(filters, 3)
+                .with_padding(Padding::Same)
+                .with_dilation(dilation)
+                .with_bias(!self.batch_norm);
+            let conv = if self.batch_norm {
+                conv
+            } else {
+                conv.with_activation(Activation::Relu)
+            };
+            layers.push(named(format!("{name}.conv{i}"), LayerConfig::Conv2d(conv)));
+            if self.batch_norm {
+                layers.push(named(
+                    format!("{name}.bn{i}"),
+                    LayerConfig::BatchNorm(BatchNormConfig::default()),
+                ));
+                layers.push(named(
+                    format!("{name}.relu{i}"),
+                    LayerConfig::Activation {
+                        activation: Activation::Relu,
+                    },
+                ));
+            }
+        }
+        layers
+    }
+
+    /// Level `d` of the U: its contracting block, the skip around everything below, and its
+    /// expanding block (the bottom level is one block).
+    fn level(&self, d: usize) -> Vec<LayerSpec> {
+        let filters = self.filters << d;
+        if d == self.depth {
+            return self.double_conv("bottleneck", filters, self.bottleneck_dilation);
+        }
+        let mut layers = self.double_conv(&format!("down{}", d + 1), filters, 1);
+        let mut deeper = vec![named(
+            format!("down{}.pool", d + 1),
+            LayerConfig::MaxPool2d(PoolConfig::new(2)),
+        )];
+        deeper.extend(self.level(d + 1));
+        deeper.push(named(
+            format!("up{}.upconv", d + 1),
+            LayerConfig::ConvTranspose2d(ConvTransposeConfig::new(filters, 2).with_stride(2)),
+        ));
+        layers.push(named(
+            format!("skip{}", d + 1),
+            LayerConfig::Concat {
+                branches: vec![Branch { layers: vec![] }, Branch { layers: deeper }],
+            },
+        ));
+        layers.extend(self.double_conv(&format!("up{}", d + 1), filters, 1));
+        layers
+    }
+
+    /// The network, or why the configuration cannot work.
+    pub fn spec(&self) -> Result<ModelSpec, String> {
+        let step = 1usize << self.depth;
+        if self.depth == 0 || self.filters == 0 || self.num_classes == 0 {
+            return Err("a U-Net needs a depth, filters and classes of at least 1".into());
+        }
+        if self.image_size == 0 || !self.image_size.is_multiple_of(step) {
+            return Err(format!(
+                "a depth-{} U-Net takes sides that divide by {step}; {} does not (resize or pad the pictures to {})",
+                self.depth,
+                self.image_size,
+                self.image_size.div_ceil(step).max(1) * step
+            ));
+        }
+        let size = self.image_size;
+        let mut spec = ModelSpec::new(&self.name, [self.in_channels, size, size]);
+        spec.layers.extend(self.level(0));
+        Ok(spec.named(
+            "head",
+            LayerConfig::Conv2d(ConvConfig::new(self.num_classes, 1)),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution, Tensor};
+    use convnet_layers::{Mode, Summarize};
+
+    #[test]
+    fn the_paper_network_has_its_size_counted_by_hand() {
+        // The paper's figure 1, layer by layer: 3x3 convs 1->64->64, 64->128->128, ...,
+        // 512->1024->1024, 2x2 up-convolutions halving the channels, convs on the concatenated
+        // maps, and the 1x1 head to 2 classes.
+        let summary = UNetConfig::paper()
+            .spec()
+            .unwrap()
+            .build(&Device::flex())
+            .unwrap()
+            .summary()
+            .unwrap();
+        let mut expected = 0;
+        let mut cin = 1;
+        for d in 0..=4 {
+            let f = 64 << d;
+            expected += cin * f * 9 + f + f * f * 9 + f;
+            cin = f;
+        }
+        for d in (0..4).rev() {
+            let f = 64 << d;
+            // Up-convolution 2f -> f, then 2f (concat) -> f -> f.
+            expected += 2 * f * f * 4 + f + 2 * f * f * 9 + f + f * f * 9 + f;
+        }
+        expected += 64 * 2 + 2;
+        assert_eq!(expected, 31_030_658);
+        assert_eq!(summary.trainable_params, expected);
+        assert_eq!(summary.output_shape.dims(), &[2, 256, 256]);
+    }
+
+    #[test]
+    fn output_keeps_the_input_size_with_one_score_per_class() {
+        let device = Device::flex();
+        let model = UNetConfig {
+            num_classes: 5,
+            in_channels: 3,
+            image_size: 32,
+            ..UNetConfig::small()
+        }
+        .spec()
+        .unwrap()
+        .build(&device)
+        .unwrap();
+        let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+        let y = model.forward(x, Mode::Eval).unwrap();
+        assert_eq!(y.dims(), vec![2, 5, 32, 32]);
+        let summary = model.summary().unwrap();
+        let shape = |name: &str| {
+            // Layers inside the skips are listed under their path (`skip1.branch2.…`).
+            let row = summary
+                .layers
+                .iter()
+                .find(|r| r.name.ends_with(name))
+                .unwrap();
+            row.output_shape.dims().to_vec()
+        };
+        assert_eq!(shape("bottleneck.conv2"), [128, 4, 4]);
+        // The skip at level 1 concatenates 16 channels from down1 with 16 up-sampled ones.
+        assert_eq!(shape("skip1"), [32, 32, 32]);
+    }
+
+    #[test]
+    fn sizes_that_do_not_divide_are_refused_with_the_fix() {
+        let err = UNetConfig {
+            image_size: 60,
+            ..UNetConfig::small()
+        }
+        .spec()
+        .unwrap_err();
+        assert!(err.contains("divide by 8"), "{err}");
+        assert!(err.contains("64"), "{err}");
+    }
+}
