@@ -15,14 +15,13 @@ use convnet_data::{JointAugment, Normalization, SegmentationBatch, SegmentationS
 use convnet_layers::{Mode, ModelSpec, Sequential};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{BEST, CHECKPOINT_DIR, Checkpoint, CheckpointMeta, FORMAT_VERSION, LAST};
+use crate::checkpoint::{BEST, CHECKPOINT_DIR, LAST};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::fs::ensure_writable_dir;
-use crate::history::{EpochRecord, write_reports};
+use crate::history::EpochRecord;
 use crate::metrics::ConfusionMatrix;
-use crate::trainer::{Observer, TrainOutcome};
-use crate::weights;
+use crate::trainer::{EpochState, Observer, TrainOutcome, save_epoch};
 
 /// The loss a segmentation network trains with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -384,32 +383,23 @@ pub fn train_segmentation(
             since_best += 1;
         }
         history.push(record.clone());
-        let checkpoint = Checkpoint {
-            meta: CheckpointMeta {
-                format: FORMAT_VERSION,
-                spec: spec.to_toml()?,
-                classes: data.train.classes.clone(),
-                normalization: (&data.normalization).into(),
+        // Segmentation runs do not resume (yet), so the optimizer state is not kept.
+        save_epoch(
+            &EpochState {
+                spec,
+                classes: &data.train.classes,
+                normalization: &data.normalization,
+                config,
                 epoch,
                 global_step,
-                best_val_accuracy: best.map(|(_, a)| a).filter(|a| a.is_finite()),
-                best_epoch: best.map(|(e, _)| e),
-                config: config.clone(),
-                history: history.clone(),
+                best,
+                history: &history,
             },
-            model: weights::to_bytes(&model).map_err(|message| TrainError::Checkpoint {
-                path: last_path.clone(),
-                message,
-            })?,
-            // Segmentation runs do not resume (yet): the optimizer state is not kept.
-            optimizer: None,
-        };
-        if improved {
-            checkpoint.save(&[&last_path, &best_path])?;
-        } else {
-            checkpoint.save(&[&last_path])?;
-        }
-        write_reports(run_dir, &history)?;
+            &model,
+            None,
+            improved,
+            run_dir,
+        )?;
         observer.epoch_end(&record, improved);
     }
     Ok(TrainOutcome {

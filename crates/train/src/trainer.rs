@@ -71,6 +71,57 @@ impl TrainOutcome {
     }
 }
 
+/// What a run has done by the end of an epoch: what its checkpoint records.
+pub(crate) struct EpochState<'a> {
+    pub spec: &'a ModelSpec,
+    pub classes: &'a [String],
+    pub normalization: &'a Normalization,
+    pub config: &'a TrainConfig,
+    pub epoch: usize,
+    pub global_step: usize,
+    /// `(epoch, score)` of the best epoch so far.
+    pub best: Option<(usize, f64)>,
+    pub history: &'a [EpochRecord],
+}
+
+/// Writes the epoch's checkpoint (as `last`, and as `best` when it `improved`), then the run's
+/// history and curves.
+pub(crate) fn save_epoch(
+    state: &EpochState<'_>,
+    model: &Sequential,
+    optimizer: Option<Vec<u8>>,
+    improved: bool,
+    run_dir: &Path,
+) -> Result<(), TrainError> {
+    let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
+    let (last_path, best_path) = (ckpt_dir.join(LAST), ckpt_dir.join(BEST));
+    let checkpoint = Checkpoint {
+        meta: CheckpointMeta {
+            format: FORMAT_VERSION,
+            spec: state.spec.to_toml()?,
+            classes: state.classes.to_vec(),
+            normalization: state.normalization.into(),
+            epoch: state.epoch,
+            global_step: state.global_step,
+            best_val_accuracy: state.best.map(|(_, a)| a).filter(|a| a.is_finite()),
+            best_epoch: state.best.map(|(e, _)| e),
+            config: state.config.clone(),
+            history: state.history.to_vec(),
+        },
+        model: weights::to_bytes(model).map_err(|message| TrainError::Checkpoint {
+            path: last_path.clone(),
+            message,
+        })?,
+        optimizer,
+    };
+    if improved {
+        checkpoint.save(&[&last_path, &best_path])?;
+    } else {
+        checkpoint.save(&[&last_path])?;
+    }
+    write_reports(run_dir, state.history)
+}
+
 /// Where a run was when it was checkpointed.
 struct Progress {
     epoch: usize,
@@ -278,39 +329,29 @@ pub fn train_from(
         progress.epoch = epoch;
         progress.history.push(record.clone());
 
-        let checkpoint = Checkpoint {
-            meta: CheckpointMeta {
-                format: FORMAT_VERSION,
-                spec: spec.to_toml()?,
-                classes: data.classes.clone(),
-                normalization: (&data.normalization).into(),
+        let optimizer_bytes = optimizer
+            .into_bytes()
+            .map_err(|e| TrainError::Checkpoint {
+                path: last_path.clone(),
+                message: format!("cannot save the optimizer state: {e}"),
+            })?
+            .to_vec();
+        save_epoch(
+            &EpochState {
+                spec,
+                classes: &data.classes,
+                normalization: &data.normalization,
+                config,
                 epoch,
                 global_step: progress.global_step,
-                best_val_accuracy: progress.best.map(|(_, a)| a).filter(|a| a.is_finite()),
-                best_epoch: progress.best.map(|(e, _)| e),
-                config: config.clone(),
-                history: progress.history.clone(),
+                best: progress.best,
+                history: &progress.history,
             },
-            model: weights::to_bytes(&model).map_err(|message| TrainError::Checkpoint {
-                path: last_path.clone(),
-                message,
-            })?,
-            optimizer: Some(
-                optimizer
-                    .into_bytes()
-                    .map_err(|e| TrainError::Checkpoint {
-                        path: last_path.clone(),
-                        message: format!("cannot save the optimizer state: {e}"),
-                    })?
-                    .to_vec(),
-            ),
-        };
-        if improved {
-            checkpoint.save(&[&last_path, &best_path])?;
-        } else {
-            checkpoint.save(&[&last_path])?;
-        }
-        write_reports(run_dir, &progress.history)?;
+            &model,
+            Some(optimizer_bytes),
+            improved,
+            run_dir,
+        )?;
         observer.epoch_end(&record, improved);
     }
 
