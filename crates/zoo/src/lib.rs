@@ -4,6 +4,7 @@
 pub mod alexnet;
 pub mod blocks;
 pub mod efficientnet;
+pub mod fcn;
 pub mod fmnist_cnn;
 pub mod googlenet;
 pub mod lenet;
@@ -20,6 +21,7 @@ pub mod xception;
 use burn::tensor::Device;
 use convnet_layers::{ModelSpec, Summarize, Summary};
 
+pub use fcn::FcnConfig;
 pub use fmnist_cnn::FmnistCnnConfig;
 pub use lenet::LeNet5Config;
 pub use signal_cnn::SignalCnnConfig;
@@ -204,6 +206,10 @@ pub const MODELS: &[ZooEntry] = &[
         name: "unet-small",
         description: "U-Net, depth 3, 16-128 filters, batch norm: 1 x 64 x 64, 11 classes (the generated scenes)",
     },
+    ZooEntry {
+        name: "fcn-small",
+        description: "FCN-8s-style segmenter (Long 2015): 3 stages, fc6/fc7 as convs, fused skips: 1 x 64 x 64, 11 classes",
+    },
 ];
 
 /// Why a built-in model could not be made.
@@ -245,6 +251,7 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
         "unet" => UNetConfig::paper().spec().map_err(ZooError::Config),
         "unet-small" => UNetConfig::small().spec().map_err(ZooError::Config),
+        "fcn-small" => FcnConfig::small().spec().map_err(ZooError::Config),
         _ => imagenet_spec(name, &ZooOptions::default()).ok_or_else(|| unknown(name)),
     }
 }
@@ -312,7 +319,7 @@ pub fn classifier_spec(
 }
 
 /// The names of the built-in segmentation networks.
-pub const SEGMENTERS: &[&str] = &["unet", "unet-small"];
+pub const SEGMENTERS: &[&str] = &["unet", "unet-small", "fcn-small"];
 
 /// The spec of a built-in segmentation network for pictures of shape `input` (`[C, H, W]`)
 /// and `num_classes` classes; every pixel gets a score per class.
@@ -321,16 +328,6 @@ pub fn segmenter_spec(
     input: &[usize],
     num_classes: usize,
 ) -> Result<ModelSpec, ZooError> {
-    let config = match normalize(name).as_str() {
-        "unet" => UNetConfig::paper(),
-        "unet-small" => UNetConfig::small(),
-        _ => {
-            return Err(ZooError::Config(format!(
-                "'{name}' is not a segmentation network; built-in ones: {}",
-                SEGMENTERS.join(", ")
-            )));
-        }
-    };
     let &[c, h, w] = input else {
         return Err(ZooError::Input {
             name: name.to_string(),
@@ -338,10 +335,25 @@ pub fn segmenter_spec(
             got: input.to_vec(),
         });
     };
-    config
-        .fitted([c, h, w], num_classes)
-        .and_then(|config| config.spec())
-        .map_err(ZooError::Config)
+    let input = [c, h, w];
+    let spec = match normalize(name).as_str() {
+        "unet" => UNetConfig::paper()
+            .fitted(input, num_classes)
+            .and_then(|u| u.spec()),
+        "unet-small" => UNetConfig::small()
+            .fitted(input, num_classes)
+            .and_then(|u| u.spec()),
+        "fcn-small" => FcnConfig::small()
+            .fitted(input, num_classes)
+            .and_then(|f| f.spec()),
+        _ => {
+            return Err(ZooError::Config(format!(
+                "'{name}' is not a segmentation network; built-in ones: {}",
+                SEGMENTERS.join(", ")
+            )));
+        }
+    };
+    spec.map_err(ZooError::Config)
 }
 
 /// Builds a built-in model by name; its parameters are created lazily, so summarising even a
@@ -418,7 +430,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, alexnet, vgg11,"
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, fcn-small, alexnet, vgg11,"
             ),
             "{err}"
         );
