@@ -75,7 +75,7 @@ pub fn write_reports(dir: &Path, records: &[EpochRecord]) -> Result<(), TrainErr
         Panel {
             title: "Loss".into(),
             x_label: "epoch".into(),
-            y_label: "cross-entropy".into(),
+            y_label: "loss".into(),
             series: vec![
                 series("train", &|r| Some(r.train_loss)),
                 series("validation", &|r| r.val_loss),
