@@ -69,17 +69,21 @@ pub fn load_folder(dir: &Path, shape: [usize; 3]) -> Result<ImageSet, DataError>
 /// first.
 pub fn load_image_file(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>, DataError> {
     check_shape(shape)?;
+    Ok(fit(&decode_image(path)?, shape))
+}
+
+/// Decodes a picture file (its format guessed from the content), or says which file failed.
+pub fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {
     let read = |source: image::ImageError| DataError::Image {
         path: path.to_path_buf(),
         source,
     };
-    let img = ImageReader::open(path)
+    ImageReader::open(path)
         .map_err(|e| read(e.into()))?
         .with_guessed_format()
         .map_err(|e| read(e.into()))?
         .decode()
-        .map_err(read)?;
-    Ok(fit(&img, shape))
+        .map_err(read)
 }
 
 fn check_shape(shape: [usize; 3]) -> Result<(), DataError> {

@@ -4,7 +4,7 @@
 //! recipe travels with them: zoo models name theirs and checkpoints store it.
 
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageReader, RgbImage};
+use image::{DynamicImage, RgbImage};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -132,17 +132,7 @@ impl Preprocess {
 
     /// An image file as the network input `[3, H, W]`, channels first.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>, DataError> {
-        let read = |source: image::ImageError| DataError::Image {
-            path: path.to_path_buf(),
-            source,
-        };
-        let img = ImageReader::open(path)
-            .map_err(|e| read(e.into()))?
-            .with_guessed_format()
-            .map_err(|e| read(e.into()))?
-            .decode()
-            .map_err(read)?;
-        self.apply(&img)
+        self.apply(&crate::folder::decode_image(path)?)
     }
 
     /// `img` as the network input `[3, H, W]`, channels first.

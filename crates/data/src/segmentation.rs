@@ -3,12 +3,11 @@
 
 use std::path::Path;
 
-use image::ImageReader;
 use rand::{RngExt, SeedableRng};
 
 use crate::augment::{AugmentRng, example_rng};
-use crate::set::split_indices;
-use crate::{DataError, ImageSet, Normalization};
+use crate::set::{pixel_statistics, split_indices};
+use crate::{DataError, Normalization};
 
 /// `N` images `[C, H, W]` (pixels 0–255) and their masks `[H, W]` of class indices, class 0
 /// usually being the background.
@@ -155,13 +154,7 @@ impl SegmentationSet {
 
     /// Per-channel statistics of the images, as for an [`ImageSet`].
     pub fn normalization(&self) -> Normalization {
-        ImageSet {
-            images: self.images.clone(),
-            labels: vec![0; self.len()],
-            shape: self.shape,
-            classes: vec!["all".into()],
-        }
-        .normalization()
+        pixel_statistics(&self.images, self.shape)
     }
 
     /// The examples `indices`, normalised; with `augment`, each flipped and shifted by its own
@@ -270,23 +263,7 @@ pub fn load_mask_folder(
     if files.is_empty() {
         return Err(folder("images/ holds no .png/.jpg/.jpeg files".into()));
     }
-    let open = |path: &Path| {
-        ImageReader::open(path)
-            .map_err(|e| DataError::Image {
-                path: path.to_path_buf(),
-                source: e.into(),
-            })?
-            .with_guessed_format()
-            .map_err(|e| DataError::Image {
-                path: path.to_path_buf(),
-                source: e.into(),
-            })?
-            .decode()
-            .map_err(|source| DataError::Image {
-                path: path.to_path_buf(),
-                source,
-            })
-    };
+    let open = crate::folder::decode_image;
     let (mut images, mut masks) = (Vec::new(), Vec::new());
     let mut shape = None;
     for file in &files {

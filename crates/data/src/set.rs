@@ -136,33 +136,40 @@ impl ImageSet {
     /// Per-channel mean and standard deviation of the pixels on the `0..1` scale. Sums are
     /// exact integers, so the result does not drift with set size or order.
     pub fn normalization(&self) -> Normalization {
-        let c = self.channels();
-        if self.is_empty() {
-            return Normalization::identity(c);
-        }
-        let plane = self.shape[1] * self.shape[2];
-        let mut sum = vec![0u64; c];
-        let mut sum_sq = vec![0u64; c];
-        for image in self.images.chunks_exact(self.image_len()) {
-            for (ch, pixels) in image.chunks_exact(plane).enumerate() {
-                for &p in pixels {
-                    let p = u64::from(p);
-                    sum[ch] += p;
-                    sum_sq[ch] += p * p;
-                }
+        pixel_statistics(&self.images, self.shape)
+    }
+}
+
+/// Per-channel mean and standard deviation, on the `0..1` scale, of pictures `[N, C, H, W]`
+/// stored as bytes. Sums are exact integers, so the result does not drift with set size or
+/// order.
+pub(crate) fn pixel_statistics(images: &[u8], shape: [usize; 3]) -> Normalization {
+    let [c, h, w] = shape;
+    let (plane, image_len) = (h * w, c * h * w);
+    if images.is_empty() || image_len == 0 {
+        return Normalization::identity(c);
+    }
+    let mut sum = vec![0u64; c];
+    let mut sum_sq = vec![0u64; c];
+    for image in images.chunks_exact(image_len) {
+        for (ch, pixels) in image.chunks_exact(plane).enumerate() {
+            for &p in pixels {
+                let p = u64::from(p);
+                sum[ch] += p;
+                sum_sq[ch] += p * p;
             }
         }
-        let count = (self.len() * plane) as f64;
-        let mut mean = Vec::with_capacity(c);
-        let mut std = Vec::with_capacity(c);
-        for ch in 0..c {
-            let m = sum[ch] as f64 / count;
-            let var = (sum_sq[ch] as f64 / count - m * m).max(0.0);
-            mean.push((m / 255.0) as f32);
-            std.push(((var.sqrt() / 255.0) as f32).max(Normalization::MIN_STD));
-        }
-        Normalization { mean, std }
     }
+    let count = (images.len() / image_len * plane) as f64;
+    let mut mean = Vec::with_capacity(c);
+    let mut std = Vec::with_capacity(c);
+    for ch in 0..c {
+        let m = sum[ch] as f64 / count;
+        let var = (sum_sq[ch] as f64 / count - m * m).max(0.0);
+        mean.push((m / 255.0) as f32);
+        std.push(((var.sqrt() / 255.0) as f32).max(Normalization::MIN_STD));
+    }
+    Normalization { mean, std }
 }
 
 /// Which classes of a set to keep, and how many examples of each: the few-labels side of

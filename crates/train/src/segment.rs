@@ -180,10 +180,14 @@ fn tensors(batch: SegmentationBatch, device: &Device) -> (Tensor<4>, Tensor<3, I
     (x, y)
 }
 
-/// The score maps of `model` for a batch, checked to be `[N, k, H, W]` with `k` classes.
-fn scores(model: &Sequential, x: Tensor<4>, num_classes: usize) -> Result<Tensor<4>, TrainError> {
-    let [n, _, h, w] = x.dims();
-    let y = model.forward(x, Mode::Eval)?;
+/// `y` as score maps `[N, k, H, W]`, checked to hold one score per class and pixel of the
+/// batch `x` was (`[N, C, H, W]`).
+fn score_maps(
+    y: convnet_layers::Features,
+    input: [usize; 4],
+    num_classes: usize,
+) -> Result<Tensor<4>, TrainError> {
+    let [n, _, h, w] = input;
     let dims = y.dims();
     if dims != [n, num_classes, h, w] {
         return Err(TrainError::Config(format!(
@@ -221,17 +225,12 @@ pub fn evaluate_segmentation(
     let mut loss_sum = 0.0;
     let indices: Vec<usize> = (0..set.len()).collect();
     for chunk in indices.chunks(batch_size.max(1)) {
-        let (x, y) = tensors(set.batch(chunk, normalization, None, 0, 0), device);
-        let s = scores(model, x, set.num_classes())?;
-        loss_sum += loss.forward(s.clone(), y.clone()).into_scalar::<f64>() * chunk.len() as f64;
-        let truth: Vec<usize> = y
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v as usize)
-            .collect();
+        let batch = set.batch(chunk, normalization, None, 0, 0);
+        let truth: Vec<usize> = batch.masks.iter().map(|&m| m as usize).collect();
+        let (x, y) = tensors(batch, device);
+        let input = x.dims();
+        let s = score_maps(model.forward(x, Mode::Eval)?, input, set.num_classes())?;
+        loss_sum += loss.forward(s.clone(), y).into_scalar::<f64>() * chunk.len() as f64;
         metrics.add(&truth, &argmax_pixels(s));
     }
     Ok((loss_sum / set.len().max(1) as f64, metrics))
@@ -300,19 +299,8 @@ pub fn train_segmentation(
                 epoch as u64,
             );
             let (x, y) = tensors(batch, &train_device);
-            let s = model.forward(x, Mode::Train)?;
-            let dims = s.dims();
-            let s = s.into_map2d().map_err(|_| {
-                TrainError::Config(format!(
-                    "a segmentation network must output [N, {k}, H, W] score maps; this one gives {dims:?}"
-                ))
-            })?;
-            if s.dims()[1] != k {
-                return Err(TrainError::Config(format!(
-                    "the network gives {} score maps for {k} classes",
-                    s.dims()[1]
-                )));
-            }
+            let input = x.dims();
+            let s = score_maps(model.forward(x, Mode::Train)?, input, k)?;
             let loss = data.loss.forward(s.clone(), y.clone());
             let value = loss.clone().into_scalar::<f64>();
             if !value.is_finite() {

@@ -99,3 +99,11 @@ pub fn conv_bn_act(
     }
     layers
 }
+
+/// `(channels, side)` of square pictures `[C, H, W]`, or why `model` cannot take them.
+pub fn square_input(model: &str, [c, h, w]: [usize; 3]) -> Result<(usize, usize), String> {
+    if h != w {
+        return Err(format!("{model} takes square pictures, not {h}x{w}"));
+    }
+    Ok((c, h))
+}

@@ -45,12 +45,7 @@ impl FcnConfig {
 
     /// The network for `[channels, size, size]` pictures and `num_classes`.
     pub fn fitted(mut self, input: [usize; 3], num_classes: usize) -> Result<Self, String> {
-        let [c, h, w] = input;
-        if h != w {
-            return Err(format!("{} takes square pictures, not {h}x{w}", self.name));
-        }
-        self.in_channels = c;
-        self.image_size = h;
+        (self.in_channels, self.image_size) = crate::blocks::square_input(&self.name, input)?;
         self.num_classes = num_classes;
         Ok(self)
     }

@@ -17,7 +17,7 @@ use convnet_train::{
     evaluate_segmentation, train_segmentation,
 };
 use convnet_vision::chart::{draw_text, save_rgb_png, series_colour, text_width};
-use image::{GrayImage, ImageReader, Rgb, RgbImage, imageops};
+use image::{GrayImage, Rgb, RgbImage, imageops};
 use serde_json::json;
 
 use super::progress::Bars;
@@ -264,11 +264,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
             path.display()
         );
     }
-    let picture = ImageReader::open(&args.image)
-        .with_context(|| format!("cannot read {}", args.image.display()))?
-        .with_guessed_format()?
-        .decode()
-        .with_context(|| format!("cannot read the image {}", args.image.display()))?;
+    let picture = convnet_data::folder::decode_image(&args.image)?;
     let (pw, ph) = (picture.width(), picture.height());
     let resized = picture.resize_exact(w as u32, h as u32, imageops::FilterType::Triangle);
     let norm = convnet_data::Normalization::from(&ckpt.meta.normalization);
