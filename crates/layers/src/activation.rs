@@ -24,7 +24,14 @@ pub enum Activation {
     /// `x · σ(x)` (EfficientNet's activation; Keras calls it swish).
     #[serde(alias = "swish")]
     Silu,
+    /// Leaky ReLU with slope 0.1 for negative inputs: darknet's `leaky`, which YOLO and
+    /// face-api's Tiny Face Detector use.
+    #[serde(alias = "leaky_relu")]
+    Leaky,
 }
+
+/// The negative slope of [`Activation::Leaky`] (darknet's).
+pub const LEAKY_SLOPE: f64 = 0.1;
 
 impl Activation {
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
@@ -36,6 +43,7 @@ impl Activation {
             Activation::Tanh => activation::tanh(x),
             Activation::Softmax => activation::softmax(x, 1),
             Activation::Silu => activation::silu(x),
+            Activation::Leaky => activation::leaky_relu(x, LEAKY_SLOPE),
         }
     }
 
@@ -48,6 +56,7 @@ impl Activation {
             Activation::Tanh => "tanh",
             Activation::Softmax => "softmax",
             Activation::Silu => "silu",
+            Activation::Leaky => "leaky",
         }
     }
 
@@ -61,6 +70,7 @@ impl Activation {
             Activation::Tanh => "Tanh",
             Activation::Softmax => "Softmax",
             Activation::Silu => "SiLU",
+            Activation::Leaky => "LeakyReLU",
         }
     }
 }
@@ -124,5 +134,10 @@ mod tests {
         assert!(close(&get(Activation::Linear), &xs));
         let silu: Vec<f32> = xs.iter().map(|v| v / (1.0 + (-v).exp())).collect();
         assert!(close(&get(Activation::Silu), &silu));
+        let leaky: Vec<f32> = xs
+            .iter()
+            .map(|&v| if v < 0.0 { 0.1 * v } else { v })
+            .collect();
+        assert!(close(&get(Activation::Leaky), &leaky));
     }
 }

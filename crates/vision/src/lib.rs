@@ -1,15 +1,19 @@
 //! Vision ops for convnet: reading and writing images, hand-designed filters (vertical and
-//! horizontal edges, Sobel, Scharr) run as convolutions. Boxes, detection and segmentation come
-//! later.
+//! horizontal edges, Sobel, Scharr) run as convolutions, bounding boxes (formats, IoU,
+//! non-max suppression), YOLO output decoding, boxes drawn on pictures.
 //!
 //! Images enter as Burn tensors `[1, C, H, W]` of `f32` pixel values in `0..=255` (see
 //! [`image_io`]); filters run through [`convnet_layers::Conv2d`], so `valid` / `same` padding
 //! follows the same window rule as every layer of convnet.
 
+pub mod boxes;
 pub mod chart;
+pub mod draw;
 pub mod filters;
 pub mod image_io;
+pub mod yolo;
 
+pub use boxes::{BBox, BoxError, CenterBox, Detection, nms_indices, nms_per_class, pairwise_iou};
 pub use chart::{Panel, Series, confusion_png, line_chart_png};
 pub use filters::{Kernel, KernelError, NamedKernel, apply};
 pub use image_io::{ColorMode, Plane, ViewScale, load_grey, load_image, load_rgb, save_grey_png};

@@ -3,6 +3,8 @@
 //! - [`read`] a `.pth` / `.pt` state dict (`torch.save(model.state_dict())`, any of PyTorch's
 //!   container formats) or a `.safetensors` file into a [`StateDict`]. Checkpoints are read by
 //!   a pickle reader that only builds data: nothing in the file is imported or run.
+//! - [`read_tfjs`] a TensorFlow.js weights manifest and its shards (face-api.js's models),
+//!   uint8/uint16/float16-quantised tensors dequantised, kernels turned into PyTorch layouts.
 //! - [`expected`]: the keys and shapes a model wants; [`load`] them by name, strictly or
 //!   partially, with a [`LoadReport`] (or a [`Mismatch`] listing every tensor that does not fit).
 //! - [`to_state_dict`] and [`write_safetensors`]: export a model for PyTorch.
@@ -36,6 +38,7 @@ mod error;
 mod export;
 mod load;
 mod read;
+mod tfjs;
 mod walk;
 
 pub use convolutional::fully_convolutional;
@@ -44,3 +47,4 @@ pub use error::WeightsError;
 pub use export::{to_state_dict, write_safetensors};
 pub use load::{LoadOptions, LoadReport, Mismatch, ShapeMismatch, expected, load};
 pub use read::read;
+pub use tfjs::{is_manifest, read_tfjs};

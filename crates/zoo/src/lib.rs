@@ -13,6 +13,7 @@ pub mod mobilenet_v2;
 pub mod resnet;
 pub mod se_resnet;
 pub mod signal_cnn;
+pub mod tiny_face;
 pub mod unet;
 pub mod vgg;
 pub mod volume_cnn;
@@ -94,6 +95,11 @@ const FAMILIES: &[Family] = &[
         efficientnet::input_recipe,
     ),
     (xception::VARIANTS, xception::spec, xception::input_recipe),
+    (
+        tiny_face::VARIANTS,
+        tiny_face::spec,
+        tiny_face::input_recipe,
+    ),
 ];
 
 /// How a variant's published weights expect their pictures: each set of weights is only right
@@ -434,6 +440,6 @@ mod tests {
             ),
             "{err}"
         );
-        assert!(err.ends_with(", xception"), "{err}");
+        assert!(err.ends_with(", xception, tiny-face"), "{err}");
     }
 }

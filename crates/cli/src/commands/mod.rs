@@ -3,6 +3,7 @@
 pub mod bench;
 mod classifier;
 mod dataset;
+pub mod detect;
 pub mod eval;
 pub mod filter;
 pub mod finetune;
@@ -12,5 +13,7 @@ pub mod predict;
 mod pretrained;
 mod progress;
 pub mod segment;
+pub mod style;
 pub mod summary;
 pub mod train;
+pub mod visualize;

@@ -57,13 +57,17 @@ pub fn spec_for(model: &str, input: Option<&[usize]>, num_classes: usize) -> Res
 }
 
 /// The tensors of a weights file under torchvision names: a convnet checkpoint is converted
-/// through its own model; anything else is read as a PyTorch or safetensors state_dict.
+/// through its own model, a TF.js weights manifest (`*.json`, face-api.js's models) through
+/// its layouts; anything else is read as a PyTorch or safetensors state_dict.
 pub fn read_weights(path: &Path, device: &Device) -> Result<StateDict> {
     if Checkpoint::is_checkpoint(path) {
         let path = Checkpoint::resolve(path)?;
         let ckpt = Checkpoint::load(&path)?;
         let model = ckpt.model(&path, device)?;
         return Ok(convnet_weights::to_state_dict(&model)?);
+    }
+    if convnet_weights::is_manifest(path) {
+        return Ok(convnet_weights::read_tfjs(path)?);
     }
     Ok(convnet_weights::read(path)?)
 }
@@ -128,13 +132,13 @@ pub fn preprocess_for(
     let mut p = Preprocess::named(preset.unwrap_or(recipe.preset), crop)?;
     // The published recipe decides how the picture is cut; a preset named on the command line
     // decides only how values are scaled.
-    if recipe.preset == "imagenet" {
-        p.resize = Resize::CenterCrop {
+    p.resize = match recipe.preset {
+        "imagenet" => Resize::CenterCrop {
             shorter: (recipe.resize * crop).div_ceil(recipe.crop),
-        };
-    } else {
-        p.resize = Resize::CropToAspect;
-    }
+        },
+        "faceapi" => Resize::PadToSquare,
+        _ => Resize::CropToAspect,
+    };
     if recipe.bicubic {
         p.interpolation = Interpolation::Bicubic;
     }

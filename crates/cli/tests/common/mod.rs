@@ -17,3 +17,21 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A path as a command-line argument.
+pub fn s(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+/// A file of the committed PyTorch weights fixture (`fixtures/torch/weights`).
+pub fn torch_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/torch/weights")
+        .join(name)
+}
+
+/// A successful run's stdout as JSON.
+pub fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Fetches the pretrained weights and sample pictures convnet can use, with the ordinary
+# clients only, into third_party/ (ignored by git; nothing here is committed):
+#   - face-api.js's models and demo photos: `npm pack @vladmandic/face-api@1.7.15`
+#     (third_party/face-api/model/*-weights_manifest.json, third_party/face-api/demo/*.jpg)
+#   - pictures for style transfer: Munch's Scream from Debian's darknet package
+#     (/usr/share/darknet/data/scream.jpg) and china.jpg / flower.jpg from scikit-learn's wheel
+#     (third_party/images/).
+# Runs again harmlessly: what is there already is kept.
+#
+#   scripts/fetch-pretrained.sh            # everything
+#   scripts/fetch-pretrained.sh face-api   # face-api only (what the tests need; CI does this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p third_party
+only=${1:-all}
+
+if [ ! -f third_party/face-api/model/tiny_face_detector_model-weights_manifest.json ]; then
+    if command -v npm >/dev/null 2>&1; then
+        echo "==> fetching @vladmandic/face-api@1.7.15 (npm pack)"
+        tmp=$(mktemp -d)
+        (cd "$tmp" && npm pack --silent @vladmandic/face-api@1.7.15 >/dev/null)
+        mkdir -p third_party/face-api
+        tar -xzf "$tmp"/vladmandic-face-api-1.7.15.tgz -C third_party/face-api --strip-components=1 package/model package/demo
+        rm -rf "$tmp"
+    else
+        echo "npm is missing: face-api's weights cannot be fetched (install Node.js and npm)" >&2
+        exit 1
+    fi
+fi
+
+if [ "$only" = face-api ]; then
+    exit 0
+fi
+
+if [ ! -f /usr/share/darknet/data/scream.jpg ]; then
+    sudo=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+    echo "==> installing Debian's darknet package (its data/ has scream.jpg and YOLO cfgs)"
+    $sudo apt-get install -y -q darknet >/dev/null || echo "note: darknet could not be installed" >&2
+fi
+
+if [ ! -f third_party/images/china.jpg ]; then
+    echo "==> fetching scikit-learn's sample pictures (pip download)"
+    tmp=$(mktemp -d)
+    if python3 -m pip download -q --no-deps -d "$tmp" scikit-learn; then
+        mkdir -p third_party/images
+        unzip -o -j -q "$tmp"/scikit_learn-*.whl 'sklearn/datasets/images/*.jpg' -d third_party/images
+    else
+        echo "note: scikit-learn's wheel could not be fetched" >&2
+    fi
+    rm -rf "$tmp"
+fi
