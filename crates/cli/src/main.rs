@@ -43,6 +43,8 @@ enum Command {
     Train(Box<commands::train::Args>),
     /// Accuracy, per-class precision and recall, and a confusion matrix for a trained model.
     Eval(commands::eval::Args),
+    /// Mean average precision of detections (COCO JSON): COCO mAP@[.5:.95] and VOC AP.
+    EvalDetections(commands::eval_detections::Args),
     /// Classify image files with a trained model (or an ensemble of them).
     Predict(commands::predict::Args),
     /// Run a batch from a `.npy` file through a model with weights, writing the logits.
@@ -51,6 +53,8 @@ enum Command {
     Finetune(Box<commands::finetune::Args>),
     /// Label every pixel of a picture with a segmentation network: a mask and an overlay.
     Segment(commands::segment::Args),
+    /// Anchor box shapes for a YOLO head: k-means over labelled boxes with 1 - IoU as distance.
+    Anchors(commands::anchors::Args),
     /// Find objects in a picture with a YOLO detector (face-api's Tiny Face Detector): boxes
     /// drawn on the picture and as JSON.
     Detect(commands::detect::Args),
@@ -87,10 +91,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => commands::bench::run(args, &device()?, cli.device),
         Command::Train(args) => commands::train::run(*args, &device()?, cli.quiet),
         Command::Eval(args) => commands::eval::run(args, &device()?, cli.quiet),
+        Command::EvalDetections(args) => commands::eval_detections::run(args),
         Command::Predict(args) => commands::predict::run(args, &device()?),
         Command::Infer(args) => commands::infer::run(args, &device()?),
         Command::Finetune(args) => commands::finetune::run(*args, &device()?, cli.quiet),
         Command::Segment(args) => commands::segment::run(args, &device()?),
+        Command::Anchors(args) => commands::anchors::run(args),
         Command::Detect(args) => commands::detect::run(args, &device()?),
         Command::Style(args) => commands::style::run(*args, &device()?, cli.quiet),
         Command::Visualize(args) => commands::visualize::run(args, &device()?),

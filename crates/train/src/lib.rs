@@ -8,6 +8,7 @@ pub mod error;
 pub mod evaluate;
 mod fs;
 pub mod history;
+pub mod localize;
 pub mod metrics;
 pub mod optim;
 pub mod segment;

@@ -1,16 +1,20 @@
 //! Vision ops for convnet: reading and writing images, hand-designed filters (vertical and
 //! horizontal edges, Sobel, Scharr) run as convolutions, bounding boxes (formats, IoU,
-//! non-max suppression), YOLO output decoding, boxes drawn on pictures.
+//! non-max suppression), YOLO output decoding, boxes drawn on pictures, mean average precision
+//! (VOC and COCO).
 //!
 //! Images enter as Burn tensors `[1, C, H, W]` of `f32` pixel values in `0..=255` (see
 //! [`image_io`]); filters run through [`convnet_layers::Conv2d`], so `valid` / `same` padding
 //! follows the same window rule as every layer of convnet.
 
+pub mod anchors;
 pub mod boxes;
 pub mod chart;
+pub mod coco;
 pub mod draw;
 pub mod filters;
 pub mod image_io;
+pub mod map;
 pub mod yolo;
 
 pub use boxes::{BBox, BoxError, CenterBox, Detection, nms_indices, nms_per_class, pairwise_iou};

@@ -178,3 +178,145 @@ mod tests {
         assert!(head.detect(&out, [2, 2], 0.99, 0.4).unwrap().is_empty());
     }
 }
+
+/// An object to learn: its box in fractions of the input (0–1) and its class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Object {
+    pub bbox: CenterBox,
+    pub class: usize,
+}
+
+/// Dense training targets for one image, laid out `[anchor][row][column]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YoloTargets {
+    pub grid: [usize; 2],
+    /// 1 where an object is assigned to the anchor of the cell, else 0.
+    pub responsible: Vec<f32>,
+    /// The centre's offset in its cell, `(x, y)` in [0, 1): what σ(t_x), σ(t_y) should give.
+    pub offsets: Vec<[f32; 2]>,
+    /// `(ln(w / anchor_w), ln(h / anchor_h))`: what t_w, t_h should give.
+    pub log_sizes: Vec<[f32; 2]>,
+    pub classes: Vec<usize>,
+}
+
+/// Why an object cannot be a training target.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TargetError {
+    #[error("object {index}: its centre ({x}, {y}) is outside the image (fractions 0-1)")]
+    Outside { index: usize, x: f32, y: f32 },
+    #[error("object {index}: its width and height must be positive fractions of the image, not {w} x {h}")]
+    Size { index: usize, w: f32, h: f32 },
+    #[error("object {index}: class {class} is not below the head's {classes} classes")]
+    Class {
+        index: usize,
+        class: usize,
+        classes: usize,
+    },
+}
+
+impl YoloHead {
+    /// YOLOv2's assignment: each object goes to the cell holding its centre and, there, to the
+    /// anchor whose shape has the highest IoU with the object's (both centred). When two objects
+    /// claim the same cell and anchor the later one wins.
+    pub fn targets(&self, objects: &[Object], grid: [usize; 2]) -> Result<YoloTargets, TargetError> {
+        let [gh, gw] = grid;
+        let n = self.anchors.len() * gh * gw;
+        let mut t = YoloTargets {
+            grid,
+            responsible: vec![0.0; n],
+            offsets: vec![[0.0; 2]; n],
+            log_sizes: vec![[0.0; 2]; n],
+            classes: vec![0; n],
+        };
+        for (index, o) in objects.iter().enumerate() {
+            let b = o.bbox;
+            if !(0.0..1.0).contains(&b.x) || !(0.0..1.0).contains(&b.y) {
+                return Err(TargetError::Outside { index, x: b.x, y: b.y });
+            }
+            if !(b.w > 0.0 && b.h > 0.0 && b.w.is_finite() && b.h.is_finite()) {
+                return Err(TargetError::Size { index, w: b.w, h: b.h });
+            }
+            if self.classes > 0 && o.class >= self.classes {
+                return Err(TargetError::Class {
+                    index,
+                    class: o.class,
+                    classes: self.classes,
+                });
+            }
+            let (gx, gy) = (b.x * gw as f32, b.y * gh as f32);
+            let (col, row) = (gx.floor() as usize, gy.floor() as usize);
+            // Object size in cells, compared with the anchors (also in cells).
+            let size = (b.w * gw as f32, b.h * gh as f32);
+            let anchor = self
+                .anchors
+                .iter()
+                .enumerate()
+                .map(|(a, &shape)| (a, crate::anchors::shape_iou(size, shape)))
+                .max_by(|x, y| x.1.total_cmp(&y.1))
+                .map_or(0, |(a, _)| a);
+            let at = (anchor * gh + row) * gw + col;
+            let (aw, ah) = self.anchors[anchor];
+            t.responsible[at] = 1.0;
+            t.offsets[at] = [gx - col as f32, gy - row as f32];
+            t.log_sizes[at] = [(size.0 / aw).ln(), (size.1 / ah).ln()];
+            t.classes[at] = o.class;
+        }
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn an_object_goes_to_its_centre_cell_and_best_anchor() {
+        let head = YoloHead {
+            anchors: vec![(1.0, 3.0), (3.0, 1.0)],
+            classes: 4,
+        };
+        // A wide box (1.5 x 0.5 cells) centred in row 2, column 1 of a 4x4 grid.
+        let o = Object {
+            bbox: CenterBox { x: 0.3, y: 0.6, w: 0.375, h: 0.125 },
+            class: 3,
+        };
+        let t = head.targets(&[o], [4, 4]).unwrap();
+        let at = (4 + 2) * 4 + 1; // anchor 1 (wide), row 2, column 1
+        assert_eq!(t.responsible.iter().filter(|&&r| r == 1.0).count(), 1);
+        assert_eq!(t.responsible[at], 1.0);
+        assert!((t.offsets[at][0] - 0.2).abs() < 1e-5 && (t.offsets[at][1] - 0.4).abs() < 1e-5);
+        assert!((t.log_sizes[at][0] - (1.5f32 / 3.0).ln()).abs() < 1e-5);
+        assert!((t.log_sizes[at][1] - (0.5f32 / 1.0).ln()).abs() < 1e-5);
+        assert_eq!(t.classes[at], 3);
+        // Decoding the ideal outputs gives the box back.
+        let mut out = vec![-20.0f32; 2 * 9 * 16];
+        let logit = |p: f32| (p / (1.0 - p)).ln();
+        let set = |out: &mut Vec<f32>, k: usize, v: f32| out[((9 + k) * 4 + 2) * 4 + 1] = v;
+        set(&mut out, 0, logit(0.2));
+        set(&mut out, 1, logit(0.4));
+        set(&mut out, 2, t.log_sizes[at][0]);
+        set(&mut out, 3, t.log_sizes[at][1]);
+        set(&mut out, 4, 20.0);
+        set(&mut out, 5 + 3, 20.0);
+        let d = head.detect(&out, [4, 4], 0.5, 0.5).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].class, 3);
+        assert!(d[0].bbox.iou(&o.bbox.corners()) > 0.999, "{:?}", d[0].bbox);
+    }
+
+    #[test]
+    fn bad_objects_are_errors() {
+        let head = YoloHead {
+            anchors: vec![(1.0, 1.0)],
+            classes: 2,
+        };
+        let o = |x: f32, w: f32, class: usize| Object {
+            bbox: CenterBox { x, y: 0.5, w, h: 0.1 },
+            class,
+        };
+        assert!(matches!(head.targets(&[o(1.2, 0.1, 0)], [2, 2]), Err(TargetError::Outside { .. })));
+        assert!(matches!(head.targets(&[o(0.5, -0.1, 0)], [2, 2]), Err(TargetError::Size { .. })));
+        assert!(matches!(head.targets(&[o(0.5, 0.1, 2)], [2, 2]), Err(TargetError::Class { .. })));
+        assert_eq!(head.targets(&[], [2, 2]).unwrap().responsible, vec![0.0; 4]);
+    }
+}

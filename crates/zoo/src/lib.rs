@@ -3,6 +3,7 @@
 
 pub mod alexnet;
 pub mod blocks;
+pub mod darknet;
 pub mod efficientnet;
 pub mod fcn;
 pub mod fmnist_cnn;

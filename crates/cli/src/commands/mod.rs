@@ -1,10 +1,12 @@
 //! One module per subcommand, and what several of them share.
 
+pub mod anchors;
 pub mod bench;
 mod classifier;
 mod dataset;
 pub mod detect;
 pub mod eval;
+pub mod eval_detections;
 pub mod filter;
 pub mod finetune;
 pub mod infer;

@@ -7,7 +7,9 @@ use super::pretrained;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A built-in model name (see `convnet models`) or a model spec file (`.toml`).
+    /// A built-in model name (see `convnet models`), a model spec file (`.toml`) or a darknet
+    /// config (`.cfg`: its layer table as darknet prints it, and the Keras-style summary when the
+    /// network is sequential).
     model: String,
 
     /// Leave out the classifier, as Keras' `include_top=False`: the network up to its last
@@ -67,7 +69,53 @@ fn summarize(args: &Args, device: &Device) -> Result<Summary> {
     Ok(spec.build(device)?.summary()?)
 }
 
+/// A darknet cfg: darknet's table, then the runnable network's summary when there is one.
+fn darknet(args: &Args, device: &Device) -> Result<()> {
+    if args.classes.is_some() || args.size.is_some() || args.no_top {
+        bail!("--classes, --size and --no-top apply to built-in models; a darknet cfg states its own");
+    }
+    let cfg = convnet_zoo::darknet::DarknetCfg::from_file(Path::new(&args.model))?;
+    let shapes = cfg.shapes()?;
+    let name = Path::new(&args.model)
+        .file_stem()
+        .map_or("darknet".into(), |s| s.to_string_lossy().into_owned());
+    let summary = match cfg.to_spec(&name) {
+        Ok(spec) => Some(spec.build(device)?.summary()?),
+        Err(e) => {
+            if !args.json {
+                eprintln!("note: {e}");
+            }
+            None
+        }
+    };
+    if args.json {
+        let layers: Vec<_> = cfg
+            .layers
+            .iter()
+            .zip(&shapes)
+            .enumerate()
+            .map(|(i, (l, shape))| serde_json::json!({"index": i, "type": l.kind, "output": shape}))
+            .collect();
+        let out = serde_json::json!({
+            "name": name,
+            "input": cfg.input()?,
+            "layers": layers,
+            "summary": summary,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", cfg.table()?);
+        if let Some(summary) = summary {
+            println!("\n{summary}");
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: Args, device: &Device) -> Result<()> {
+    if args.model.ends_with(".cfg") {
+        return darknet(&args, device);
+    }
     let summary = summarize(&args, device)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

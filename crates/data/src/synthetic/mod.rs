@@ -6,16 +6,19 @@
 //!   directions.
 //! - [`shapes_set`]: noisy volumes `[1, S, S, S]` holding a sphere, a cube or a cylinder.
 //! - [`segmentation_scenes`]: Fashion-MNIST items on textured backgrounds with per-pixel masks.
+//! - [`detection_scenes`]: the same kind of scenes with up to four items, each with its box.
 //!
 //! Every example draws from its own generator seeded by `(seed, generator, index)`, so an
 //! example does not change when `n` does: the first 100 of a 2,000-example set are the
 //! 100-example set.
 
+mod detection;
 mod ecg;
 mod motion;
 mod scenes;
 mod shapes;
 
+pub use detection::{DetectionObject, DetectionSet, detection_scenes};
 pub use ecg::{ECG_CLASSES, ECG_MIN_LENGTH, ECG_SAMPLE_RATE, ecg_set};
 pub use motion::{MOTION_CLASSES, motion_set};
 pub use scenes::segmentation_scenes;

@@ -54,7 +54,25 @@ pub fn segmentation_scenes(
 }
 
 fn scene(items: &ImageSet, size: usize, rng: &mut crate::AugmentRng) -> (Vec<u8>, Vec<u8>) {
-    let s = size as f32;
+    let mut value = background(size, rng);
+    let mut mask = vec![0u8; size * size];
+    let count = rng.random_range(1..=3);
+    for _ in 0..count {
+        let index = rng.random_range(0..items.len());
+        let class = items.labels[index] as u8 + 1;
+        let side = uniform(rng, 0.35, 0.6) * size as f32;
+        // The item's centre stays far enough in that at least ~70% of it is in the picture.
+        let margin = 0.35 * side;
+        let cx = uniform(rng, margin, size as f32 - margin);
+        let cy = uniform(rng, margin, size as f32 - margin);
+        paste(&mut value, size, items, index, [cx, cy], side, rng, |p| mask[p] = class);
+    }
+    (to_pixels(value), mask)
+}
+
+/// A background of random brightness with sinusoidal stripes of random angle and period and
+/// Gaussian noise, as grey levels 0–1.
+pub(super) fn background(size: usize, rng: &mut crate::AugmentRng) -> Vec<f32> {
     let base = uniform(rng, 0.05, 0.35);
     let amplitude = uniform(rng, 0.03, 0.15);
     let period = uniform(rng, 4.0, 16.0);
@@ -62,48 +80,60 @@ fn scene(items: &ImageSet, size: usize, rng: &mut crate::AugmentRng) -> (Vec<u8>
     let phase = uniform(rng, 0.0, std::f32::consts::TAU);
     let sigma = uniform(rng, 0.02, 0.06);
     let (ca, sa) = (angle.cos(), angle.sin());
-    let mut value: Vec<f32> = (0..size * size)
+    (0..size * size)
         .map(|p| {
             let (y, x) = ((p / size) as f32, (p % size) as f32);
             let stripe = (std::f32::consts::TAU * (x * ca + y * sa) / period + phase).sin();
             base + amplitude * stripe + sigma * normal(rng)
         })
-        .collect();
-    let mut mask = vec![0u8; size * size];
+        .collect()
+}
 
-    let count = rng.random_range(1..=3);
-    for _ in 0..count {
-        let index = rng.random_range(0..items.len());
-        let item = Item::grey(items, index);
-        let class = items.labels[index] as u8 + 1;
-        let side = uniform(rng, 0.35, 0.6) * s;
-        let scale = side / item.height.max(item.width) as f32;
-        // The item's centre stays far enough in that at least ~70% of it is in the picture.
-        let margin = 0.35 * side;
-        let cx = uniform(rng, margin, s - margin);
-        let cy = uniform(rng, margin, s - margin);
-        let contrast = uniform(rng, 0.75, 1.0);
-        let (top, left) = (
-            cy - item.height as f32 * scale / 2.0,
-            cx - item.width as f32 * scale / 2.0,
-        );
-        for y in 0..size {
-            let v = (y as f32 + 0.5 - top) / scale - 0.5;
-            for x in 0..size {
-                let u = (x as f32 + 0.5 - left) / scale - 0.5;
-                let level = item.sample(v, u);
-                if level > ITEM_LEVEL {
-                    value[y * size + x] = contrast * level + 0.02 * normal(rng);
-                    mask[y * size + x] = class;
-                }
+/// Draws item `index` of `items` scaled so its longer side is `side` pixels, centred at
+/// `centre` (x, y), over `value` (`size` x `size`); `covered` is called with each pixel the item
+/// covers. Returns the covered pixels' bounding box `[x1, y1, x2, y2]` (pixel edges), if any.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn paste(
+    value: &mut [f32],
+    size: usize,
+    items: &ImageSet,
+    index: usize,
+    centre: [f32; 2],
+    side: f32,
+    rng: &mut crate::AugmentRng,
+    mut covered: impl FnMut(usize),
+) -> Option<[f32; 4]> {
+    let item = Item::grey(items, index);
+    let scale = side / item.height.max(item.width) as f32;
+    let contrast = uniform(rng, 0.75, 1.0);
+    let (top, left) = (
+        centre[1] - item.height as f32 * scale / 2.0,
+        centre[0] - item.width as f32 * scale / 2.0,
+    );
+    let mut extent: Option<[usize; 4]> = None;
+    for y in 0..size {
+        let v = (y as f32 + 0.5 - top) / scale - 0.5;
+        for x in 0..size {
+            let u = (x as f32 + 0.5 - left) / scale - 0.5;
+            let level = item.sample(v, u);
+            if level > ITEM_LEVEL {
+                value[y * size + x] = contrast * level + 0.02 * normal(rng);
+                covered(y * size + x);
+                extent = Some(match extent {
+                    None => [x, y, x, y],
+                    Some([x1, y1, x2, y2]) => [x1.min(x), y1.min(y), x2.max(x), y2.max(y)],
+                });
             }
         }
     }
-    let image = value
+    extent.map(|[x1, y1, x2, y2]| [x1 as f32, y1 as f32, (x2 + 1) as f32, (y2 + 1) as f32])
+}
+
+pub(super) fn to_pixels(value: Vec<f32>) -> Vec<u8> {
+    value
         .into_iter()
         .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    (image, mask)
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! Detection tools without pretrained weights: `convnet eval-detections` on the pycocotools-checked
+//! fixture, `convnet anchors`, darknet cfg summaries, and bad input.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{convnet, json, s, stderr};
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/detection")
+        .join(name)
+}
+
+#[test]
+fn reports_coco_and_voc_map() {
+    let gt = s(&fixture("gt.json"));
+    let pred = s(&fixture("pred.json"));
+    let r = json(&convnet(&["eval-detections", "--gt", &gt, "--pred", &pred, "--json"]));
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
+    let close = |a: &Value, b: &Value| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9;
+    assert!(close(&r["coco"]["map"], &expected["coco"]["map"]), "{r:#}");
+    assert!(close(&r["coco"]["map50"], &expected["coco"]["map50"]));
+    assert!(close(&r["voc"]["map"], &expected["voc_allpoint"]["mean"]));
+    assert!(close(&r["voc"]["map_11point"], &expected["voc_11point"]["mean"]));
+    assert_eq!(r["per_class"][0]["name"], "shirt");
+    // A perfect submission: the ground truth itself, every box with score 1.
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(fixture("gt.json")).unwrap()).unwrap();
+    let perfect: Vec<Value> = truth["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            serde_json::json!({"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0})
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perfect.json");
+    std::fs::write(&path, serde_json::to_string(&perfect).unwrap()).unwrap();
+    let r = json(&convnet(&["eval-detections", "--gt", &gt, "--pred", &s(&path), "--json"]));
+    assert!((r["coco"]["map"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert!((r["voc"]["map"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn bad_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = s(&fixture("gt.json"));
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        s(&p)
+    };
+    let good_gt = r#"{"images": [{"id": 1, "width": 100, "height": 80}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 20, 20]}],
+        "categories": [{"id": 3, "name": "bag"}]}"#;
+    let cases = [
+        (gt.clone(), write("empty.json", "[]"), "no detections"),
+        (gt.clone(), write("broken.json", "[{\"image_id\": 1,"), "not COCO results"),
+        (
+            gt.clone(),
+            write("img.json", r#"[{"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]"#),
+            "image 999",
+        ),
+        (
+            gt.clone(),
+            write("neg.json", r#"[{"image_id": 1, "category_id": 1, "bbox": [0, 0, -5, 5], "score": 0.5}]"#),
+            "negative width",
+        ),
+        (
+            write("gt-cat.json", &good_gt.replace("\"category_id\": 3", "\"category_id\": 4")),
+            write("p1.json", r#"[{"image_id": 1, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5}]"#),
+            "category 4",
+        ),
+        (
+            write("gt-out.json", &good_gt.replace("[10, 10, 20, 20]", "[90, 10, 40, 20]")),
+            write("p2.json", r#"[{"image_id": 1, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5}]"#),
+            "outside",
+        ),
+        (write("gt-bad.json", "{\"images\": []}"), write("p3.json", "[]"), "not COCO ground-truth"),
+    ];
+    for (gt, pred, word) in cases {
+        let o = convnet(&["eval-detections", "--gt", &gt, "--pred", &pred]);
+        assert!(!o.status.success(), "{word}");
+        let err = stderr(&o);
+        assert!(err.contains(word), "'{word}' not in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn anchors_from_coco_labels() {
+    let gt = s(&fixture("gt.json"));
+    let r = json(&convnet(&[
+        "anchors", "--labels", &gt, "-k", "3", "--size", "416", "--grid", "13", "--json",
+    ]));
+    let anchors = r["anchors"].as_array().unwrap();
+    assert_eq!(anchors.len(), 3);
+    assert_eq!(r["boxes"], 45);
+    let iou = r["mean_iou"].as_f64().unwrap();
+    assert!(iou > 0.4 && iou <= 1.0, "{iou}");
+    // In cells: pixels divided by 416 / 13 = 32.
+    let px = anchors[0][0].as_f64().unwrap();
+    let cells = r["anchors_in_cells"][0][0].as_f64().unwrap();
+    assert!((px / 32.0 - cells).abs() < 1e-4);
+    let more = json(&convnet(&["anchors", "--labels", &gt, "-k", "9", "--json"]));
+    assert!(more["mean_iou"].as_f64().unwrap() > iou);
+    let o = convnet(&["anchors", "--labels", &gt, "-k", "100"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("at least 100 boxes"), "{}", stderr(&o));
+}
+
+#[test]
+fn darknet_cfgs_summarise_with_darknet_shapes() {
+    let cfg = |name: &str| s(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/darknet").join(name));
+    let r = json(&convnet(&["summary", &cfg("yolov3.cfg"), "--json"]));
+    let layers = r["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 107);
+    assert_eq!(layers[105]["output"], serde_json::json!([255, 76, 76]));
+    assert!(r["summary"].is_null(), "yolov3 is a graph: no sequential summary");
+    let o = convnet(&["summary", &cfg("yolov2-tiny.cfg")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = common::stdout(&o);
+    assert!(text.contains("region") && text.contains("Total params"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.cfg");
+    std::fs::write(&bad, "[net]\nwidth=64\nheight=64\n[convolutional]\nfilters=8\n[gru]\n").unwrap();
+    let o = convnet(&["summary", &s(&bad)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.cfg:6: unknown section [gru]"), "{}", stderr(&o));
+}
