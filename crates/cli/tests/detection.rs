@@ -18,17 +18,28 @@ fn fixture(name: &str) -> PathBuf {
 fn reports_coco_and_voc_map() {
     let gt = s(&fixture("gt.json"));
     let pred = s(&fixture("pred.json"));
-    let r = json(&convnet(&["eval-detections", "--gt", &gt, "--pred", &pred, "--json"]));
+    let r = json(&convnet(&[
+        "eval-detections",
+        "--gt",
+        &gt,
+        "--pred",
+        &pred,
+        "--json",
+    ]));
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
     let close = |a: &Value, b: &Value| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9;
     assert!(close(&r["coco"]["map"], &expected["coco"]["map"]), "{r:#}");
     assert!(close(&r["coco"]["map50"], &expected["coco"]["map50"]));
     assert!(close(&r["voc"]["map"], &expected["voc_allpoint"]["mean"]));
-    assert!(close(&r["voc"]["map_11point"], &expected["voc_11point"]["mean"]));
+    assert!(close(
+        &r["voc"]["map_11point"],
+        &expected["voc_11point"]["mean"]
+    ));
     assert_eq!(r["per_class"][0]["name"], "shirt");
     // A perfect submission: the ground truth itself, every box with score 1.
-    let truth: Value = serde_json::from_str(&std::fs::read_to_string(fixture("gt.json")).unwrap()).unwrap();
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("gt.json")).unwrap()).unwrap();
     let perfect: Vec<Value> = truth["annotations"]
         .as_array()
         .unwrap()
@@ -40,7 +51,14 @@ fn reports_coco_and_voc_map() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("perfect.json");
     std::fs::write(&path, serde_json::to_string(&perfect).unwrap()).unwrap();
-    let r = json(&convnet(&["eval-detections", "--gt", &gt, "--pred", &s(&path), "--json"]));
+    let r = json(&convnet(&[
+        "eval-detections",
+        "--gt",
+        &gt,
+        "--pred",
+        &s(&path),
+        "--json",
+    ]));
     assert!((r["coco"]["map"].as_f64().unwrap() - 1.0).abs() < 1e-9);
     assert!((r["voc"]["map"].as_f64().unwrap() - 1.0).abs() < 1e-9);
 }
@@ -59,28 +77,54 @@ fn bad_files_are_clear_errors() {
         "categories": [{"id": 3, "name": "bag"}]}"#;
     let cases = [
         (gt.clone(), write("empty.json", "[]"), "no detections"),
-        (gt.clone(), write("broken.json", "[{\"image_id\": 1,"), "not COCO results"),
         (
             gt.clone(),
-            write("img.json", r#"[{"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]"#),
+            write("broken.json", "[{\"image_id\": 1,"),
+            "not COCO results",
+        ),
+        (
+            gt.clone(),
+            write(
+                "img.json",
+                r#"[{"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]"#,
+            ),
             "image 999",
         ),
         (
             gt.clone(),
-            write("neg.json", r#"[{"image_id": 1, "category_id": 1, "bbox": [0, 0, -5, 5], "score": 0.5}]"#),
+            write(
+                "neg.json",
+                r#"[{"image_id": 1, "category_id": 1, "bbox": [0, 0, -5, 5], "score": 0.5}]"#,
+            ),
             "negative width",
         ),
         (
-            write("gt-cat.json", &good_gt.replace("\"category_id\": 3", "\"category_id\": 4")),
-            write("p1.json", r#"[{"image_id": 1, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5}]"#),
+            write(
+                "gt-cat.json",
+                &good_gt.replace("\"category_id\": 3", "\"category_id\": 4"),
+            ),
+            write(
+                "p1.json",
+                r#"[{"image_id": 1, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5}]"#,
+            ),
             "category 4",
         ),
         (
-            write("gt-out.json", &good_gt.replace("[10, 10, 20, 20]", "[90, 10, 40, 20]")),
-            write("p2.json", r#"[{"image_id": 1, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5}]"#),
+            write(
+                "gt-out.json",
+                &good_gt.replace("[10, 10, 20, 20]", "[90, 10, 40, 20]"),
+            ),
+            write(
+                "p2.json",
+                r#"[{"image_id": 1, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 0.5}]"#,
+            ),
             "outside",
         ),
-        (write("gt-bad.json", "{\"images\": []}"), write("p3.json", "[]"), "not COCO ground-truth"),
+        (
+            write("gt-bad.json", "{\"images\": []}"),
+            write("p3.json", "[]"),
+            "not COCO ground-truth",
+        ),
     ];
     for (gt, pred, word) in cases {
         let o = convnet(&["eval-detections", "--gt", &gt, "--pred", &pred]);
@@ -115,20 +159,133 @@ fn anchors_from_coco_labels() {
 
 #[test]
 fn darknet_cfgs_summarise_with_darknet_shapes() {
-    let cfg = |name: &str| s(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/darknet").join(name));
+    let cfg = |name: &str| {
+        s(&PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/darknet")
+            .join(name))
+    };
     let r = json(&convnet(&["summary", &cfg("yolov3.cfg"), "--json"]));
     let layers = r["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 107);
     assert_eq!(layers[105]["output"], serde_json::json!([255, 76, 76]));
-    assert!(r["summary"].is_null(), "yolov3 is a graph: no sequential summary");
+    assert!(
+        r["summary"].is_null(),
+        "yolov3 is a graph: no sequential summary"
+    );
     let o = convnet(&["summary", &cfg("yolov2-tiny.cfg")]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = common::stdout(&o);
-    assert!(text.contains("region") && text.contains("Total params"), "{text}");
+    assert!(
+        text.contains("region") && text.contains("Total params"),
+        "{text}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.cfg");
-    std::fs::write(&bad, "[net]\nwidth=64\nheight=64\n[convolutional]\nfilters=8\n[gru]\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[net]\nwidth=64\nheight=64\n[convolutional]\nfilters=8\n[gru]\n",
+    )
+    .unwrap();
     let o = convnet(&["summary", &s(&bad)]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("bad.cfg:6: unknown section [gru]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.cfg:6: unknown section [gru]"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let r = json(&convnet(&[
+        "train",
+        "--task",
+        "detect",
+        "--train-size",
+        "48",
+        "--test-limit",
+        "12",
+        "--epochs",
+        "1",
+        "--batch",
+        "16",
+        "--out",
+        &s(&run),
+        "--json",
+    ]));
+    for file in [
+        "head.json",
+        "history.csv",
+        "curves.png",
+        "test-metrics.json",
+        "test-gt.json",
+        "test-pred.json",
+    ] {
+        assert!(run.join(file).is_file(), "{file}");
+    }
+    let map = r["test_map50"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&map), "{r:#}");
+    assert_eq!(r["classes"].as_array().unwrap().len(), 10);
+    assert!(common::stdout(&convnet(&["train", "--help"])).contains("detect"));
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert!(
+        history.lines().next().unwrap().ends_with("val_map50"),
+        "{history}"
+    );
+    // The COCO files the run wrote reproduce its number through eval-detections.
+    let e = json(&convnet(&[
+        "eval-detections",
+        "--gt",
+        &s(&run.join("test-gt.json")),
+        "--pred",
+        &s(&run.join("test-pred.json")),
+        "--json",
+    ]));
+    if r["test_map50"].as_f64().unwrap() > 0.0 {
+        assert!(
+            (e["voc"]["map"].as_f64().unwrap() - map).abs() < 1e-6,
+            "{e:#} vs {r:#}"
+        );
+    }
+    // Detect with the trained run on a picture of another size: boxes come back in its pixels.
+    let picture = dir.path().join("scene.png");
+    image::GrayImage::from_fn(150, 120, |x, y| {
+        image::Luma([((x * 7 + y * 3) % 256) as u8])
+    })
+    .save(&picture)
+    .unwrap();
+    let out = dir.path().join("boxes.png");
+    let d = json(&convnet(&[
+        "detect",
+        &s(&picture),
+        "--model",
+        &s(&run),
+        "--score",
+        "0.0",
+        "-o",
+        &s(&out),
+        "--json",
+    ]));
+    assert_eq!(d["width"], 150.0);
+    for det in d["detections"].as_array().unwrap() {
+        let b: Vec<f64> = serde_json::from_value(det["box"].clone()).unwrap();
+        assert!(
+            b[0] >= 0.0 && b[2] <= 150.0 && b[1] >= 0.0 && b[3] <= 120.0,
+            "{b:?}"
+        );
+    }
+    assert!(out.is_file());
+    let o = convnet(&[
+        "train",
+        "--task",
+        "detect",
+        "--dataset",
+        "fashion-mnist",
+        "--out",
+        &s(&dir.path().join("x")),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("generated scenes"), "{}", stderr(&o));
 }

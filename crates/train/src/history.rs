@@ -25,6 +25,11 @@ pub struct EpochRecord {
     /// checkpoint there); the accuracies are then pixel accuracies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_mean_iou: Option<f64>,
+    /// Detection runs: the validation set's mAP@0.5 (VOC, all-point), which picks the best
+    /// checkpoint there; the accuracies are then the share of objects whose responsible
+    /// anchor's objectness is above 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_map50: Option<f64>,
 }
 
 const HEADER: &str = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds";
@@ -34,12 +39,16 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// The history as CSV (empty cells where there was no validation).
-/// Segmentation runs add a `val_mean_iou` column.
+/// Segmentation runs add a `val_mean_iou` column, detection runs `val_map50`.
 pub fn to_csv(records: &[EpochRecord]) -> String {
     let iou = records.iter().any(|r| r.val_mean_iou.is_some());
+    let map = records.iter().any(|r| r.val_map50.is_some());
     let mut out = String::from(HEADER);
     if iou {
         out.push_str(",val_mean_iou");
+    }
+    if map {
+        out.push_str(",val_map50");
     }
     out.push('\n');
     for r in records {
@@ -55,6 +64,9 @@ pub fn to_csv(records: &[EpochRecord]) -> String {
         ));
         if iou {
             out.push_str(&format!(",{}", opt(r.val_mean_iou)));
+        }
+        if map {
+            out.push_str(&format!(",{}", opt(r.val_map50)));
         }
         out.push('\n');
     }
@@ -99,6 +111,14 @@ pub fn write_reports(dir: &Path, records: &[EpochRecord]) -> Result<(), TrainErr
             series: vec![series("validation", &|r| r.val_mean_iou)],
         });
     }
+    if records.iter().any(|r| r.val_map50.is_some()) {
+        panels.push(Panel {
+            title: "mAP@0.5".into(),
+            x_label: "epoch".into(),
+            y_label: "mAP@0.5 (validation)".into(),
+            series: vec![series("validation", &|r| r.val_map50)],
+        });
+    }
     let width = 600 * panels.len() as u32;
     line_chart_png(&dir.join("curves.png"), &panels, width, 480)?;
     Ok(())
@@ -120,6 +140,7 @@ mod tests {
                 lr: 1e-3,
                 seconds: 2.0,
                 val_mean_iou: None,
+                val_map50: None,
             },
             EpochRecord {
                 epoch: 2,
@@ -130,6 +151,7 @@ mod tests {
                 lr: 1e-3,
                 seconds: 2.0,
                 val_mean_iou: None,
+                val_map50: None,
             },
         ];
         let csv = to_csv(&rows);

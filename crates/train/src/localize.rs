@@ -98,9 +98,15 @@ impl YoloBatchTargets {
             }
         }
         Self {
-            responsible: Tensor::from_data(TensorData::new(responsible, [n, anchors, gh, gw]), device),
+            responsible: Tensor::from_data(
+                TensorData::new(responsible, [n, anchors, gh, gw]),
+                device,
+            ),
             offsets: Tensor::from_data(TensorData::new(offsets, [n, anchors, 2, gh, gw]), device),
-            log_sizes: Tensor::from_data(TensorData::new(log_sizes, [n, anchors, 2, gh, gw]), device),
+            log_sizes: Tensor::from_data(
+                TensorData::new(log_sizes, [n, anchors, 2, gh, gw]),
+                device,
+            ),
             classes: Tensor::from_data(TensorData::new(classes, [n, anchors, gh, gw]), device),
         }
     }
@@ -169,20 +175,40 @@ mod tests {
             vec![0.3, 0.2, 0.2, 0.2, 0.2, -3.0, 1.0, 0.0],
         ];
         let present = [1.0, 0.0, 1.0];
-        let boxes = [[0.5, 0.5, 0.2, 0.3], [9.0, 9.0, 9.0, 9.0], [0.1, 0.9, 0.4, 0.4]];
+        let boxes = [
+            [0.5, 0.5, 0.2, 0.3],
+            [9.0, 9.0, 9.0, 9.0],
+            [0.1, 0.9, 0.4, 0.4],
+        ];
         let classes = [0usize, 2, 1];
         let flat: Vec<f32> = ys.iter().flatten().map(|&v| v as f32).collect();
         let outputs = Tensor::<2>::from_data(TensorData::new(flat, [3, 8]), &device);
         let targets = LocalizationTargets {
-            present: Tensor::from_data(TensorData::new(present.map(|v| v as f32).to_vec(), [3]), &device),
-            boxes: Tensor::from_data(
-                TensorData::new(boxes.iter().flatten().map(|&v| v as f32).collect::<Vec<_>>(), [3, 4]),
+            present: Tensor::from_data(
+                TensorData::new(present.map(|v| v as f32).to_vec(), [3]),
                 &device,
             ),
-            classes: Tensor::from_data(TensorData::new(classes.map(|c| c as i64).to_vec(), [3]), &device),
+            boxes: Tensor::from_data(
+                TensorData::new(
+                    boxes
+                        .iter()
+                        .flatten()
+                        .map(|&v| v as f32)
+                        .collect::<Vec<_>>(),
+                    [3, 4],
+                ),
+                &device,
+            ),
+            classes: Tensor::from_data(
+                TensorData::new(classes.map(|c| c as i64).to_vec(), [3]),
+                &device,
+            ),
         };
         let got = localization_loss(outputs, &targets).into_scalar::<f32>() as f64;
-        let want = (0..3).map(|i| naive(&ys[i], present[i], &boxes[i], classes[i])).sum::<f64>() / 3.0;
+        let want = (0..3)
+            .map(|i| naive(&ys[i], present[i], &boxes[i], classes[i]))
+            .sum::<f64>()
+            / 3.0;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }
 
@@ -197,13 +223,20 @@ mod tests {
         };
         let grid = [2, 2];
         let objects = [Object {
-            bbox: CenterBox { x: 0.7, y: 0.2, w: 0.9, h: 0.6 },
+            bbox: CenterBox {
+                x: 0.7,
+                y: 0.2,
+                w: 0.9,
+                h: 0.6,
+            },
             class: 2,
         }];
         let t = head.targets(&objects, grid).unwrap();
         let batch = YoloBatchTargets::new(std::slice::from_ref(&t), 2, &device);
         // Arbitrary outputs: compare with a scalar evaluation of the formula.
-        let values: Vec<f32> = (0..2 * 8 * 4).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+        let values: Vec<f32> = (0..2 * 8 * 4)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
         let at = |a: usize, k: usize, cell: usize| values[(a * 8 + k) * 4 + cell] as f64;
         let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
         let mut want = 0.0;
@@ -227,15 +260,20 @@ mod tests {
             }
         }
         let outputs = Tensor::<4>::from_data(TensorData::new(values, [1, 16, 2, 2]), &device);
-        let got = yolo_loss(outputs, &head, &batch, YoloLossWeights::default()).into_scalar::<f32>();
-        assert!((got as f64 - want).abs() < 1e-4 * want.abs().max(1.0), "{got} vs {want}");
+        let got =
+            yolo_loss(outputs, &head, &batch, YoloLossWeights::default()).into_scalar::<f32>();
+        assert!(
+            (got as f64 - want).abs() < 1e-4 * want.abs().max(1.0),
+            "{got} vs {want}"
+        );
 
         // The ideal output: exact offsets and sizes, confident objectness and class.
         let mut ideal = vec![0.0f32; 2 * 8 * 4];
         for a in 0..2 {
             for cell in 0..4 {
                 let idx = a * 4 + cell;
-                let set = |ideal: &mut Vec<f32>, k: usize, v: f32| ideal[(a * 8 + k) * 4 + cell] = v;
+                let set =
+                    |ideal: &mut Vec<f32>, k: usize, v: f32| ideal[(a * 8 + k) * 4 + cell] = v;
                 if t.responsible[idx] == 1.0 {
                     let logit = |p: f32| (p / (1.0 - p)).ln();
                     set(&mut ideal, 0, logit(t.offsets[idx][0]));
@@ -250,14 +288,17 @@ mod tests {
             }
         }
         let outputs = Tensor::<4>::from_data(TensorData::new(ideal, [1, 16, 2, 2]), &device);
-        let loss = yolo_loss(outputs, &head, &batch, YoloLossWeights::default()).into_scalar::<f32>();
+        let loss =
+            yolo_loss(outputs, &head, &batch, YoloLossWeights::default()).into_scalar::<f32>();
         assert!(loss < 1e-4, "{loss}");
     }
 
     #[test]
     fn landmark_loss_counts_only_present_images() {
         let device = Device::flex();
-        let t = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &device);
+        let t = |v: Vec<f32>, shape: [usize; 2]| {
+            Tensor::<2>::from_data(TensorData::new(v, shape), &device)
+        };
         let outputs = t(vec![0.1, 0.2, 0.3, 0.4, 5.0, 5.0, 5.0, 5.0], [2, 4]);
         let targets = t(vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0], [2, 4]);
         let present = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 0.0], [2]), &device);

@@ -15,13 +15,13 @@ use convnet_data::{JointAugment, Normalization, SegmentationBatch, SegmentationS
 use convnet_layers::{Mode, ModelSpec, Sequential};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{BEST, CHECKPOINT_DIR, LAST};
+use crate::checkpoint::{CHECKPOINT_DIR, LAST};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::fs::ensure_writable_dir;
 use crate::history::EpochRecord;
 use crate::metrics::ConfusionMatrix;
-use crate::trainer::{EpochState, Observer, TrainOutcome, save_epoch};
+use crate::trainer::{Ledger, Observer, TrainOutcome};
 
 /// The loss a segmentation network trains with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -262,7 +262,7 @@ pub fn train_segmentation(
     }
     let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
     ensure_writable_dir(&ckpt_dir)?;
-    let (last_path, best_path) = (ckpt_dir.join(LAST), ckpt_dir.join(BEST));
+    let last_path = ckpt_dir.join(LAST);
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
     let mut model = spec.build(&train_device)?;
@@ -273,16 +273,16 @@ pub fn train_segmentation(
         config
             .schedule
             .scheduler(config.optimizer.lr, steps_per_epoch, config.epochs)?;
-    let mut history: Vec<EpochRecord> = Vec::new();
-    let mut best: Option<(usize, f64)> = None;
-    let mut global_step = 0;
-    let mut since_best = 0;
-    let mut stopped_early = false;
+    let mut ledger = Ledger::new(
+        spec,
+        &data.train.classes,
+        &data.normalization,
+        config,
+        run_dir,
+    );
 
     for epoch in 1..=config.epochs {
-        if config.patience.is_some_and(|p| since_best >= p) {
-            stopped_early = true;
-            observer.note("early stopping: no better validation mean IoU");
+        if ledger.out_of_patience("validation mean IoU", observer) {
             break;
         }
         observer.epoch_start(epoch, config.epochs, steps_per_epoch);
@@ -322,7 +322,7 @@ pub fn train_segmentation(
             let rate = scheduler.step();
             lr = rate.base();
             model = optimizer.step(rate, model, grads);
-            global_step += 1;
+            ledger.global_step += 1;
             let [n, h, w] = y.dims();
             loss_sum += value * n as f64;
             correct += hits as u64;
@@ -361,44 +361,12 @@ pub fn train_segmentation(
             lr,
             seconds,
             val_mean_iou: validation.as_ref().map(|(_, m)| m.mean_iou()),
+            val_map50: None,
         };
-        let score = record.val_mean_iou.unwrap_or(f64::INFINITY);
-        let improved = best.is_none_or(|(_, b)| score > b);
-        if improved {
-            best = Some((epoch, score));
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        history.push(record.clone());
-        // Segmentation runs do not resume (yet), so the optimizer state is not kept.
-        save_epoch(
-            &EpochState {
-                spec,
-                classes: &data.train.classes,
-                normalization: &data.normalization,
-                config,
-                epoch,
-                global_step,
-                best,
-                history: &history,
-            },
-            &model,
-            None,
-            improved,
-            run_dir,
-        )?;
-        observer.epoch_end(&record, improved);
+        let score = record.val_mean_iou;
+        ledger.end_epoch(record, score, &model, observer)?;
     }
-    Ok(TrainOutcome {
-        best_epoch: best.map(|(e, _)| e),
-        best_val_accuracy: best.map(|(_, a)| a).filter(|a| a.is_finite()),
-        history,
-        stopped_early,
-        last_checkpoint: last_path,
-        best_checkpoint: best_path,
-        model: model.valid(),
-    })
+    Ok(ledger.finish(model.valid()))
 }
 
 #[cfg(test)]

@@ -122,6 +122,106 @@ pub(crate) fn save_epoch(
     write_reports(run_dir, state.history)
 }
 
+/// The bookkeeping of the runs that do not resume (segmentation, detection): the history, the
+/// best epoch by a validation score (higher is better), patience, and each epoch's checkpoints
+/// (the optimizer state is not kept).
+pub(crate) struct Ledger<'a> {
+    pub spec: &'a ModelSpec,
+    pub classes: &'a [String],
+    pub normalization: &'a Normalization,
+    pub config: &'a TrainConfig,
+    pub run_dir: &'a Path,
+    pub history: Vec<EpochRecord>,
+    pub best: Option<(usize, f64)>,
+    pub global_step: usize,
+    since_best: usize,
+    stopped_early: bool,
+}
+
+impl<'a> Ledger<'a> {
+    pub fn new(
+        spec: &'a ModelSpec,
+        classes: &'a [String],
+        normalization: &'a Normalization,
+        config: &'a TrainConfig,
+        run_dir: &'a Path,
+    ) -> Self {
+        Self {
+            spec,
+            classes,
+            normalization,
+            config,
+            run_dir,
+            history: Vec::new(),
+            best: None,
+            global_step: 0,
+            since_best: 0,
+            stopped_early: false,
+        }
+    }
+
+    /// Whether patience has run out: `score` (e.g. "validation mean IoU") has not improved for
+    /// `patience` epochs. Says so to the observer.
+    pub fn out_of_patience(&mut self, score: &str, observer: &mut dyn Observer) -> bool {
+        if self.config.patience.is_some_and(|p| self.since_best >= p) {
+            self.stopped_early = true;
+            observer.note(&format!("early stopping: no better {score}"));
+        }
+        self.stopped_early
+    }
+
+    /// Records an epoch judged by `score` (none without validation, when only the first epoch
+    /// counts as best), writes its checkpoints, history and curves, and tells the observer.
+    pub fn end_epoch(
+        &mut self,
+        record: EpochRecord,
+        score: Option<f64>,
+        model: &Sequential,
+        observer: &mut dyn Observer,
+    ) -> Result<(), TrainError> {
+        let score = score.unwrap_or(f64::INFINITY);
+        let improved = self.best.is_none_or(|(_, b)| score > b);
+        if improved {
+            self.best = Some((record.epoch, score));
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        self.history.push(record.clone());
+        save_epoch(
+            &EpochState {
+                spec: self.spec,
+                classes: self.classes,
+                normalization: self.normalization,
+                config: self.config,
+                epoch: record.epoch,
+                global_step: self.global_step,
+                best: self.best,
+                history: &self.history,
+            },
+            model,
+            None,
+            improved,
+            self.run_dir,
+        )?;
+        observer.epoch_end(&record, improved);
+        Ok(())
+    }
+
+    pub fn finish(self, model: Sequential) -> TrainOutcome {
+        let ckpt_dir = self.run_dir.join(CHECKPOINT_DIR);
+        TrainOutcome {
+            best_epoch: self.best.map(|(e, _)| e),
+            best_val_accuracy: self.best.map(|(_, a)| a).filter(|a| a.is_finite()),
+            history: self.history,
+            stopped_early: self.stopped_early,
+            last_checkpoint: ckpt_dir.join(LAST),
+            best_checkpoint: ckpt_dir.join(BEST),
+            model,
+        }
+    }
+}
+
 /// Where a run was when it was checkpointed.
 struct Progress {
     epoch: usize,
@@ -316,6 +416,7 @@ pub fn train_from(
             lr,
             seconds,
             val_mean_iou: None,
+            val_map50: None,
         };
         // Without a validation set the latest epoch counts as the best.
         let score = val_accuracy.unwrap_or(f64::INFINITY);

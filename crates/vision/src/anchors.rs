@@ -24,7 +24,9 @@ pub struct Anchors {
 pub enum AnchorError {
     #[error("k must be at least 1")]
     ZeroK,
-    #[error("{k} anchors need at least {k} boxes with a positive width and height, there are {boxes}")]
+    #[error(
+        "{k} anchors need at least {k} boxes with a positive width and height, there are {boxes}"
+    )]
     TooFewBoxes { k: usize, boxes: usize },
 }
 
@@ -45,7 +47,11 @@ impl SplitMix {
 fn median(mut v: Vec<f32>) -> f32 {
     v.sort_by(f32::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// k-means with d = 1 − IoU: k-means++ seeding, then alternate assignment and the medians of
@@ -61,7 +67,10 @@ pub fn kmeans_anchors(boxes: &[(f32, f32)], k: usize, seed: u64) -> Result<Ancho
         .filter(|&(w, h)| w > 0.0 && h > 0.0 && w.is_finite() && h.is_finite())
         .collect();
     if boxes.len() < k {
-        return Err(AnchorError::TooFewBoxes { k, boxes: boxes.len() });
+        return Err(AnchorError::TooFewBoxes {
+            k,
+            boxes: boxes.len(),
+        });
     }
     let mut rng = SplitMix(seed);
     let nearest = |b: (f32, f32), centres: &[(f32, f32)]| -> (usize, f32) {
@@ -75,15 +84,19 @@ pub fn kmeans_anchors(boxes: &[(f32, f32)], k: usize, seed: u64) -> Result<Ancho
     // k-means++: each next centre drawn with probability proportional to d².
     let mut centres = vec![boxes[(rng.next() * boxes.len() as f64) as usize % boxes.len()]];
     while centres.len() < k {
-        let d2: Vec<f64> = boxes.iter().map(|&b| f64::from(nearest(b, &centres).1).powi(2)).collect();
+        let d2: Vec<f64> = boxes
+            .iter()
+            .map(|&b| f64::from(nearest(b, &centres).1).powi(2))
+            .collect();
         let total: f64 = d2.iter().sum();
         let pick = if total > 0.0 {
             let mut r = rng.next() * total;
-            d2.iter().position(|&d| {
-                r -= d;
-                r <= 0.0
-            })
-            .unwrap_or(boxes.len() - 1)
+            d2.iter()
+                .position(|&d| {
+                    r -= d;
+                    r <= 0.0
+                })
+                .unwrap_or(boxes.len() - 1)
         } else {
             (rng.next() * boxes.len() as f64) as usize % boxes.len()
         };
@@ -119,7 +132,11 @@ pub fn kmeans_anchors(boxes: &[(f32, f32)], k: usize, seed: u64) -> Result<Ancho
             }
         }
     }
-    let mean_iou = boxes.iter().map(|&b| 1.0 - nearest(b, &centres).1).sum::<f32>() / boxes.len() as f32;
+    let mean_iou = boxes
+        .iter()
+        .map(|&b| 1.0 - nearest(b, &centres).1)
+        .sum::<f32>()
+        / boxes.len() as f32;
     centres.sort_by(|a, b| (a.0 * a.1).total_cmp(&(b.0 * b.1)));
     Ok(Anchors {
         shapes: centres,
@@ -150,12 +167,20 @@ mod tests {
         let a = kmeans_anchors(&three_shapes(), 3, 0).unwrap();
         let expected = [(10.0, 30.0), (40.0, 12.0), (80.0, 80.0)];
         for e in expected {
-            let best = a.shapes.iter().map(|&s| shape_iou(s, e)).fold(0.0, f32::max);
+            let best = a
+                .shapes
+                .iter()
+                .map(|&s| shape_iou(s, e))
+                .fold(0.0, f32::max);
             assert!(best > 0.9, "{e:?} not found in {:?}", a.shapes);
         }
         assert!(a.mean_iou > 0.85, "{}", a.mean_iou);
         // Sorted by area.
-        assert!(a.shapes.windows(2).all(|w| w[0].0 * w[0].1 <= w[1].0 * w[1].1));
+        assert!(
+            a.shapes
+                .windows(2)
+                .all(|w| w[0].0 * w[0].1 <= w[1].0 * w[1].1)
+        );
     }
 
     #[test]
@@ -164,9 +189,15 @@ mod tests {
         let one = kmeans_anchors(&boxes, 1, 0).unwrap().mean_iou;
         let three = kmeans_anchors(&boxes, 3, 0).unwrap().mean_iou;
         assert!(three > one + 0.2, "{one} → {three}");
-        assert_eq!(kmeans_anchors(&boxes, 3, 5).unwrap(), kmeans_anchors(&boxes, 3, 5).unwrap());
+        assert_eq!(
+            kmeans_anchors(&boxes, 3, 5).unwrap(),
+            kmeans_anchors(&boxes, 3, 5).unwrap()
+        );
         assert_eq!(kmeans_anchors(&boxes, 0, 0), Err(AnchorError::ZeroK));
-        assert!(matches!(kmeans_anchors(&[(1.0, 1.0), (0.0, 3.0)], 2, 0), Err(AnchorError::TooFewBoxes { boxes: 1, .. })));
+        assert!(matches!(
+            kmeans_anchors(&[(1.0, 1.0), (0.0, 3.0)], 2, 0),
+            Err(AnchorError::TooFewBoxes { boxes: 1, .. })
+        ));
         assert!((shape_iou((2.0, 2.0), (1.0, 4.0)) - 2.0 / 6.0).abs() < 1e-6);
     }
 }

@@ -111,26 +111,52 @@ pub fn read_truth(path: &Path) -> Result<CocoTruth, CocoError> {
     let mut sizes = BTreeMap::new();
     for img in &raw.images {
         if sizes.insert(img.id, (img.width, img.height)).is_some() {
-            return Err(inconsistent(path, format!("image id {} appears twice", img.id)));
+            return Err(inconsistent(
+                path,
+                format!("image id {} appears twice", img.id),
+            ));
         }
     }
     let mut categories = BTreeMap::new();
     for c in raw.categories {
         if categories.insert(c.id, c.name).is_some() {
-            return Err(inconsistent(path, format!("category id {} appears twice", c.id)));
+            return Err(inconsistent(
+                path,
+                format!("category id {} appears twice", c.id),
+            ));
         }
     }
     let mut objects = Vec::with_capacity(raw.annotations.len());
     for (i, a) in raw.annotations.iter().enumerate() {
-        let what = format!("annotation {}", a.id.map_or(format!("#{i}"), |id| format!("id {id}")));
+        let what = format!(
+            "annotation {}",
+            a.id.map_or(format!("#{i}"), |id| format!("id {id}"))
+        );
         let Some(&(w, h)) = sizes.get(&a.image_id) else {
-            return Err(inconsistent(path, format!("{what} refers to image {} which is not in images", a.image_id)));
+            return Err(inconsistent(
+                path,
+                format!(
+                    "{what} refers to image {} which is not in images",
+                    a.image_id
+                ),
+            ));
         };
         if !categories.contains_key(&a.category_id) {
-            return Err(inconsistent(path, format!("{what} has category {} which is not in categories", a.category_id)));
+            return Err(inconsistent(
+                path,
+                format!(
+                    "{what} has category {} which is not in categories",
+                    a.category_id
+                ),
+            ));
         }
         if a.iscrowd != 0 {
-            return Err(inconsistent(path, format!("{what} is a crowd annotation; convnet evaluates boxes without crowd regions")));
+            return Err(inconsistent(
+                path,
+                format!(
+                    "{what} is a crowd annotation; convnet evaluates boxes without crowd regions"
+                ),
+            ));
         }
         let b = bbox(path, &what, a.bbox)?;
         if let (Some(w), Some(h)) = (w, h) {
@@ -144,7 +170,10 @@ pub fn read_truth(path: &Path) -> Result<CocoTruth, CocoError> {
         });
     }
     if objects.is_empty() {
-        return Err(inconsistent(path, "the file has no annotations to evaluate against".into()));
+        return Err(inconsistent(
+            path,
+            "the file has no annotations to evaluate against".into(),
+        ));
     }
     Ok(CocoTruth {
         objects,
@@ -155,23 +184,39 @@ pub fn read_truth(path: &Path) -> Result<CocoTruth, CocoError> {
 
 /// Reads a results file made for `truth`: every image and category must be known to it.
 pub fn read_results(path: &Path, truth: &CocoTruth) -> Result<Vec<Scored>, CocoError> {
-    let raw: Vec<RawResult> = serde_json::from_str(&read(path)?).map_err(|e| CocoError::Format {
-        path: path.to_path_buf(),
-        what: "results",
-        message: format!("{e} (expected a list of {{image_id, category_id, bbox, score}})"),
-    })?;
+    let raw: Vec<RawResult> =
+        serde_json::from_str(&read(path)?).map_err(|e| CocoError::Format {
+            path: path.to_path_buf(),
+            what: "results",
+            message: format!("{e} (expected a list of {{image_id, category_id, bbox, score}})"),
+        })?;
     if raw.is_empty() {
-        return Err(inconsistent(path, "there are no detections at all: nothing to evaluate".into()));
+        return Err(inconsistent(
+            path,
+            "there are no detections at all: nothing to evaluate".into(),
+        ));
     }
     raw.iter()
         .enumerate()
         .map(|(i, r)| {
             let what = format!("detection #{i}");
             if !truth.images.contains(&r.image_id) {
-                return Err(inconsistent(path, format!("{what} is for image {}, which the ground truth does not have", r.image_id)));
+                return Err(inconsistent(
+                    path,
+                    format!(
+                        "{what} is for image {}, which the ground truth does not have",
+                        r.image_id
+                    ),
+                ));
             }
             if !truth.categories.contains_key(&r.category_id) {
-                return Err(inconsistent(path, format!("{what} has category {}, which the ground truth does not have", r.category_id)));
+                return Err(inconsistent(
+                    path,
+                    format!(
+                        "{what} has category {}, which the ground truth does not have",
+                        r.category_id
+                    ),
+                ));
             }
             if !r.score.is_finite() {
                 return Err(inconsistent(path, format!("{what} has score {}", r.score)));

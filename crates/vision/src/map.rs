@@ -311,13 +311,22 @@ mod tests {
     #[test]
     fn perfect_detections_score_one_and_misses_lower_it() {
         let truth = [gt(1, 0, 0.0), gt(1, 0, 50.0), gt(2, 1, 0.0)];
-        let perfect = [det(1, 0, 0.0, 0.9), det(1, 0, 50.0, 0.8), det(2, 1, 0.0, 0.7)];
+        let perfect = [
+            det(1, 0, 0.0, 0.9),
+            det(1, 0, 50.0, 0.8),
+            det(2, 1, 0.0, 0.7),
+        ];
         for interp in [Interpolation::ElevenPoint, Interpolation::AllPoint] {
             assert_eq!(voc_map(&truth, &perfect, 0.5, interp).mean, 1.0);
         }
         assert!((coco_map(&truth, &perfect, 100).map - 1.0).abs() < 1e-9);
         // Class 0: one of two found (the other box shifted away), a duplicate, a wrong class.
-        let partial = [det(1, 0, 0.0, 0.9), det(1, 0, 1.0, 0.85), det(1, 0, 80.0, 0.8), det(2, 0, 0.0, 0.6)];
+        let partial = [
+            det(1, 0, 0.0, 0.9),
+            det(1, 0, 1.0, 0.85),
+            det(1, 0, 80.0, 0.8),
+            det(2, 0, 0.0, 0.6),
+        ];
         let r = voc_map(&truth, &partial, 0.5, Interpolation::AllPoint);
         // Recall reaches 0.5 at precision 1: AP 0.5. Class 1 has no detection: AP 0.
         assert!((r.per_class[&0] - 0.5).abs() < 1e-9, "{r:?}");

@@ -204,7 +204,9 @@ pub struct YoloTargets {
 pub enum TargetError {
     #[error("object {index}: its centre ({x}, {y}) is outside the image (fractions 0-1)")]
     Outside { index: usize, x: f32, y: f32 },
-    #[error("object {index}: its width and height must be positive fractions of the image, not {w} x {h}")]
+    #[error(
+        "object {index}: its width and height must be positive fractions of the image, not {w} x {h}"
+    )]
     Size { index: usize, w: f32, h: f32 },
     #[error("object {index}: class {class} is not below the head's {classes} classes")]
     Class {
@@ -218,7 +220,11 @@ impl YoloHead {
     /// YOLOv2's assignment: each object goes to the cell holding its centre and, there, to the
     /// anchor whose shape has the highest IoU with the object's (both centred). When two objects
     /// claim the same cell and anchor the later one wins.
-    pub fn targets(&self, objects: &[Object], grid: [usize; 2]) -> Result<YoloTargets, TargetError> {
+    pub fn targets(
+        &self,
+        objects: &[Object],
+        grid: [usize; 2],
+    ) -> Result<YoloTargets, TargetError> {
         let [gh, gw] = grid;
         let n = self.anchors.len() * gh * gw;
         let mut t = YoloTargets {
@@ -231,10 +237,18 @@ impl YoloHead {
         for (index, o) in objects.iter().enumerate() {
             let b = o.bbox;
             if !(0.0..1.0).contains(&b.x) || !(0.0..1.0).contains(&b.y) {
-                return Err(TargetError::Outside { index, x: b.x, y: b.y });
+                return Err(TargetError::Outside {
+                    index,
+                    x: b.x,
+                    y: b.y,
+                });
             }
             if !(b.w > 0.0 && b.h > 0.0 && b.w.is_finite() && b.h.is_finite()) {
-                return Err(TargetError::Size { index, w: b.w, h: b.h });
+                return Err(TargetError::Size {
+                    index,
+                    w: b.w,
+                    h: b.h,
+                });
             }
             if self.classes > 0 && o.class >= self.classes {
                 return Err(TargetError::Class {
@@ -277,7 +291,12 @@ mod target_tests {
         };
         // A wide box (1.5 x 0.5 cells) centred in row 2, column 1 of a 4x4 grid.
         let o = Object {
-            bbox: CenterBox { x: 0.3, y: 0.6, w: 0.375, h: 0.125 },
+            bbox: CenterBox {
+                x: 0.3,
+                y: 0.6,
+                w: 0.375,
+                h: 0.125,
+            },
             class: 3,
         };
         let t = head.targets(&[o], [4, 4]).unwrap();
@@ -311,12 +330,26 @@ mod target_tests {
             classes: 2,
         };
         let o = |x: f32, w: f32, class: usize| Object {
-            bbox: CenterBox { x, y: 0.5, w, h: 0.1 },
+            bbox: CenterBox {
+                x,
+                y: 0.5,
+                w,
+                h: 0.1,
+            },
             class,
         };
-        assert!(matches!(head.targets(&[o(1.2, 0.1, 0)], [2, 2]), Err(TargetError::Outside { .. })));
-        assert!(matches!(head.targets(&[o(0.5, -0.1, 0)], [2, 2]), Err(TargetError::Size { .. })));
-        assert!(matches!(head.targets(&[o(0.5, 0.1, 2)], [2, 2]), Err(TargetError::Class { .. })));
+        assert!(matches!(
+            head.targets(&[o(1.2, 0.1, 0)], [2, 2]),
+            Err(TargetError::Outside { .. })
+        ));
+        assert!(matches!(
+            head.targets(&[o(0.5, -0.1, 0)], [2, 2]),
+            Err(TargetError::Size { .. })
+        ));
+        assert!(matches!(
+            head.targets(&[o(0.5, 0.1, 2)], [2, 2]),
+            Err(TargetError::Class { .. })
+        ));
         assert_eq!(head.targets(&[], [2, 2]).unwrap().responsible, vec![0.0; 4]);
     }
 }

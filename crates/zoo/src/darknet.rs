@@ -86,7 +86,10 @@ impl DarknetCfg {
                 if !is_net && !KNOWN.contains(&kind.as_str()) {
                     return Err(fail(
                         i + 1,
-                        format!("unknown section [{kind}]; convnet understands [net] and [{}]", KNOWN.join("], [")),
+                        format!(
+                            "unknown section [{kind}]; convnet understands [net] and [{}]",
+                            KNOWN.join("], [")
+                        ),
                     ));
                 }
                 sections.push(Section {
@@ -96,9 +99,12 @@ impl DarknetCfg {
                 });
                 continue;
             }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| fail(i + 1, format!("'{line}' is neither a [section] nor key=value")))?;
+            let (key, value) = line.split_once('=').ok_or_else(|| {
+                fail(
+                    i + 1,
+                    format!("'{line}' is neither a [section] nor key=value"),
+                )
+            })?;
             let section = sections
                 .last_mut()
                 .ok_or_else(|| fail(i + 1, "an option before the first [section]".into()))?;
@@ -112,7 +118,10 @@ impl DarknetCfg {
             .filter(|s| s.kind == "net" || s.kind == "network")
             .ok_or_else(|| fail(1, "a darknet cfg starts with a [net] section".into()))?;
         let layers: Vec<Section> = sections.collect();
-        if let Some(s) = layers.iter().find(|s| s.kind == "net" || s.kind == "network") {
+        if let Some(s) = layers
+            .iter()
+            .find(|s| s.kind == "net" || s.kind == "network")
+        {
             return Err(fail(s.line, "a second [net] section".into()));
         }
         if layers.is_empty() {
@@ -152,7 +161,12 @@ impl DarknetCfg {
         }
     }
 
-    fn positive(&self, s: &Section, key: &str, default: Option<i64>) -> Result<usize, DarknetError> {
+    fn positive(
+        &self,
+        s: &Section,
+        key: &str,
+        default: Option<i64>,
+    ) -> Result<usize, DarknetError> {
         let v = self.int(s, key, default)?;
         usize::try_from(v)
             .ok()
@@ -185,7 +199,9 @@ impl DarknetCfg {
                 usize::try_from(at)
                     .ok()
                     .filter(|&a| a < index)
-                    .ok_or_else(|| self.fail(s, format!("layers={list}: {v} is not an earlier layer")))
+                    .ok_or_else(|| {
+                        self.fail(s, format!("layers={list}: {v} is not an earlier layer"))
+                    })
             })
             .collect()
     }
@@ -210,7 +226,15 @@ impl DarknetCfg {
                         (n + 2 * pad)
                             .checked_sub(size)
                             .map(|v| v / stride + 1)
-                            .ok_or_else(|| self.fail(s, format!("kernel {size} is larger than the padded input {}", n + 2 * pad)))
+                            .ok_or_else(|| {
+                                self.fail(
+                                    s,
+                                    format!(
+                                        "kernel {size} is larger than the padded input {}",
+                                        n + 2 * pad
+                                    ),
+                                )
+                            })
                     };
                     [filters, axis(h)?, axis(w)?]
                 }
@@ -222,7 +246,9 @@ impl DarknetCfg {
                         (n + padding)
                             .checked_sub(size)
                             .map(|v| v / stride + 1)
-                            .ok_or_else(|| self.fail(s, format!("pool {size} is larger than the padded input")))
+                            .ok_or_else(|| {
+                                self.fail(s, format!("pool {size} is larger than the padded input"))
+                            })
                     };
                     [c, axis(h)?, axis(w)?]
                 }
@@ -232,7 +258,13 @@ impl DarknetCfg {
                     let mut channels = 0;
                     for &j in &sources {
                         if out[j][1..] != first[1..] {
-                            return Err(self.fail(s, format!("layers {} and {j} have maps of different sizes", sources[0])));
+                            return Err(self.fail(
+                                s,
+                                format!(
+                                    "layers {} and {j} have maps of different sizes",
+                                    sources[0]
+                                ),
+                            ));
                         }
                         channels += out[j][0];
                     }
@@ -241,19 +273,24 @@ impl DarknetCfg {
                 "reorg" => {
                     let stride = self.positive(s, "stride", Some(2))?;
                     if h % stride != 0 || w % stride != 0 {
-                        return Err(self.fail(s, format!("a {h}x{w} map does not divide into {stride}x{stride} blocks")));
+                        return Err(self.fail(
+                            s,
+                            format!("a {h}x{w} map does not divide into {stride}x{stride} blocks"),
+                        ));
                     }
                     [c * stride * stride, h / stride, w / stride]
                 }
                 "shortcut" => {
                     let from = self.int(s, "from", None)?;
                     let at = if from < 0 { i as i64 + from } else { from };
-                    let source = usize::try_from(at)
-                        .ok()
-                        .filter(|&a| a < i)
-                        .ok_or_else(|| self.fail(s, format!("from={from} is not an earlier layer")))?;
+                    let source = usize::try_from(at).ok().filter(|&a| a < i).ok_or_else(|| {
+                        self.fail(s, format!("from={from} is not an earlier layer"))
+                    })?;
                     if out[source] != current {
-                        return Err(self.fail(s, format!("adds layer {source}'s {:?} to {current:?}", out[source])));
+                        return Err(self.fail(
+                            s,
+                            format!("adds layer {source}'s {:?} to {current:?}", out[source]),
+                        ));
                     }
                     current
                 }
@@ -274,7 +311,8 @@ impl DarknetCfg {
     pub fn table(&self) -> Result<String, DarknetError> {
         let shapes = self.shapes()?;
         let mut input = self.input()?;
-        let mut text = String::from("layer     filters    size              input                output\n");
+        let mut text =
+            String::from("layer     filters    size              input                output\n");
         let hwc = |s: Shape| format!("{:>4} x{:>4} x{:>4}", s[1], s[2], s[0]);
         for (i, (s, &shape)) in self.layers.iter().zip(&shapes).enumerate() {
             let describe = match s.kind.as_str() {
@@ -300,7 +338,12 @@ impl DarknetCfg {
                 ),
                 other => format!("{other:<24}"),
             };
-            let _ = writeln!(text, "{i:>5} {describe:<30} {} -> {}", hwc(input), hwc(shape));
+            let _ = writeln!(
+                text,
+                "{i:>5} {describe:<30} {} -> {}",
+                hwc(input),
+                hwc(shape)
+            );
             input = shape;
         }
         Ok(text)
@@ -329,7 +372,10 @@ impl DarknetCfg {
                         .with_bias(!bn);
                     spec = spec.named(&format!("conv{i}"), LayerConfig::Conv2d(conv));
                     if bn {
-                        spec = spec.named(&format!("bn{i}"), LayerConfig::BatchNorm(BatchNormConfig::default()));
+                        spec = spec.named(
+                            &format!("bn{i}"),
+                            LayerConfig::BatchNorm(BatchNormConfig::default()),
+                        );
                     }
                     let activation = match s.options.get("activation").map_or("logistic", String::as_str) {
                         "leaky" => Activation::Leaky,
@@ -340,16 +386,23 @@ impl DarknetCfg {
                         other => return Err(self.fail(s, format!("activation={other} is not supported (leaky, linear, relu, logistic, tanh)"))),
                     };
                     if activation != Activation::Linear {
-                        spec = spec.named(&format!("{}{i}", activation.name()), LayerConfig::Activation { activation });
+                        spec = spec.named(
+                            &format!("{}{i}", activation.name()),
+                            LayerConfig::Activation { activation },
+                        );
                     }
                 }
                 "maxpool" | "max" => {
                     let stride = self.positive(s, "stride", Some(1))?;
                     let size = self.positive(s, "size", Some(stride as i64))?;
                     let padding = self.int(s, "padding", Some(size as i64 - 1))?.max(0) as usize;
-                    let pool = PoolConfig::new(size)
-                        .with_stride(stride)
-                        .with_padding(Padding::Explicit(vec![(padding / 2, padding - padding / 2)]));
+                    let pool =
+                        PoolConfig::new(size)
+                            .with_stride(stride)
+                            .with_padding(Padding::Explicit(vec![(
+                                padding / 2,
+                                padding - padding / 2,
+                            )]));
                     spec = spec.named(&format!("max{i}"), LayerConfig::MaxPool2d(pool));
                 }
                 "region" | "yolo" | "detection" if i == last => {}
@@ -372,16 +425,50 @@ mod tests {
 
     #[test]
     fn bad_cfgs_are_clear_errors() {
-        let err = DarknetCfg::parse("[net]\nwidth=32\nheight=32\n[conv]\nfilters=4\n[lstm]\n", "x.cfg").unwrap_err();
+        let err = DarknetCfg::parse(
+            "[net]\nwidth=32\nheight=32\n[conv]\nfilters=4\n[lstm]\n",
+            "x.cfg",
+        )
+        .unwrap_err();
         assert_eq!(err.line, 6);
         assert!(err.message.contains("unknown section [lstm]"), "{err}");
-        assert!(DarknetCfg::parse("filters=3\n", "x.cfg").unwrap_err().message.contains("before the first"));
-        assert!(DarknetCfg::parse("[convolutional]\n", "x.cfg").unwrap_err().message.contains("[net]"));
-        let cfg = DarknetCfg::parse("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=x\n", "x.cfg").unwrap();
-        assert!(cfg.shapes().unwrap_err().to_string().contains("x.cfg:4: [convolutional] filters=x"));
-        let cfg = DarknetCfg::parse("[net]\nwidth=32\nheight=32\n[route]\nlayers=-1\n", "x.cfg").unwrap();
-        assert!(cfg.shapes().unwrap_err().message.contains("not an earlier layer"));
+        assert!(
+            DarknetCfg::parse("filters=3\n", "x.cfg")
+                .unwrap_err()
+                .message
+                .contains("before the first")
+        );
+        assert!(
+            DarknetCfg::parse("[convolutional]\n", "x.cfg")
+                .unwrap_err()
+                .message
+                .contains("[net]")
+        );
+        let cfg = DarknetCfg::parse(
+            "[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=x\n",
+            "x.cfg",
+        )
+        .unwrap();
+        assert!(
+            cfg.shapes()
+                .unwrap_err()
+                .to_string()
+                .contains("x.cfg:4: [convolutional] filters=x")
+        );
+        let cfg =
+            DarknetCfg::parse("[net]\nwidth=32\nheight=32\n[route]\nlayers=-1\n", "x.cfg").unwrap();
+        assert!(
+            cfg.shapes()
+                .unwrap_err()
+                .message
+                .contains("not an earlier layer")
+        );
         let cfg = DarknetCfg::parse("[net]\nheight=32\n[maxpool]\n", "x.cfg").unwrap();
-        assert!(cfg.shapes().unwrap_err().message.contains("width= is missing"));
+        assert!(
+            cfg.shapes()
+                .unwrap_err()
+                .message
+                .contains("width= is missing")
+        );
     }
 }

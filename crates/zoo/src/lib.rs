@@ -15,6 +15,7 @@ pub mod resnet;
 pub mod se_resnet;
 pub mod signal_cnn;
 pub mod tiny_face;
+pub mod tiny_yolo;
 pub mod unet;
 pub mod vgg;
 pub mod volume_cnn;
@@ -27,6 +28,7 @@ pub use fcn::FcnConfig;
 pub use fmnist_cnn::FmnistCnnConfig;
 pub use lenet::LeNet5Config;
 pub use signal_cnn::SignalCnnConfig;
+pub use tiny_yolo::TinyYoloConfig;
 pub use unet::UNetConfig;
 pub use volume_cnn::VolumeCnnConfig;
 
@@ -217,6 +219,10 @@ pub const MODELS: &[ZooEntry] = &[
         name: "fcn-small",
         description: "FCN-8s-style segmenter (Long 2015): 3 stages, fc6/fc7 as convs, fused skips: 1 x 64 x 64, 11 classes",
     },
+    ZooEntry {
+        name: "tiny-yolo",
+        description: "Tiny-YOLO-style detector: 6 conv-BN-leaky layers, stride 16: 1 x 96 x 96 -> 6 x 6 x 3 anchors x (5 + 10 classes)",
+    },
 ];
 
 /// Why a built-in model could not be made.
@@ -259,6 +265,7 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "unet" => UNetConfig::paper().spec().map_err(ZooError::Config),
         "unet-small" => UNetConfig::small().spec().map_err(ZooError::Config),
         "fcn-small" => FcnConfig::small().spec().map_err(ZooError::Config),
+        "tiny-yolo" => TinyYoloConfig::scenes().spec().map_err(ZooError::Config),
         _ => imagenet_spec(name, &ZooOptions::default()).ok_or_else(|| unknown(name)),
     }
 }
@@ -437,7 +444,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, fcn-small, alexnet, vgg11,"
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, fcn-small, tiny-yolo, alexnet, vgg11,"
             ),
             "{err}"
         );

@@ -8,7 +8,9 @@ use convnet_layers::{Mode, Summarize};
 use convnet_zoo::darknet::DarknetCfg;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/darknet").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/darknet")
+        .join(name)
 }
 
 /// The numbers of darknet's `H x W x C` text (`x1024` included).
@@ -19,9 +21,11 @@ fn numbers(text: &str) -> Vec<usize> {
         .collect()
 }
 
-/// The layer count and `(index, input, output)` `[C, H, W]` of each layer darknet printed
-/// with shapes.
-fn darknet_table(name: &str) -> (usize, Vec<(usize, [usize; 3], [usize; 3])>) {
+/// `(index, input, output)` of a layer, shapes `[C, H, W]`.
+type ShapedLayer = (usize, [usize; 3], [usize; 3]);
+
+/// The layer count and each layer darknet printed with shapes.
+fn darknet_table(name: &str) -> (usize, Vec<ShapedLayer>) {
     let text = std::fs::read_to_string(fixture(&format!("{name}.layers.txt"))).unwrap();
     let mut layers = 0;
     let mut shaped = Vec::new();
@@ -46,10 +50,17 @@ fn every_layer_shape_matches_darknet() {
         let shapes = cfg.shapes().unwrap();
         let (layers, table) = darknet_table(name);
         assert_eq!(shapes.len(), layers, "{name}: layer count");
-        assert!(table.len() > layers / 2, "{name}: the fixture has too few shaped layers");
+        assert!(
+            table.len() > layers / 2,
+            "{name}: the fixture has too few shaped layers"
+        );
         for (i, input, output) in table {
             // After a route, darknet prints the route's output as the next layer's input.
-            let ours_in = if i == 0 { cfg.input().unwrap() } else { shapes[i - 1] };
+            let ours_in = if i == 0 {
+                cfg.input().unwrap()
+            } else {
+                shapes[i - 1]
+            };
             assert_eq!(ours_in, input, "{name} layer {i} input");
             assert_eq!(shapes[i], output, "{name} layer {i} output");
         }
@@ -65,14 +76,26 @@ fn yolov2_tiny_builds_and_runs_and_graphs_are_refused() {
     assert_eq!(model.output_shape().unwrap().dims(), &[425, 13, 13]);
     // Every weight darknet's yolov2-tiny.weights holds: convolution kernels, biases of the
     // last convolution, and four numbers per batch-normalised filter (scale, bias, mean, var).
-    let convs = [(3, 16), (16, 32), (32, 64), (64, 128), (128, 256), (256, 512), (512, 1024), (1024, 512)];
-    let expected: usize = convs.iter().map(|&(i, o)| 9 * i * o + 4 * o).sum::<usize>() + 512 * 425 + 425;
+    let convs = [
+        (3, 16),
+        (16, 32),
+        (32, 64),
+        (64, 128),
+        (128, 256),
+        (256, 512),
+        (512, 1024),
+        (1024, 512),
+    ];
+    let expected: usize =
+        convs.iter().map(|&(i, o)| 9 * i * o + 4 * o).sum::<usize>() + 512 * 425 + 425;
     let summary = model.summary().unwrap();
     assert_eq!(summary.total_params, expected);
     // Run at 96 px to keep the test quick: the grid follows (96 / 32 = 3).
     spec.input = vec![3, 96, 96];
     let small = spec.build(&device).unwrap();
-    let y = small.forward(Tensor::<4>::zeros([1, 3, 96, 96], &device), Mode::Eval).unwrap();
+    let y = small
+        .forward(Tensor::<4>::zeros([1, 3, 96, 96], &device), Mode::Eval)
+        .unwrap();
     assert_eq!(y.dims(), vec![1, 425, 3, 3]);
     let v3 = DarknetCfg::from_file(&fixture("yolov3.cfg")).unwrap();
     let err = v3.to_spec("yolov3").unwrap_err().to_string();

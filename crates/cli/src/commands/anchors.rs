@@ -70,7 +70,11 @@ pub fn run(args: Args) -> Result<()> {
     );
     for &(w, h) in &anchors.shapes {
         match cell {
-            Some(c) => println!("  {w:8.2} x {h:8.2} px   {:7.4} x {:7.4} cells", w / c, h / c),
+            Some(c) => println!(
+                "  {w:8.2} x {h:8.2} px   {:7.4} x {:7.4} cells",
+                w / c,
+                h / c
+            ),
             None => println!("  {w:8.2} x {h:8.2} px"),
         }
     }

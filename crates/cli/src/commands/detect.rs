@@ -27,7 +27,8 @@ pub struct Args {
     /// The picture (PNG or JPEG).
     image: PathBuf,
 
-    /// The detector: `tiny-face` (face-api.js's Tiny Face Detector).
+    /// The detector: `tiny-face` (face-api.js's Tiny Face Detector), or the run directory of a
+    /// detector trained with `convnet train --task detect`.
     #[arg(long, default_value = "tiny-face")]
     model: String,
 
@@ -48,9 +49,10 @@ pub struct Args {
     #[arg(long, default_value_t = 0.4)]
     iou: f32,
 
-    /// Network input side in pixels (a multiple of 32; face-api uses 416 by default).
-    #[arg(long, default_value_t = 416)]
-    size: usize,
+    /// Network input side in pixels for tiny-face (a multiple of 32; face-api's default 416).
+    /// A trained run uses its own.
+    #[arg(long)]
+    size: Option<usize>,
 
     /// Print the detections as JSON.
     #[arg(long)]
@@ -101,25 +103,26 @@ fn weights_for(args: &Args) -> Result<PathBuf> {
 }
 
 pub fn run(args: Args, device: &Device) -> Result<()> {
-    if args.size < 32 || !args.size.is_multiple_of(32) {
-        bail!(
-            "--size must be a multiple of 32 (at least 32), not {}",
-            args.size
-        );
-    }
     if !(0.0..1.0).contains(&args.score) || args.iou.is_nan() || args.iou <= 0.0 || args.iou > 1.0 {
         bail!("--score must lie in [0, 1) and --iou in (0, 1]");
+    }
+    if Path::new(&args.model).join(HEAD_FILE).is_file() {
+        return run_trained(&args, device);
+    }
+    let size = args.size.unwrap_or(416);
+    if size < 32 || !size.is_multiple_of(32) {
+        bail!("--size must be a multiple of 32 (at least 32), not {size}");
     }
     let det = detector(&args.model)?;
     let weights = weights_for(&args)?;
     let dict = pretrained::read_weights(&weights, device)?;
-    let spec = pretrained::spec_for(&args.model, Some(&[3, args.size, args.size]), 1)?;
+    let spec = pretrained::spec_for(&args.model, Some(&[3, size, size]), 1)?;
     let (model, _) = pretrained::load(&spec, &dict, false, &weights, device)?;
-    let preprocess = pretrained::preprocess_for(&args.model, None, Some(args.size))?;
+    let preprocess = pretrained::preprocess_for(&args.model, None, Some(size))?;
     let picture = decode_image(&args.image)?;
     let (w, h) = (picture.width() as f32, picture.height() as f32);
     let x = Tensor::<4>::from_data(
-        TensorData::new(preprocess.apply(&picture)?, [1, 3, args.size, args.size]),
+        TensorData::new(preprocess.apply(&picture)?, [1, 3, size, size]),
         device,
     );
     let y = model.forward(x, Mode::Eval)?.into_map2d()?;
@@ -141,6 +144,54 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         draw(&args.image, out, &detections, &det.classes)?;
     }
     report(&args, &detections, &det.classes, [w, h])
+}
+
+/// A detector trained here: its best checkpoint and `head.json`; the picture is turned grey
+/// and scaled to the network's input (boxes are scaled back).
+fn run_trained(args: &Args, device: &Device) -> Result<()> {
+    let dir = Path::new(&args.model);
+    let head_file: HeadFile = serde_json::from_str(&std::fs::read_to_string(dir.join(HEAD_FILE))?)
+        .with_context(|| {
+            format!(
+                "{} is not a detector's head file",
+                dir.join(HEAD_FILE).display()
+            )
+        })?;
+    let ckpt = convnet_train::Checkpoint::resolve(dir)?;
+    let model = convnet_train::Checkpoint::load(&ckpt)?.model(&ckpt, device)?;
+    let [channels, side, _] = head_file.input;
+    if channels != 1 {
+        bail!("{}: only greyscale detectors are supported", dir.display());
+    }
+    let picture = decode_image(&args.image)?;
+    let (w, h) = (picture.width() as f32, picture.height() as f32);
+    let grey = image::imageops::resize(
+        &picture.to_luma8(),
+        side as u32,
+        side as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let values: Vec<f32> = grey.pixels().map(|p| f32::from(p.0[0]) / 255.0).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(values, [1, 1, side, side]), device);
+    let y = model.forward(x, Mode::Eval)?.into_map2d()?;
+    let [_, _, gh, gw] = y.dims();
+    let values = y.into_data().convert::<f32>().try_to_vec::<f32>()?;
+    let head = YoloHead {
+        anchors: head_file.anchors,
+        classes: head_file.classes.len(),
+    };
+    let detections: Vec<Detection> = head
+        .detect(&values, [gh, gw], args.score, args.iou)?
+        .into_iter()
+        .map(|d| Detection {
+            bbox: d.bbox.scale(w, h).clip(w, h),
+            ..d
+        })
+        .collect();
+    if let Some(out) = &args.output {
+        draw(&args.image, out, &detections, &head_file.classes)?;
+    }
+    report(args, &detections, &head_file.classes, [w, h])
 }
 
 fn label(d: &Detection, classes: &[String]) -> String {
@@ -205,5 +256,208 @@ fn report(args: &Args, detections: &[Detection], classes: &[String], size: [f32;
     if let Some(out) = &args.output {
         println!("boxes drawn in {}", out.display());
     }
+    Ok(())
+}
+
+/// Scenes generated for training and testing when `--train-size` / `--test-limit` are not given.
+const TRAIN_SCENES: usize = 4000;
+const TEST_SCENES: usize = 500;
+/// The test scenes come from test items and a fixed seed apart from any training seed.
+const TEST_SEED: u64 = 0xde7_7e57;
+/// The run's YOLO head (anchors in grid cells, class names, input side), beside its checkpoints.
+pub const HEAD_FILE: &str = "head.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HeadFile {
+    anchors: Vec<(f32, f32)>,
+    classes: Vec<String>,
+    input: [usize; 3],
+}
+
+/// `convnet train --task detect`: a Tiny-YOLO on generated scenes, anchors by k-means on the
+/// training boxes, then mAP on the held-out test scenes (written as COCO JSON too).
+pub fn train(
+    args: &super::train::Args,
+    config: convnet_train::TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    mut bars: super::progress::Bars,
+) -> Result<()> {
+    use convnet_data::fashion_mnist::{self, Split};
+    use convnet_data::synthetic::detection_scenes;
+    use convnet_train::detect::{
+        DetectionData, EVAL_SCORE, as_map_inputs, detect_set, train_detection,
+    };
+    use convnet_vision::map::{Interpolation, coco_map, voc_map};
+
+    if config.dataset != super::segment::SCENES {
+        bail!(
+            "detection trains on the generated scenes (--dataset scenes), not '{}'",
+            config.dataset
+        );
+    }
+    let side = args.size.unwrap_or(96);
+    let dir = fashion_mnist::locate(args.data.as_deref())?;
+    let items = fashion_mnist::load(&dir, Split::Train)?;
+    let n = args.train_size.or(args.limit).unwrap_or(TRAIN_SCENES);
+    let all = detection_scenes(&items, n, side, args.seed)?;
+    let val_n = ((n as f64) * config.val_fraction).round() as usize;
+    let (train, validation) = (all.slice(0..n - val_n), all.slice(n - val_n..n));
+    let test_items = fashion_mnist::load(&dir, Split::Test)?;
+    let test = detection_scenes(
+        &test_items,
+        args.test_limit.unwrap_or(TEST_SCENES),
+        side,
+        TEST_SEED,
+    )?;
+    let classes = train.classes.clone();
+    let spec = if pretrained::is_spec_file(&config.model) {
+        convnet_layers::ModelSpec::from_file(Path::new(&config.model))?
+    } else if config.model == "tiny-yolo" {
+        convnet_zoo::TinyYoloConfig {
+            input: [1, side, side],
+            anchors: args.anchors,
+            classes: classes.len(),
+            ..convnet_zoo::TinyYoloConfig::scenes()
+        }
+        .spec()
+        .map_err(anyhow::Error::msg)?
+    } else {
+        bail!("detection models: tiny-yolo, or a spec file ending in a YOLO head");
+    };
+    let out = spec.build(device)?.output_shape()?;
+    let &[channels, gh, gw] = out.dims() else {
+        bail!(
+            "{} must end in a grid [A (5 + C), S, S], not {:?}",
+            spec.name,
+            out.dims()
+        );
+    };
+    if channels != args.anchors * (5 + classes.len()) {
+        bail!(
+            "{} gives {channels} numbers per cell; {} anchors and {} classes need {}",
+            spec.name,
+            args.anchors,
+            classes.len(),
+            args.anchors * (5 + classes.len())
+        );
+    }
+    let boxes: Vec<(f32, f32)> = train
+        .objects
+        .iter()
+        .flatten()
+        .map(|o| (o.bbox[2] - o.bbox[0], o.bbox[3] - o.bbox[1]))
+        .collect();
+    let found = convnet_vision::anchors::kmeans_anchors(&boxes, args.anchors, config.seed)?;
+    let cell = [side as f32 / gw as f32, side as f32 / gh as f32];
+    let head = YoloHead {
+        anchors: found
+            .shapes
+            .iter()
+            .map(|&(w, h)| (w / cell[0], h / cell[1]))
+            .collect(),
+        classes: classes.len(),
+    };
+    bars.line(&format!(
+        "data: {} training, {} validation, {} test scenes of {side}x{side}; {} anchors (cells) {:?}, mean IoU {:.3}",
+        train.len(),
+        validation.len(),
+        test.len(),
+        args.anchors,
+        head.anchors,
+        found.mean_iou
+    ));
+    let head_file = HeadFile {
+        anchors: head.anchors.clone(),
+        classes: classes.clone(),
+        input: [1, side, side],
+    };
+    convnet_train::write_atomically(
+        &run_dir.join(HEAD_FILE),
+        serde_json::to_string_pretty(&head_file)?.as_bytes(),
+    )?;
+    let flip = config
+        .augment
+        .split(',')
+        .any(|a| a.trim().starts_with("flip"));
+    let data = DetectionData {
+        train,
+        validation: (!validation.is_empty()).then_some(validation),
+        head: head.clone(),
+        flip,
+    };
+    let outcome = train_detection(&spec, &data, &config, run_dir, device, &mut bars)?;
+    let best = convnet_train::Checkpoint::resolve(&outcome.best_checkpoint)?;
+    let model = convnet_train::Checkpoint::load(&best)?.model(&best, device)?;
+    let detections = detect_set(&model, &test, &head, EVAL_SCORE, 32, device)?;
+    let (truth, scored) = as_map_inputs(&test, &detections);
+    let voc = voc_map(&truth, &scored, 0.5, Interpolation::AllPoint);
+    let voc11 = voc_map(&truth, &scored, 0.5, Interpolation::ElevenPoint);
+    let coco = coco_map(&truth, &scored, 100);
+    test.write_coco(&run_dir.join("test-gt.json"))?;
+    let results: Vec<_> = scored
+        .iter()
+        .map(|d| {
+            json!({"image_id": d.image, "category_id": d.class + 1, "score": d.score,
+                   "bbox": [d.bbox.x1, d.bbox.y1, d.bbox.x2 - d.bbox.x1, d.bbox.y2 - d.bbox.y1]})
+        })
+        .collect();
+    convnet_train::write_atomically(
+        &run_dir.join("test-pred.json"),
+        serde_json::to_string(&results)?.as_bytes(),
+    )?;
+    let per_class: Vec<_> = classes
+        .iter()
+        .enumerate()
+        .map(|(c, name)| json!({"class": name, "ap50": voc.per_class.get(&(c as u64)), "coco_ap": coco.per_class.get(&(c as u64))}))
+        .collect();
+    let report = json!({
+        "model": spec.name,
+        "classes": classes,
+        "anchors": head.anchors,
+        "epochs": outcome.history.len(),
+        "seconds_per_epoch": outcome.seconds_per_epoch(),
+        "best_epoch": outcome.best_epoch,
+        "best_val_map50": outcome.best_val_accuracy,
+        "test_scenes": test.len(),
+        "test_objects": truth.len(),
+        "test_map50": voc.mean,
+        "test_map50_11point": voc11.mean,
+        "test_coco_map": coco.map,
+        "test_per_class": per_class,
+        "run_dir": run_dir,
+    });
+    convnet_train::write_atomically(
+        &run_dir.join("test-metrics.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "test: mAP@0.5 {:.4} (VOC all-point; 11-point {:.4}), COCO mAP@[.5:.95] {:.4} on {} scenes (best checkpoint, epoch {})",
+        voc.mean,
+        voc11.mean,
+        coco.map,
+        test.len(),
+        outcome.best_epoch.unwrap_or(0)
+    );
+    for (c, name) in classes.iter().enumerate() {
+        println!(
+            "  {name:<14} AP@0.5 {:.4}",
+            voc.per_class.get(&(c as u64)).copied().unwrap_or(0.0)
+        );
+    }
+    println!("{:.1} s per epoch", outcome.seconds_per_epoch());
+    println!(
+        "metrics:     {}",
+        run_dir.join("test-metrics.json").display()
+    );
+    println!(
+        "COCO files:  {} and test-pred.json",
+        run_dir.join("test-gt.json").display()
+    );
+    println!("checkpoints: {}", outcome.best_checkpoint.display());
     Ok(())
 }

@@ -77,12 +77,18 @@ pub fn run(args: Args) -> Result<()> {
         truth.objects.len(),
         dets.len()
     );
-    println!("COCO mAP@[.5:.95] {:.4}   mAP@.5 {:.4}   mAP@.75 {:.4}", coco.map, coco.map50, coco.map75);
+    println!(
+        "COCO mAP@[.5:.95] {:.4}   mAP@.5 {:.4}   mAP@.75 {:.4}",
+        coco.map, coco.map50, coco.map75
+    );
     println!(
         "VOC  mAP@{} {:.4} (all-point)   {:.4} (11-point)",
         args.iou, voc.mean, voc11.mean
     );
-    println!("{:<20} {:>10} {:>10} {:>12}", "class", "COCO AP", "VOC AP", "VOC AP 11pt");
+    println!(
+        "{:<20} {:>10} {:>10} {:>12}",
+        "class", "COCO AP", "VOC AP", "VOC AP 11pt"
+    );
     for (c, ap) in &coco.per_class {
         println!(
             "{:<20} {:>10.4} {:>10.4} {:>12.4}",

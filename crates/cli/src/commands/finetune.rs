@@ -129,6 +129,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         out: Some(out),
         resume: None,
         binary: false,
+        anchors: 3,
         loss: "ce".into(),
         json: args.json,
     };

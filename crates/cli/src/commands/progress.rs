@@ -79,6 +79,9 @@ impl Observer for Bars {
         if let Some(iou) = r.val_mean_iou {
             val.push_str(&format!(" mIoU {iou:.4}"));
         }
+        if let Some(map) = r.val_map50 {
+            val.push_str(&format!(" | val mAP@0.5 {map:.4}"));
+        }
         self.line(&format!(
             "epoch {}/{}: loss {:.4} acc {}{val} | {:.1} s{}",
             r.epoch,
@@ -86,7 +89,7 @@ impl Observer for Bars {
             r.train_loss,
             pct(r.train_accuracy),
             r.seconds,
-            if best && r.val_accuracy.is_some() {
+            if best && (r.val_accuracy.is_some() || r.val_map50.is_some()) {
                 " (best)"
             } else {
                 ""

@@ -72,7 +72,9 @@ fn summarize(args: &Args, device: &Device) -> Result<Summary> {
 /// A darknet cfg: darknet's table, then the runnable network's summary when there is one.
 fn darknet(args: &Args, device: &Device) -> Result<()> {
     if args.classes.is_some() || args.size.is_some() || args.no_top {
-        bail!("--classes, --size and --no-top apply to built-in models; a darknet cfg states its own");
+        bail!(
+            "--classes, --size and --no-top apply to built-in models; a darknet cfg states its own"
+        );
     }
     let cfg = convnet_zoo::darknet::DarknetCfg::from_file(Path::new(&args.model))?;
     let shapes = cfg.shapes()?;

@@ -137,6 +137,10 @@ pub struct Args {
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     pub(crate) resume: Option<PathBuf>,
 
+    /// Detection: anchors per grid cell, found by k-means (1 - IoU) on the training boxes.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) anchors: usize,
+
     /// Segmentation: item vs background only (two classes).
     #[arg(long)]
     pub(crate) binary: bool,
@@ -162,6 +166,9 @@ pub(crate) enum Task {
     /// A class for every pixel (default model unet-small, data: the generated scenes).
     #[value(alias = "segmentation")]
     Segment,
+    /// Boxes and classes of objects (default model tiny-yolo, data: generated scenes).
+    #[value(alias = "detection")]
+    Detect,
 }
 
 impl Task {
@@ -171,12 +178,13 @@ impl Task {
             Task::Signal => ("signal-cnn", super::dataset::ECG),
             Task::Volume => ("volume-cnn", super::dataset::MOTION),
             Task::Segment => ("unet-small", super::segment::SCENES),
+            Task::Detect => ("tiny-yolo", super::segment::SCENES),
         }
     }
 
     fn rank(self) -> usize {
         match self {
-            Task::Images | Task::Segment => 3,
+            Task::Images | Task::Segment | Task::Detect => 3,
             Task::Signal => 2,
             Task::Volume => 4,
         }
@@ -413,6 +421,12 @@ pub(crate) fn run_with(
             bail!("segmentation runs do not resume or fine-tune yet");
         }
         return super::segment::train(&args, config, &run_dir, device, bars);
+    }
+    if args.task == Task::Detect {
+        if args.resume.is_some() || transfer.is_some() {
+            bail!("detection runs do not resume or fine-tune yet");
+        }
+        return super::detect::train(&args, config, &run_dir, device, bars);
     }
     let locations = Locations {
         data_dir: args.data.as_deref(),

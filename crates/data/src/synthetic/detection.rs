@@ -51,7 +51,9 @@ pub fn detection_scenes(
     seed: u64,
 ) -> Result<DetectionSet, DataError> {
     if items.is_empty() {
-        return Err(DataError::Segmentation("scenes need at least one item image".into()));
+        return Err(DataError::Segmentation(
+            "scenes need at least one item image".into(),
+        ));
     }
     items.validate()?;
     if !(32..=1024).contains(&size) {
@@ -77,11 +79,23 @@ pub fn detection_scenes(
                     uniform(&mut rng, half, size as f32 - half),
                     side,
                 ];
-                placed.iter().all(|&p| square_iou(p, c) <= MAX_OVERLAP).then_some(c)
+                placed
+                    .iter()
+                    .all(|&p| square_iou(p, c) <= MAX_OVERLAP)
+                    .then_some(c)
             });
             let Some(spot) = spot else { continue };
             placed.push(spot);
-            if let Some(bbox) = paste(&mut value, size, items, index, [spot[0], spot[1]], side, &mut rng, |_| {}) {
+            if let Some(bbox) = paste(
+                &mut value,
+                size,
+                items,
+                index,
+                [spot[0], spot[1]],
+                side,
+                &mut rng,
+                |_| {},
+            ) {
                 scene.push(DetectionObject {
                     bbox,
                     class: items.labels[index],
@@ -111,6 +125,17 @@ impl DetectionSet {
     pub fn image(&self, i: usize) -> &[u8] {
         let plane = self.size * self.size;
         &self.images[i * plane..(i + 1) * plane]
+    }
+
+    /// The scenes `range` as a set of their own.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> DetectionSet {
+        let plane = self.size * self.size;
+        DetectionSet {
+            images: self.images[range.start * plane..range.end * plane].to_vec(),
+            objects: self.objects[range].to_vec(),
+            size: self.size,
+            classes: self.classes.clone(),
+        }
     }
 
     /// The pictures `indices` as values in [0, 1], `[B, 1, S, S]` row-major.
@@ -154,22 +179,18 @@ impl DetectionSet {
 
 #[cfg(test)]
 mod tests {
+    use super::super::two_items;
     use super::*;
-
-    fn items() -> ImageSet {
-        let square: Vec<u8> = (0..64)
-            .map(|p| if (2..6).contains(&(p / 8)) && (2..6).contains(&(p % 8)) { 200 } else { 0 })
-            .collect();
-        let bar: Vec<u8> = (0..64).map(|p| if (3..5).contains(&(p / 8)) { 250 } else { 0 }).collect();
-        ImageSet::new([square, bar].concat(), vec![0, 1], [1, 8, 8], vec!["square".into(), "bar".into()]).unwrap()
-    }
 
     #[test]
     fn scenes_are_seeded_and_boxes_hold_their_items() {
-        let set = detection_scenes(&items(), 30, 64, 3).unwrap();
-        assert_eq!(set, detection_scenes(&items(), 30, 64, 3).unwrap());
-        assert_ne!(set, detection_scenes(&items(), 30, 64, 4).unwrap());
-        assert_eq!(set.objects[..5], detection_scenes(&items(), 5, 64, 3).unwrap().objects[..]);
+        let set = detection_scenes(&two_items(), 30, 64, 3).unwrap();
+        assert_eq!(set, detection_scenes(&two_items(), 30, 64, 3).unwrap());
+        assert_ne!(set, detection_scenes(&two_items(), 30, 64, 4).unwrap());
+        assert_eq!(
+            set.objects[..5],
+            detection_scenes(&two_items(), 5, 64, 3).unwrap().objects[..]
+        );
         let mut several = 0;
         for i in 0..set.len() {
             let objects = &set.objects[i];
@@ -195,7 +216,8 @@ mod tests {
                     }
                     v.iter().sum::<f64>() / v.len() as f64
                 };
-                let mean_all = image.iter().map(|&p| f64::from(p)).sum::<f64>() / image.len() as f64;
+                let mean_all =
+                    image.iter().map(|&p| f64::from(p)).sum::<f64>() / image.len() as f64;
                 assert!(mean_in > mean_all, "scene {i}");
             }
         }

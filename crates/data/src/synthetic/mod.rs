@@ -64,6 +64,31 @@ fn class_names(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
+/// Two 8x8 items for the scene generators' tests: a filled square (class 0) and a two-pixel
+/// horizontal bar (class 1).
+#[cfg(test)]
+fn two_items() -> crate::ImageSet {
+    let square: Vec<u8> = (0..64)
+        .map(|p| {
+            if (2..6).contains(&(p / 8)) && (2..6).contains(&(p % 8)) {
+                200
+            } else {
+                0
+            }
+        })
+        .collect();
+    let bar: Vec<u8> = (0..64)
+        .map(|p| if (3..5).contains(&(p / 8)) { 250 } else { 0 })
+        .collect();
+    crate::ImageSet::new(
+        [square, bar].concat(),
+        vec![0, 1],
+        [1, 8, 8],
+        vec!["square".into(), "bar".into()],
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,7 +65,9 @@ fn scene(items: &ImageSet, size: usize, rng: &mut crate::AugmentRng) -> (Vec<u8>
         let margin = 0.35 * side;
         let cx = uniform(rng, margin, size as f32 - margin);
         let cy = uniform(rng, margin, size as f32 - margin);
-        paste(&mut value, size, items, index, [cx, cy], side, rng, |p| mask[p] = class);
+        paste(&mut value, size, items, index, [cx, cy], side, rng, |p| {
+            mask[p] = class
+        });
     }
     (to_pixels(value), mask)
 }
@@ -138,42 +140,20 @@ pub(super) fn to_pixels(value: Vec<f32>) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::two_items;
     use super::*;
-
-    /// Two 8x8 items: a filled square (class 0) and a two-pixel horizontal bar (class 1).
-    fn items() -> ImageSet {
-        let square: Vec<u8> = (0..64)
-            .map(|p| {
-                if (2..6).contains(&(p / 8)) && (2..6).contains(&(p % 8)) {
-                    200
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let bar: Vec<u8> = (0..64)
-            .map(|p| if (3..5).contains(&(p / 8)) { 250 } else { 0 })
-            .collect();
-        ImageSet::new(
-            [square, bar].concat(),
-            vec![0, 1],
-            [1, 8, 8],
-            vec!["square".into(), "bar".into()],
-        )
-        .unwrap()
-    }
 
     #[test]
     fn scenes_are_seeded_and_masks_follow_the_items() {
-        let set = segmentation_scenes(&items(), 20, 32, 5).unwrap();
+        let set = segmentation_scenes(&two_items(), 20, 32, 5).unwrap();
         assert_eq!(set.len(), 20);
         assert_eq!(set.classes, vec!["background", "square", "bar"]);
-        assert_eq!(set, segmentation_scenes(&items(), 20, 32, 5).unwrap());
+        assert_eq!(set, segmentation_scenes(&two_items(), 20, 32, 5).unwrap());
         assert_eq!(
             set.subset(&[0, 1, 2]),
-            segmentation_scenes(&items(), 3, 32, 5).unwrap()
+            segmentation_scenes(&two_items(), 3, 32, 5).unwrap()
         );
-        assert_ne!(set, segmentation_scenes(&items(), 20, 32, 6).unwrap());
+        assert_ne!(set, segmentation_scenes(&two_items(), 20, 32, 6).unwrap());
         for i in 0..set.len() {
             let (image, mask) = (set.image(i), set.mask(i));
             assert!(mask.iter().any(|&m| m > 0), "scene {i} has an item");

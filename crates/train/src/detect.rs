@@ -1,0 +1,316 @@
+//! Training and evaluating YOLO detectors: the network's output `[N, A (5 + C), S, S]` is
+//! trained with [`yolo_loss`] against targets assigned by [`YoloHead::targets`], and judged by
+//! mAP@0.5 (VOC, all-point) on the validation set after each epoch.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Tensor, TensorData};
+use convnet_data::Normalization;
+use convnet_data::segmentation::epoch_order;
+use convnet_data::synthetic::{DetectionObject, DetectionSet};
+use convnet_layers::{Mode, ModelSpec, Sequential};
+use convnet_vision::boxes::{BBox, CenterBox, Detection};
+use convnet_vision::map::{GroundTruth, Interpolation, Scored, voc_map};
+use convnet_vision::yolo::{Object, YoloHead};
+
+use crate::checkpoint::{CHECKPOINT_DIR, LAST};
+use crate::config::TrainConfig;
+use crate::error::TrainError;
+use crate::fs::ensure_writable_dir;
+use crate::history::EpochRecord;
+use crate::localize::{YoloBatchTargets, YoloLossWeights, yolo_loss};
+use crate::trainer::{Ledger, Observer, TrainOutcome};
+
+/// Boxes scoring below this are not kept for mAP (the curve's low-precision tail).
+pub const EVAL_SCORE: f32 = 0.01;
+/// NMS IoU threshold at evaluation and detection.
+pub const NMS_IOU: f32 = 0.45;
+
+/// What a detection run trains on.
+pub struct DetectionData {
+    pub train: DetectionSet,
+    pub validation: Option<DetectionSet>,
+    pub head: YoloHead,
+    /// Mirror pictures (and their boxes) left-right with probability 1/2.
+    pub flip: bool,
+}
+
+fn objects_of(objects: &[DetectionObject], size: usize, flip: bool) -> Vec<Object> {
+    let s = size as f32;
+    objects
+        .iter()
+        .map(|o| {
+            let [x1, y1, x2, y2] = o.bbox;
+            let (x1, x2) = if flip { (s - x2, s - x1) } else { (x1, x2) };
+            Object {
+                bbox: CenterBox {
+                    x: ((x1 + x2) / 2.0 / s).min(1.0 - 1e-6),
+                    y: ((y1 + y2) / 2.0 / s).min(1.0 - 1e-6),
+                    w: (x2 - x1) / s,
+                    h: (y2 - y1) / s,
+                },
+                class: o.class,
+            }
+        })
+        .collect()
+}
+
+/// The output of `model` for `x` as `[N, A (5 + C), S_h, S_w]`, checked against the head.
+fn head_output(
+    model: &Sequential,
+    x: Tensor<4>,
+    head: &YoloHead,
+    mode: Mode,
+) -> Result<Tensor<4>, TrainError> {
+    let y = model.forward(x, mode)?;
+    let dims = y.dims();
+    let channels = head.anchors.len() * head.per_anchor();
+    if dims.len() != 4 || dims[1] != channels {
+        return Err(TrainError::Config(format!(
+            "a YOLO network with {} anchors and {} classes must output [N, {channels}, S, S]; this one gives {dims:?}",
+            head.anchors.len(),
+            head.classes
+        )));
+    }
+    y.into_map2d()
+        .map_err(|e| TrainError::Config(format!("cannot read the YOLO output: {e:?}")))
+}
+
+/// Pictures `indices` of `set` as a tensor, mirrored where `flips` says.
+fn pictures(set: &DetectionSet, indices: &[usize], flips: &[bool], device: &Device) -> Tensor<4> {
+    let s = set.size;
+    let mut values = set.batch(indices);
+    for (k, &flip) in flips.iter().enumerate() {
+        if flip {
+            for row in values[k * s * s..(k + 1) * s * s].chunks_mut(s) {
+                row.reverse();
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [indices.len(), 1, s, s]), device)
+}
+
+/// Every picture's detections (in pixels) above `score`, after per-class NMS.
+pub fn detect_set(
+    model: &Sequential,
+    set: &DetectionSet,
+    head: &YoloHead,
+    score: f32,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<Vec<Detection>>, TrainError> {
+    let mut out = Vec::with_capacity(set.len());
+    let indices: Vec<usize> = (0..set.len()).collect();
+    let s = set.size as f32;
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let x = pictures(set, chunk, &vec![false; chunk.len()], device);
+        let y = head_output(model, x, head, Mode::Eval)?;
+        let [n, c, gh, gw] = y.dims();
+        let values = y
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| TrainError::Config(format!("{e:?}")))?;
+        for k in 0..n {
+            let one = &values[k * c * gh * gw..(k + 1) * c * gh * gw];
+            let dets = head
+                .detect(one, [gh, gw], score, NMS_IOU)
+                .map_err(|e| TrainError::Config(e.to_string()))?;
+            out.push(
+                dets.into_iter()
+                    .map(|d| Detection {
+                        bbox: d.bbox.scale(s, s).clip(s, s),
+                        ..d
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// mAP@0.5 (VOC, all-point) of `model` on `set`.
+pub fn evaluate_detection(
+    model: &Sequential,
+    set: &DetectionSet,
+    head: &YoloHead,
+    batch_size: usize,
+    device: &Device,
+) -> Result<f64, TrainError> {
+    let detections = detect_set(model, set, head, EVAL_SCORE, batch_size, device)?;
+    let (truth, scored) = as_map_inputs(set, &detections);
+    Ok(voc_map(&truth, &scored, 0.5, Interpolation::AllPoint).mean)
+}
+
+/// Ground truth and detections of a set in the form the mAP functions take.
+pub fn as_map_inputs(
+    set: &DetectionSet,
+    detections: &[Vec<Detection>],
+) -> (Vec<GroundTruth>, Vec<Scored>) {
+    let mut truth = Vec::new();
+    for (i, objects) in set.objects.iter().enumerate() {
+        for o in objects {
+            let [x1, y1, x2, y2] = o.bbox;
+            truth.push(GroundTruth {
+                image: i as u64,
+                class: o.class as u64,
+                bbox: BBox { x1, y1, x2, y2 },
+            });
+        }
+    }
+    let scored = detections
+        .iter()
+        .enumerate()
+        .flat_map(|(i, dets)| {
+            dets.iter().map(move |d| Scored {
+                image: i as u64,
+                class: d.class as u64,
+                bbox: d.bbox,
+                score: d.score,
+            })
+        })
+        .collect();
+    (truth, scored)
+}
+
+/// Trains `spec` (a network ending in a YOLO head's `[A (5 + C), S, S]`) on `data`, writing
+/// `history.csv` (with the validation mAP@0.5), `curves.png` and checkpoints (`best` = best
+/// validation mAP@0.5) into `run_dir`.
+pub fn train_detection(
+    spec: &ModelSpec,
+    data: &DetectionData,
+    config: &TrainConfig,
+    run_dir: &Path,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
+    config.validate()?;
+    if data.train.is_empty() {
+        return Err(TrainError::Config("the training set is empty".into()));
+    }
+    let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
+    ensure_writable_dir(&ckpt_dir)?;
+    let last_path = ckpt_dir.join(LAST);
+    let train_device = device.clone().autodiff();
+    train_device.seed(config.seed);
+    let mut model = spec.build(&train_device)?;
+    let mut optimizer = config.optimizer.build();
+    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let mut scheduler =
+        config
+            .schedule
+            .scheduler(config.optimizer.lr, steps_per_epoch, config.epochs)?;
+    let normalization = Normalization::identity(1);
+    let mut ledger = Ledger::new(spec, &data.train.classes, &normalization, config, run_dir);
+    let anchors = data.head.anchors.len();
+
+    for epoch in 1..=config.epochs {
+        if ledger.out_of_patience("validation mAP", observer) {
+            break;
+        }
+        observer.epoch_start(epoch, config.epochs, steps_per_epoch);
+        let started = Instant::now();
+        let (mut loss_sum, mut found, mut objects, mut seen) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+        let mut lr = config.optimizer.lr;
+        let order = epoch_order(data.train.len(), config.seed, epoch as u64);
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+            let flips: Vec<bool> = chunk
+                .iter()
+                .map(|&i| {
+                    data.flip
+                        && convnet_data::seed::derive(&[config.seed, epoch as u64, i as u64, 0xf1])
+                            & 1
+                            == 1
+                })
+                .collect();
+            let x = pictures(&data.train, chunk, &flips, &train_device);
+            let y = head_output(&model, x, &data.head, Mode::Train)?;
+            let [_, _, gh, gw] = y.dims();
+            let targets = chunk
+                .iter()
+                .zip(&flips)
+                .map(|(&i, &flip)| {
+                    data.head
+                        .targets(
+                            &objects_of(&data.train.objects[i], data.train.size, flip),
+                            [gh, gw],
+                        )
+                        .map_err(|e| TrainError::Config(format!("training scene {i}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let batch_targets = YoloBatchTargets::new(&targets, anchors, &train_device);
+            let loss = yolo_loss(
+                y.clone(),
+                &data.head,
+                &batch_targets,
+                YoloLossWeights::default(),
+            );
+            let value = loss.clone().into_scalar::<f64>();
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    value,
+                    epoch,
+                    step: step + 1,
+                    last_good: last_path.is_file().then(|| last_path.clone()),
+                });
+            }
+            // Objects whose responsible anchor already fires (objectness > 0.5).
+            let [n, _, _, _] = y.dims();
+            let logits: Tensor<4> = y
+                .clone()
+                .reshape([n, anchors, data.head.per_anchor(), gh, gw])
+                .narrow(2, 4, 1)
+                .reshape([n, anchors, gh, gw]);
+            let fired = (sigmoid(logits.inner()).greater_elem(0.5).float()
+                * batch_targets.responsible.clone().inner())
+            .sum()
+            .into_scalar::<f64>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let rate = scheduler.step();
+            lr = rate.base();
+            model = optimizer.step(rate, model, grads);
+            ledger.global_step += 1;
+            loss_sum += value * chunk.len() as f64;
+            found += fired;
+            objects += targets
+                .iter()
+                .map(|t| t.responsible.iter().sum::<f32>() as f64)
+                .sum::<f64>();
+            seen += chunk.len();
+            observer.step(step + 1, loss_sum / seen as f64, found / objects.max(1.0));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let map = match &data.validation {
+            Some(val) if !val.is_empty() => {
+                observer.validation_start(val.len());
+                let m = evaluate_detection(
+                    &model.valid(),
+                    val,
+                    &data.head,
+                    config.batch_size.max(32),
+                    device,
+                )?;
+                observer.validation_progress(val.len());
+                Some(m)
+            }
+            _ => None,
+        };
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: found / objects.max(1.0),
+            val_loss: None,
+            val_accuracy: None,
+            lr,
+            seconds,
+            val_mean_iou: None,
+            val_map50: map,
+        };
+        ledger.end_epoch(record, map, &model, observer)?;
+    }
+    Ok(ledger.finish(model.valid()))
+}
