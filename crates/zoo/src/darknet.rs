@@ -1,7 +1,8 @@
 //! Networks from darknet `.cfg` files (the YOLO configs of Debian's `darknet` package): the
 //! sections are parsed, every layer's output shape follows darknet's own rules (checked against
-//! the tables darknet prints, `fixtures/darknet/`), and a config made only of convolutions and
-//! pools (yolov2-tiny) becomes an ordinary [`ModelSpec`] that runs.
+//! the tables darknet prints, `fixtures/darknet/`); a config made only of convolutions and pools
+//! (yolov2-tiny) becomes an ordinary [`ModelSpec`], and any of them a [`DarknetNet`] graph that
+//! runs (routes, shortcuts, reorgs, upsampling, several YOLO outputs).
 //!
 //! Darknet's rules, from its `parse_*` functions: a convolution with `pad=1` pads `size/2`;
 //! a max pool's `stride` defaults to 1, its `size` to the stride and its total `padding` to
@@ -12,8 +13,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
 use convnet_layers::{
-    Activation, BatchNormConfig, ConvConfig, LayerConfig, ModelSpec, Padding, PoolConfig,
+    Activation, BatchNormConfig, ConvConfig, LayerConfig, Mode, ModelError, ModelSpec, Padding,
+    PoolConfig, Sequential,
 };
 
 /// Why a cfg cannot be used.
@@ -349,79 +353,292 @@ impl DarknetCfg {
         Ok(text)
     }
 
+    /// The convnet layers of darknet layer `i` when it is a convolution (with its batch norm and
+    /// activation) or a max pool: named `conv{i}`, `bn{i}`, `leaky{i}`, `max{i}`.
+    fn layer_configs(
+        &self,
+        s: &Section,
+        i: usize,
+    ) -> Result<Vec<(String, LayerConfig)>, DarknetError> {
+        let mut out = Vec::new();
+        match s.kind.as_str() {
+            "convolutional" | "conv" => {
+                let size = self.positive(s, "size", Some(1))?;
+                let pad = if self.int(s, "pad", Some(0))? != 0 {
+                    size / 2
+                } else {
+                    self.int(s, "padding", Some(0))?.max(0) as usize
+                };
+                let bn = self.int(s, "batch_normalize", Some(0))? != 0;
+                let conv = ConvConfig::new(self.positive(s, "filters", Some(1))?, size)
+                    .with_stride(self.positive(s, "stride", Some(1))?)
+                    .with_padding(Padding::uniform(pad))
+                    .with_bias(!bn);
+                out.push((format!("conv{i}"), LayerConfig::Conv2d(conv)));
+                if bn {
+                    out.push((
+                        format!("bn{i}"),
+                        LayerConfig::BatchNorm(BatchNormConfig::default()),
+                    ));
+                }
+                let activation = match s
+                    .options
+                    .get("activation")
+                    .map_or("logistic", String::as_str)
+                {
+                    "leaky" => Activation::Leaky,
+                    "linear" => Activation::Linear,
+                    "relu" => Activation::Relu,
+                    "logistic" => Activation::Sigmoid,
+                    "tanh" => Activation::Tanh,
+                    other => {
+                        return Err(self.fail(
+                            s,
+                            format!("activation={other} is not supported (leaky, linear, relu, logistic, tanh)"),
+                        ));
+                    }
+                };
+                if activation != Activation::Linear {
+                    out.push((
+                        format!("{}{i}", activation.name()),
+                        LayerConfig::Activation { activation },
+                    ));
+                }
+            }
+            "maxpool" | "max" => {
+                let stride = self.positive(s, "stride", Some(1))?;
+                let size = self.positive(s, "size", Some(stride as i64))?;
+                let padding = self.int(s, "padding", Some(size as i64 - 1))?.max(0) as usize;
+                let pool =
+                    PoolConfig::new(size)
+                        .with_stride(stride)
+                        .with_padding(Padding::Explicit(vec![(
+                            padding / 2,
+                            padding - padding / 2,
+                        )]));
+                out.push((format!("max{i}"), LayerConfig::MaxPool2d(pool)));
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
     /// A runnable spec for a cfg of convolutions and pools (with a final `region` / `yolo`,
     /// which only marks the output): layers are named `conv0`, `bn0`, `leaky0`, `max1`, …
     /// after their darknet index. Configs with `route`, `reorg`, `shortcut` or `upsample` are
-    /// graphs, which convnet's sequential models cannot express yet.
+    /// graphs: [`DarknetCfg::build`] runs those.
     pub fn to_spec(&self, name: &str) -> Result<ModelSpec, DarknetError> {
         let mut spec = ModelSpec::new(name, self.input()?.to_vec());
         let last = self.layers.len() - 1;
         for (i, s) in self.layers.iter().enumerate() {
             match s.kind.as_str() {
-                "convolutional" | "conv" => {
-                    let size = self.positive(s, "size", Some(1))?;
-                    let pad = if self.int(s, "pad", Some(0))? != 0 {
-                        size / 2
-                    } else {
-                        self.int(s, "padding", Some(0))?.max(0) as usize
-                    };
-                    let bn = self.int(s, "batch_normalize", Some(0))? != 0;
-                    let conv = ConvConfig::new(self.positive(s, "filters", Some(1))?, size)
-                        .with_stride(self.positive(s, "stride", Some(1))?)
-                        .with_padding(Padding::uniform(pad))
-                        .with_bias(!bn);
-                    spec = spec.named(&format!("conv{i}"), LayerConfig::Conv2d(conv));
-                    if bn {
-                        spec = spec.named(
-                            &format!("bn{i}"),
-                            LayerConfig::BatchNorm(BatchNormConfig::default()),
-                        );
+                "convolutional" | "conv" | "maxpool" | "max" => {
+                    for (n, c) in self.layer_configs(s, i)? {
+                        spec = spec.named(&n, c);
                     }
-                    let activation = match s.options.get("activation").map_or("logistic", String::as_str) {
-                        "leaky" => Activation::Leaky,
-                        "linear" => Activation::Linear,
-                        "relu" => Activation::Relu,
-                        "logistic" => Activation::Sigmoid,
-                        "tanh" => Activation::Tanh,
-                        other => return Err(self.fail(s, format!("activation={other} is not supported (leaky, linear, relu, logistic, tanh)"))),
-                    };
-                    if activation != Activation::Linear {
-                        spec = spec.named(
-                            &format!("{}{i}", activation.name()),
-                            LayerConfig::Activation { activation },
-                        );
-                    }
-                }
-                "maxpool" | "max" => {
-                    let stride = self.positive(s, "stride", Some(1))?;
-                    let size = self.positive(s, "size", Some(stride as i64))?;
-                    let padding = self.int(s, "padding", Some(size as i64 - 1))?.max(0) as usize;
-                    let pool =
-                        PoolConfig::new(size)
-                            .with_stride(stride)
-                            .with_padding(Padding::Explicit(vec![(
-                                padding / 2,
-                                padding - padding / 2,
-                            )]));
-                    spec = spec.named(&format!("max{i}"), LayerConfig::MaxPool2d(pool));
                 }
                 "region" | "yolo" | "detection" if i == last => {}
                 "dropout" => {}
                 _ => {
                     return Err(self.fail(
                         s,
-                        "makes the network a graph; convnet builds sequential darknet configs (convolutions and pools) only, but `convnet summary` shows this one's shapes".into(),
+                        "makes the network a graph, which a sequential spec cannot express; build it with DarknetCfg::build (`convnet summary` shows its shapes)".into(),
                     ));
                 }
             }
         }
         Ok(spec)
     }
+
+    /// The network as a graph of darknet's layers, for pictures `input` (`[C, H, W]`; default
+    /// the cfg's own): convolutions and pools as small sequential stacks, routes, shortcuts,
+    /// reorgs and upsamplings between them, and every `yolo` / `region` layer an output.
+    pub fn build(&self, input: Option<Shape>, device: &Device) -> Result<DarknetNet, DarknetError> {
+        let mut cfg = self.clone();
+        if let Some([c, h, w]) = input {
+            for (key, v) in [("channels", c), ("height", h), ("width", w)] {
+                cfg.net.options.insert(key.into(), v.to_string());
+            }
+        }
+        let shapes = cfg.shapes()?;
+        let input = cfg.input()?;
+        let (mut nodes, mut ops) = (Vec::new(), Vec::new());
+        for (i, s) in cfg.layers.iter().enumerate() {
+            let in_shape = if i == 0 { input } else { shapes[i - 1] };
+            let (node, op) = match s.kind.as_str() {
+                "convolutional" | "conv" | "maxpool" | "max" => {
+                    let mut spec = ModelSpec::new(format!("layer{i}"), in_shape.to_vec());
+                    for (n, c) in cfg.layer_configs(s, i)? {
+                        spec = spec.named(&n, c);
+                    }
+                    let built = spec.build(device).map_err(|e| cfg.fail(s, e.to_string()))?;
+                    (Some(built), Op::Layers)
+                }
+                "route" => (None, Op::Route(cfg.route_sources(s, i)?)),
+                "shortcut" => {
+                    if s.options.get("activation").is_some_and(|a| a != "linear") {
+                        return Err(cfg.fail(s, "only linear shortcuts are supported".into()));
+                    }
+                    let from = cfg.int(s, "from", None)?;
+                    let at = if from < 0 { i as i64 + from } else { from };
+                    (None, Op::Shortcut(at as usize))
+                }
+                "reorg" => (None, Op::Reorg(cfg.positive(s, "stride", Some(2))?)),
+                "upsample" => (None, Op::Upsample(cfg.positive(s, "stride", Some(2))?)),
+                "yolo" | "region" | "detection" => (None, Op::Output),
+                "dropout" => (None, Op::Identity),
+                other => return Err(cfg.fail(s, format!("[{other}] layers cannot be built yet"))),
+            };
+            nodes.push(node);
+            ops.push(op);
+        }
+        Ok(DarknetNet { nodes, ops, input })
+    }
+}
+
+/// What a darknet layer does between its neighbours.
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    /// Runs its own layers (a convolution or a pool).
+    Layers,
+    /// Concatenates earlier layers' maps along the channels.
+    Route(Vec<usize>),
+    /// Adds an earlier layer's map to the previous one.
+    Shortcut(usize),
+    /// Moves `s x s` blocks of pixels into channels (space to depth).
+    Reorg(usize),
+    /// Repeats every pixel `s x s` times.
+    Upsample(usize),
+    /// Passes its input on and marks it as one of the network's outputs.
+    Output,
+    Identity,
+}
+
+/// A darknet network built from its cfg (see [`DarknetCfg::build`]).
+#[derive(Module, Debug)]
+pub struct DarknetNet {
+    nodes: Vec<Option<Sequential>>,
+    #[module(skip)]
+    ops: Vec<Op>,
+    #[module(skip)]
+    input: Shape,
+}
+
+/// `[N, C, H, W]` → `[N, s² C, H/s, W/s]`, channel `(dy s + dx) C + c` holding pixel
+/// `(s y + dy, s x + dx)` of channel `c` (TensorFlow's `space_to_depth` order; darknet's own
+/// reorg interleaves differently, which matters only for weights trained in darknet).
+pub fn space_to_depth(x: Tensor<4>, s: usize) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h / s, s, w / s, s])
+        .permute([0, 3, 5, 1, 2, 4])
+        .reshape([n, s * s * c, h / s, w / s])
+}
+
+/// Nearest-neighbour upsampling by `s`: every pixel repeated `s x s` times.
+pub fn upsample_nearest(x: Tensor<4>, s: usize) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1])
+        .repeat_dim(3, s)
+        .repeat_dim(5, s)
+        .reshape([n, c, h * s, w * s])
+}
+
+impl DarknetNet {
+    /// `[C, H, W]` of the pictures it takes.
+    pub fn input_shape(&self) -> Shape {
+        self.input
+    }
+
+    /// Parameters (and batch-norm statistics) of every layer, as the summaries count them.
+    pub fn total_params(&self) -> Result<usize, convnet_layers::LayerError> {
+        use convnet_layers::Summarize;
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|n| n.summary().map(|s| s.total_params))
+            .sum()
+    }
+
+    /// How many outputs (`yolo` / `region` layers) it has.
+    pub fn heads(&self) -> usize {
+        self.ops.iter().filter(|o| **o == Op::Output).count().max(1)
+    }
+
+    /// The maps of its `yolo` / `region` layers in order (the last layer's output when it has
+    /// none), for a batch `[N, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>, mode: Mode) -> Result<Vec<Tensor<4>>, ModelError> {
+        let dims = x.dims();
+        if dims[1..] != self.input {
+            return Err(ModelError::Input(convnet_layers::InputError {
+                expected: convnet_layers::FeatureShape::new(self.input.to_vec()),
+                got: dims.to_vec(),
+            }));
+        }
+        let mut outs: Vec<Tensor<4>> = Vec::with_capacity(self.ops.len());
+        let mut heads = Vec::new();
+        let mut current = x;
+        for (node, op) in self.nodes.iter().zip(&self.ops) {
+            current = match (node, op) {
+                (Some(layers), Op::Layers) => layers
+                    .forward(current, mode)?
+                    .into_map2d()
+                    .expect("darknet convolutions and pools give maps"),
+                (_, Op::Route(sources)) => {
+                    Tensor::cat(sources.iter().map(|&j| outs[j].clone()).collect(), 1)
+                }
+                (_, Op::Shortcut(from)) => current + outs[*from].clone(),
+                (_, Op::Reorg(s)) => space_to_depth(current, *s),
+                (_, Op::Upsample(s)) => upsample_nearest(current, *s),
+                (_, Op::Output) => {
+                    heads.push(current.clone());
+                    current
+                }
+                _ => current,
+            };
+            outs.push(current.clone());
+        }
+        if heads.is_empty() {
+            heads.push(current);
+        }
+        Ok(heads)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn space_to_depth_and_upsampling_move_the_right_pixels() {
+        use burn::tensor::TensorData;
+        let device = Device::flex();
+        // One channel, 4x4, pixel value 10 y + x.
+        let v: Vec<f32> = (0..16).map(|i| (10 * (i / 4) + i % 4) as f32).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(v, [1, 1, 4, 4]), &device);
+        let d = space_to_depth(x.clone(), 2)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        // Channel (dy 2 + dx) holds pixels (2y + dy, 2x + dx).
+        for dy in 0..2 {
+            for dx in 0..2 {
+                for y in 0..2 {
+                    for xx in 0..2 {
+                        let got = d[((dy * 2 + dx) * 2 + y) * 2 + xx];
+                        assert_eq!(got, (10 * (2 * y + dy) + 2 * xx + dx) as f32);
+                    }
+                }
+            }
+        }
+        let u = upsample_nearest(x, 3);
+        assert_eq!(u.dims(), [1, 1, 12, 12]);
+        let u = u.into_data().try_to_vec::<f32>().unwrap();
+        for y in 0..12 {
+            for xx in 0..12 {
+                assert_eq!(u[y * 12 + xx], (10 * (y / 3) + xx / 3) as f32);
+            }
+        }
+    }
 
     #[test]
     fn bad_cfgs_are_clear_errors() {

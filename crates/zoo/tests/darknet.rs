@@ -101,3 +101,47 @@ fn yolov2_tiny_builds_and_runs_and_graphs_are_refused() {
     let err = v3.to_spec("yolov3").unwrap_err().to_string();
     assert!(err.contains("[shortcut]") && err.contains("graph"), "{err}");
 }
+
+#[test]
+fn graph_configs_build_and_run_with_every_head() {
+    let device = Device::flex();
+    // Small pictures keep the test quick; the grids follow the strides (32, 16, 8).
+    let v3 = DarknetCfg::from_file(&fixture("yolov3.cfg")).unwrap();
+    let net = v3.build(Some([3, 64, 64]), &device).unwrap();
+    let heads = net
+        .forward(Tensor::<4>::zeros([1, 3, 64, 64], &device), Mode::Eval)
+        .unwrap();
+    let dims: Vec<[usize; 4]> = heads.iter().map(|h| h.dims()).collect();
+    assert_eq!(dims, vec![[1, 255, 2, 2], [1, 255, 4, 4], [1, 255, 8, 8]]);
+    // At darknet's own size every head has the shape darknet printed (layers 82, 94, 106).
+    let shapes = v3.shapes().unwrap();
+    assert_eq!(
+        [shapes[82], shapes[94], shapes[106]],
+        [[255, 19, 19], [255, 38, 38], [255, 76, 76]]
+    );
+    // yolov2: route 16, 1x1 conv, reorg, route 27 24 into the last convolutions.
+    let v2 = DarknetCfg::from_file(&fixture("yolov2.cfg")).unwrap();
+    let net = v2.build(Some([3, 64, 64]), &device).unwrap();
+    let heads = net
+        .forward(Tensor::<4>::zeros([2, 3, 64, 64], &device), Mode::Eval)
+        .unwrap();
+    assert_eq!(
+        heads.iter().map(|h| h.dims()).collect::<Vec<_>>(),
+        vec![[2, 425, 2, 2]]
+    );
+    // A picture of the wrong size is an error, not a panic.
+    assert!(
+        net.forward(Tensor::<4>::zeros([1, 3, 32, 32], &device), Mode::Eval)
+            .is_err()
+    );
+    // yolov3-tiny: two heads.
+    let tiny = DarknetCfg::from_file(&fixture("yolov3-tiny.cfg")).unwrap();
+    let net = tiny.build(Some([3, 64, 64]), &device).unwrap();
+    let heads = net
+        .forward(Tensor::<4>::zeros([1, 3, 64, 64], &device), Mode::Eval)
+        .unwrap();
+    assert_eq!(
+        heads.iter().map(|h| h.dims()).collect::<Vec<_>>(),
+        vec![[1, 255, 2, 2], [1, 255, 4, 4]]
+    );
+}

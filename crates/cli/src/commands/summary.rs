@@ -81,15 +81,13 @@ fn darknet(args: &Args, device: &Device) -> Result<()> {
     let name = Path::new(&args.model)
         .file_stem()
         .map_or("darknet".into(), |s| s.to_string_lossy().into_owned());
+    // Sequential configs get the Keras-style table; graphs (routes, shortcuts) their totals.
     let summary = match cfg.to_spec(&name) {
         Ok(spec) => Some(spec.build(device)?.summary()?),
-        Err(e) => {
-            if !args.json {
-                eprintln!("note: {e}");
-            }
-            None
-        }
+        Err(_) => None,
     };
+    let graph = cfg.build(None, device)?;
+    let params = graph.total_params()?;
     if args.json {
         let layers: Vec<_> = cfg
             .layers
@@ -102,13 +100,21 @@ fn darknet(args: &Args, device: &Device) -> Result<()> {
             "name": name,
             "input": cfg.input()?,
             "layers": layers,
+            "total_params": params,
+            "outputs": graph.heads(),
             "summary": summary,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", cfg.table()?);
-        if let Some(summary) = summary {
-            println!("\n{summary}");
+        match summary {
+            Some(summary) => println!("\n{summary}"),
+            None => println!(
+                "\n{} layers, {} outputs, total params: {}",
+                cfg.layers.len(),
+                graph.heads(),
+                params
+            ),
         }
     }
     Ok(())
