@@ -17,13 +17,11 @@ use convnet_vision::boxes::{BBox, CenterBox, Detection};
 use convnet_vision::map::{GroundTruth, Interpolation, Scored, voc_map};
 use convnet_vision::yolo::{Object, YoloHead};
 
-use crate::checkpoint::{CHECKPOINT_DIR, LAST};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
-use crate::fs::ensure_writable_dir;
 use crate::history::EpochRecord;
 use crate::localize::{YoloBatchTargets, YoloLossWeights, yolo_loss};
-use crate::trainer::{Ledger, Observer, TrainOutcome};
+use crate::trainer::{FreshRun, Ledger, Observer, TrainOutcome, check_finite};
 
 /// Boxes scoring below this are not kept for mAP (the curve's low-precision tail).
 pub const EVAL_SCORE: f32 = 0.01;
@@ -188,22 +186,14 @@ pub fn train_detection(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
-    config.validate()?;
-    if data.train.is_empty() {
-        return Err(TrainError::Config("the training set is empty".into()));
-    }
-    let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
-    ensure_writable_dir(&ckpt_dir)?;
-    let last_path = ckpt_dir.join(LAST);
-    let train_device = device.clone().autodiff();
-    train_device.seed(config.seed);
-    let mut model = spec.build(&train_device)?;
-    let mut optimizer = config.optimizer.build();
-    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
-    let mut scheduler =
-        config
-            .schedule
-            .scheduler(config.optimizer.lr, steps_per_epoch, config.epochs)?;
+    let FreshRun {
+        train_device,
+        mut model,
+        mut optimizer,
+        mut scheduler,
+        steps_per_epoch,
+        last_path,
+    } = FreshRun::start(spec, config, data.train.len(), run_dir, device)?;
     let normalization = Normalization::identity(1);
     let mut ledger = Ledger::new(spec, &data.train.classes, &normalization, config, run_dir);
     let anchors = data.head.anchors.len();
@@ -250,14 +240,7 @@ pub fn train_detection(
                 YoloLossWeights::default(),
             );
             let value = loss.clone().into_scalar::<f64>();
-            if !value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    value,
-                    epoch,
-                    step: step + 1,
-                    last_good: last_path.is_file().then(|| last_path.clone()),
-                });
-            }
+            check_finite(value, epoch, step + 1, &last_path)?;
             // Objects whose responsible anchor already fires (objectness > 0.5).
             let [n, _, _, _] = y.dims();
             let logits: Tensor<4> = y

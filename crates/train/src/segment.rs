@@ -15,13 +15,11 @@ use convnet_data::{JointAugment, Normalization, SegmentationBatch, SegmentationS
 use convnet_layers::{Mode, ModelSpec, Sequential};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CHECKPOINT_DIR, LAST};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
-use crate::fs::ensure_writable_dir;
 use crate::history::EpochRecord;
 use crate::metrics::ConfusionMatrix;
-use crate::trainer::{Ledger, Observer, TrainOutcome};
+use crate::trainer::{FreshRun, Ledger, Observer, TrainOutcome, check_finite};
 
 /// The loss a segmentation network trains with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -256,23 +254,15 @@ pub fn train_segmentation(
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
-    config.validate()?;
-    if data.train.is_empty() {
-        return Err(TrainError::Config("the training set is empty".into()));
-    }
-    let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
-    ensure_writable_dir(&ckpt_dir)?;
-    let last_path = ckpt_dir.join(LAST);
-    let train_device = device.clone().autodiff();
-    train_device.seed(config.seed);
-    let mut model = spec.build(&train_device)?;
-    let mut optimizer = config.optimizer.build();
+    let FreshRun {
+        train_device,
+        mut model,
+        mut optimizer,
+        mut scheduler,
+        steps_per_epoch,
+        last_path,
+    } = FreshRun::start(spec, config, data.train.len(), run_dir, device)?;
     let k = data.train.num_classes();
-    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
-    let mut scheduler =
-        config
-            .schedule
-            .scheduler(config.optimizer.lr, steps_per_epoch, config.epochs)?;
     let mut ledger = Ledger::new(
         spec,
         &data.train.classes,
@@ -303,14 +293,7 @@ pub fn train_segmentation(
             let s = score_maps(model.forward(x, Mode::Train)?, input, k)?;
             let loss = data.loss.forward(s.clone(), y.clone());
             let value = loss.clone().into_scalar::<f64>();
-            if !value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    value,
-                    epoch,
-                    step: step + 1,
-                    last_good: last_path.is_file().then(|| last_path.clone()),
-                });
-            }
+            check_finite(value, epoch, step + 1, &last_path)?;
             let hits = pixel_rows(s.clone())
                 .argmax(1)
                 .squeeze_dim::<1>(1)

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device};
 use convnet_data::{Augment, Examples, Loader, LoaderConfig, Normalization};
 use convnet_layers::{Mode, ModelSpec, Sequential};
@@ -120,6 +121,68 @@ pub(crate) fn save_epoch(
         checkpoint.save(&[&last_path])?;
     }
     write_reports(run_dir, state.history)
+}
+
+/// A NaN or infinite loss stops the run, naming the last checkpoint still good.
+pub(crate) fn check_finite(
+    value: f64,
+    epoch: usize,
+    step: usize,
+    last_path: &Path,
+) -> Result<(), TrainError> {
+    if value.is_finite() {
+        return Ok(());
+    }
+    Err(TrainError::NonFinite {
+        value,
+        epoch,
+        step,
+        last_good: last_path.is_file().then(|| last_path.to_path_buf()),
+    })
+}
+
+/// What a run that starts from scratch (segmentation, detection) begins with: the model on an
+/// autodiff device seeded from the config, its optimizer and schedule, and where `last` goes.
+pub(crate) struct FreshRun {
+    pub train_device: Device,
+    pub model: Sequential,
+    pub optimizer: ModuleOptimizer,
+    pub scheduler: ModuleLrScheduler,
+    pub steps_per_epoch: usize,
+    pub last_path: PathBuf,
+}
+
+impl FreshRun {
+    pub fn start(
+        spec: &ModelSpec,
+        config: &TrainConfig,
+        examples: usize,
+        run_dir: &Path,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        config.validate()?;
+        if examples == 0 {
+            return Err(TrainError::Config("the training set is empty".into()));
+        }
+        let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
+        ensure_writable_dir(&ckpt_dir)?;
+        let train_device = device.clone().autodiff();
+        train_device.seed(config.seed);
+        let model = spec.build(&train_device)?;
+        let steps_per_epoch = examples.div_ceil(config.batch_size);
+        let scheduler =
+            config
+                .schedule
+                .scheduler(config.optimizer.lr, steps_per_epoch, config.epochs)?;
+        Ok(Self {
+            train_device,
+            model,
+            optimizer: config.optimizer.build(),
+            scheduler,
+            steps_per_epoch,
+            last_path: ckpt_dir.join(LAST),
+        })
+    }
 }
 
 /// The bookkeeping of the runs that do not resume (segmentation, detection): the history, the
@@ -361,14 +424,7 @@ pub fn train_from(
             check_classes(&logits, num_classes)?;
             let loss = loss_fn.forward(logits.clone(), targets.clone());
             let value = loss.clone().into_scalar::<f64>();
-            if !value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    value,
-                    epoch,
-                    step: step + 1,
-                    last_good: last_path.is_file().then(|| last_path.clone()),
-                });
-            }
+            check_finite(value, epoch, step + 1, &last_path)?;
             let hits = logits
                 .argmax(1)
                 .squeeze_dim::<1>(1)

@@ -141,7 +141,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         })
         .collect();
     if let Some(out) = &args.output {
-        draw(&args.image, out, &detections, &det.classes)?;
+        draw(&picture, out, &detections, &det.classes)?;
     }
     report(&args, &detections, &det.classes, [w, h])
 }
@@ -189,7 +189,7 @@ fn run_trained(args: &Args, device: &Device) -> Result<()> {
         })
         .collect();
     if let Some(out) = &args.output {
-        draw(&args.image, out, &detections, &head_file.classes)?;
+        draw(&picture, out, &detections, &head_file.classes)?;
     }
     report(args, &detections, &head_file.classes, [w, h])
 }
@@ -199,8 +199,14 @@ fn label(d: &Detection, classes: &[String]) -> String {
     format!("{name} {:.2}", d.score)
 }
 
-fn draw(input: &Path, out: &Path, detections: &[Detection], classes: &[String]) -> Result<()> {
-    let mut img = decode_image(input)?.to_rgb8();
+/// The boxes drawn on the (already decoded) picture.
+fn draw(
+    picture: &image::DynamicImage,
+    out: &Path,
+    detections: &[Detection],
+    classes: &[String],
+) -> Result<()> {
+    let mut img = picture.to_rgb8();
     let thickness = (img.width().max(img.height()) / 300).max(2);
     for d in detections {
         draw_box(
@@ -283,7 +289,6 @@ pub fn train(
     device: &Device,
     mut bars: super::progress::Bars,
 ) -> Result<()> {
-    use convnet_data::fashion_mnist::{self, Split};
     use convnet_data::synthetic::detection_scenes;
     use convnet_train::detect::{
         DetectionData, EVAL_SCORE, as_map_inputs, detect_set, train_detection,
@@ -297,13 +302,11 @@ pub fn train(
         );
     }
     let side = args.size.unwrap_or(96);
-    let dir = fashion_mnist::locate(args.data.as_deref())?;
-    let items = fashion_mnist::load(&dir, Split::Train)?;
+    let (items, test_items) = super::segment::scene_items(args)?;
     let n = args.train_size.or(args.limit).unwrap_or(TRAIN_SCENES);
     let all = detection_scenes(&items, n, side, args.seed)?;
     let val_n = ((n as f64) * config.val_fraction).round() as usize;
     let (train, validation) = (all.slice(0..n - val_n), all.slice(n - val_n..n));
-    let test_items = fashion_mnist::load(&dir, Split::Test)?;
     let test = detection_scenes(
         &test_items,
         args.test_limit.unwrap_or(TEST_SCENES),

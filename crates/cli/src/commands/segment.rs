@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use convnet_data::fashion_mnist::{self, Split};
 use convnet_data::segmentation::load_mask_folder;
 use convnet_data::synthetic::segmentation_scenes;
-use convnet_data::{JointAugment, SegmentationSet};
+use convnet_data::{ImageSet, JointAugment, SegmentationSet};
 use convnet_layers::{Mode, ModelSpec};
 use convnet_train::segment::argmax_pixels;
 use convnet_train::{
@@ -56,6 +56,16 @@ fn joint_augment(text: &str) -> Result<Option<JointAugment>> {
     Ok(Some(a))
 }
 
+/// The Fashion-MNIST items generated scenes are made of: training items for the training
+/// scenes, test items for the test scenes.
+pub(super) fn scene_items(args: &TrainArgs) -> Result<(ImageSet, ImageSet)> {
+    let dir = fashion_mnist::locate(args.data.as_deref())?;
+    Ok((
+        fashion_mnist::load(&dir, Split::Train)?,
+        fashion_mnist::load(&dir, Split::Test)?,
+    ))
+}
+
 /// The training and test sets named by `--dataset`.
 fn load_sets(
     args: &TrainArgs,
@@ -64,11 +74,9 @@ fn load_sets(
     let size = args.size;
     if dataset == SCENES {
         let side = size.unwrap_or(64);
-        let dir = fashion_mnist::locate(args.data.as_deref())?;
-        let items = fashion_mnist::load(&dir, Split::Train)?;
+        let (items, test_items) = scene_items(args)?;
         let n = args.train_size.or(args.limit).unwrap_or(TRAIN_SCENES);
         let train = segmentation_scenes(&items, n, side, args.seed)?;
-        let test_items = fashion_mnist::load(&dir, Split::Test)?;
         let test = segmentation_scenes(
             &test_items,
             args.test_limit.unwrap_or(TEST_SCENES),
