@@ -123,12 +123,30 @@ pub fn read_tfjs(path: &Path) -> Result<StateDict, WeightsError> {
 /// One tensor's values from the front of `bytes`, and how many bytes it took.
 fn decode(entry: &Entry, bytes: &[u8]) -> Result<(Vec<f32>, usize), String> {
     let n: usize = entry.shape.iter().product();
-    if entry.dtype != "float32" {
-        return Err(format!(
-            "holds {} values; weights must be float32",
-            entry.dtype
-        ));
+    // int32 tensors are graph constants (shapes, axes); they are kept as exact small floats.
+    let integer = match entry.dtype.as_str() {
+        "float32" => false,
+        "int32" => true,
+        other => {
+            return Err(format!(
+                "holds {other} values; weights must be float32 (or int32 constants)"
+            ));
+        }
+    };
+    let (values, used) = decode_float(entry, bytes, n, integer)?;
+    if integer {
+        return Ok((values.into_iter().map(f32::round).collect(), used));
     }
+    Ok((values, used))
+}
+
+/// The values of `entry` as floats: raw float32 or int32, or dequantised.
+fn decode_float(
+    entry: &Entry,
+    bytes: &[u8],
+    n: usize,
+    integer: bool,
+) -> Result<(Vec<f32>, usize), String> {
     let take = |width: usize| -> Result<&[u8], String> {
         bytes.get(..n * width).ok_or_else(|| {
             format!(
@@ -142,7 +160,14 @@ fn decode(entry: &Entry, bytes: &[u8]) -> Result<(Vec<f32>, usize), String> {
         let b = take(4)?;
         let v = b
             .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .map(|c| {
+                let c = [c[0], c[1], c[2], c[3]];
+                if integer {
+                    i32::from_le_bytes(c) as f32
+                } else {
+                    f32::from_le_bytes(c)
+                }
+            })
             .collect();
         return Ok((v, n * 4));
     };
@@ -308,6 +333,37 @@ mod tests {
             vec![1, 2, 1, 1]
         );
         assert_eq!(dict.get("conv1.pointwise.bias").unwrap().data, vec![9.0]);
+    }
+
+    #[test]
+    fn int32_constants_read_as_exact_floats() {
+        // SSD manifests carry graph constants: raw int32 and uint8-quantised int32.
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = r#"[{"paths": ["m.bin"], "weights": [
+            {"name": "Preprocessor/ResizeImage/size", "shape": [2], "dtype": "int32"},
+            {"name": "concat_1/axis", "shape": [], "dtype": "int32",
+             "quantization": {"dtype": "uint8", "scale": 1.0, "min": 0.0}},
+            {"name": "x/y", "shape": [1], "dtype": "string"}]}]"#;
+        let mut bin = Vec::new();
+        for v in [512i32, -7] {
+            bin.extend(v.to_le_bytes());
+        }
+        bin.push(2);
+        let ok = manifest.replace(
+            r#",
+            {"name": "x/y", "shape": [1], "dtype": "string"}"#,
+            "",
+        );
+        let dict = read_tfjs(&write(dir.path(), &ok, &bin)).unwrap();
+        assert_eq!(
+            dict.get("Preprocessor.ResizeImage.size").unwrap().data,
+            vec![512.0, -7.0]
+        );
+        assert_eq!(dict.get("concat_1.axis").unwrap().data, vec![2.0]);
+        let err = read_tfjs(&write(dir.path(), manifest, &bin))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("string"), "{err}");
     }
 
     #[test]
