@@ -62,6 +62,8 @@ enum Command {
     Style(Box<commands::style::Args>),
     /// See what conv layers learn: filters, the patches that excite units most, feature maps.
     Visualize(commands::visualize::Args),
+    /// Faces: encode, and verify or identify people against a gallery (face-api.js's networks).
+    Face(commands::face::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -100,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Detect(args) => commands::detect::run(args, &device()?),
         Command::Style(args) => commands::style::run(*args, &device()?, cli.quiet),
         Command::Visualize(args) => commands::visualize::run(args, &device()?),
+        Command::Face(args) => commands::face::run(args, &device()?),
     }
 }
 

@@ -3,22 +3,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{convnet, stderr};
+use common::{convnet, face_api, stderr};
 use serde_json::Value;
-
-fn face_api(relative: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../third_party/face-api")
-        .join(relative);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-pretrained.sh face-api",
-        path.display()
-    );
-    path
-}
 
 fn weights() -> String {
     face_api("model/tiny_face_detector_model-weights_manifest.json")

@@ -80,7 +80,7 @@ fn detector(model: &str) -> Result<Detector> {
 
 /// `relative` under the current folder, or under the folder two levels above the binary
 /// (`target/release/convnet` in a checkout).
-fn find_default(relative: &str) -> Option<PathBuf> {
+pub(crate) fn find_default(relative: &str) -> Option<PathBuf> {
     let here = PathBuf::from(relative);
     if here.is_file() {
         return Some(here);

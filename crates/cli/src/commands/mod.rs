@@ -7,6 +7,7 @@ mod dataset;
 pub mod detect;
 pub mod eval;
 pub mod eval_detections;
+pub mod face;
 pub mod filter;
 pub mod finetune;
 pub mod infer;

@@ -35,3 +35,17 @@ pub fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
+
+/// A file of face-api's npm package (fetched by `scripts/fetch-pretrained.sh face-api`, as CI
+/// does).
+pub fn face_api(relative: &str) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../third_party/face-api")
+        .join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-pretrained.sh face-api",
+        path.display()
+    );
+    path
+}

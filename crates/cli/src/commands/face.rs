@@ -1,0 +1,482 @@
+//! `convnet face`: face verification (1:1) and recognition (1:K) with face-api.js's pretrained
+//! networks — detector, 68 landmarks, 128-D encoder — and a gallery of people's encodings in
+//! one SQLite file (`--gallery`, default `faces.sqlite` or `$CONVNET_GALLERY`).
+//!
+//! The gallery keeps encodings and the names of the files they came from, never pictures.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use convnet_data::folder::decode_image;
+use convnet_face::gallery::{Gallery, Identity};
+use convnet_face::pipeline::{DEFAULT_THRESHOLD, DETECTOR_MANIFEST, Face, FaceModels, largest};
+use convnet_face::recognition::ENCODING_SIZE;
+use convnet_vision::chart::{save_rgb_png, series_colour};
+use convnet_vision::draw::draw_box;
+use image::{Rgb, RgbImage};
+use serde_json::{Value, json};
+
+use super::detect::find_default;
+
+/// Where the fetch script puts face-api's models.
+const MODELS_DIR: &str = "third_party/face-api/model";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: FaceCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum FaceCommand {
+    /// Find every face in a picture: box, 68 landmarks and 128-D encoding.
+    Encode(EncodeArgs),
+    /// Add a person to the gallery from one or more pictures of them (one face each).
+    Enroll(EnrollArgs),
+    /// Is the face in this picture the person enrolled under NAME? (distance and yes/no)
+    Verify(VerifyArgs),
+    /// Name every face in a picture from the gallery ("unknown" when nobody is close enough).
+    Identify(IdentifyArgs),
+    /// The people in the gallery and how many encodings each has.
+    List(ListArgs),
+    /// Remove a person and their encodings from the gallery.
+    Remove(RemoveArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ModelArgs {
+    /// face-api's model folder (default: third_party/face-api/model from
+    /// scripts/fetch-pretrained.sh, looked up from the current folder and beside the binary).
+    #[arg(long, value_name = "DIR")]
+    models: Option<PathBuf>,
+
+    /// Keep detections scoring at least this (face-api's default 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    min_score: f32,
+}
+
+#[derive(clap::Args, Debug)]
+struct GalleryArgs {
+    /// The gallery file (SQLite).
+    #[arg(long, env = "CONVNET_GALLERY", default_value = "faces.sqlite")]
+    gallery: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct EncodeArgs {
+    /// The picture (PNG or JPEG).
+    image: PathBuf,
+    #[command(flatten)]
+    models: ModelArgs,
+    /// Write the picture with boxes and landmarks drawn on it (PNG).
+    #[arg(long, short, value_name = "OUT.png")]
+    output: Option<PathBuf>,
+    /// Print the faces as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct EnrollArgs {
+    /// The person's name, as verify and identify will report it.
+    name: String,
+    /// Pictures of the person (each must show one face, or use --largest).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// In pictures with several faces, take the largest.
+    #[arg(long)]
+    largest: bool,
+    #[command(flatten)]
+    gallery: GalleryArgs,
+    #[command(flatten)]
+    models: ModelArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct VerifyArgs {
+    /// The picture (its largest face is checked).
+    image: PathBuf,
+    /// The enrolled person to compare with.
+    #[arg(long = "as", value_name = "NAME")]
+    name: String,
+    /// Same person when the distance is below this.
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f32,
+    #[command(flatten)]
+    gallery: GalleryArgs,
+    #[command(flatten)]
+    models: ModelArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct IdentifyArgs {
+    /// The picture.
+    image: PathBuf,
+    /// A face is someone when their distance is below this.
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// Write the picture with each face's box and name drawn on it (PNG).
+    #[arg(long, short, value_name = "OUT.png")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    gallery: GalleryArgs,
+    #[command(flatten)]
+    models: ModelArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ListArgs {
+    #[command(flatten)]
+    gallery: GalleryArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct RemoveArgs {
+    /// The person to remove.
+    name: String,
+    #[command(flatten)]
+    gallery: GalleryArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, device: &Device) -> Result<()> {
+    match args.command {
+        FaceCommand::Encode(a) => encode(a, device),
+        FaceCommand::Enroll(a) => enroll(a, device),
+        FaceCommand::Verify(a) => verify(a, device),
+        FaceCommand::Identify(a) => identify(a, device),
+        FaceCommand::List(a) => list(a),
+        FaceCommand::Remove(a) => remove(a),
+    }
+}
+
+impl ModelArgs {
+    fn load(&self, device: &Device) -> Result<FaceModels> {
+        if !(0.0..1.0).contains(&self.min_score) {
+            bail!("--min-score must lie in [0, 1), not {}", self.min_score);
+        }
+        let dir = match &self.models {
+            Some(dir) => dir.clone(),
+            None => find_default(&format!("{MODELS_DIR}/{DETECTOR_MANIFEST}"))
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .with_context(|| {
+                    format!(
+                        "face-api's models are not in {MODELS_DIR}: run scripts/fetch-pretrained.sh face-api or pass --models DIR"
+                    )
+                })?,
+        };
+        let mut models = FaceModels::load(&dir, device)?;
+        models.options.min_confidence = self.min_score;
+        Ok(models)
+    }
+}
+
+fn check_threshold(threshold: f32) -> Result<()> {
+    if !(threshold.is_finite() && threshold > 0.0) {
+        bail!("--threshold must be a positive distance, not {threshold}");
+    }
+    Ok(())
+}
+
+/// The picture's faces; none is an error that names the file.
+fn faces_in(models: &FaceModels, path: &Path) -> Result<(RgbImage, Vec<Face>)> {
+    let picture = decode_image(path)?.to_rgb8();
+    let faces = models
+        .faces(&picture)
+        .with_context(|| format!("{}", path.display()))?;
+    if faces.is_empty() {
+        bail!(
+            "{}: no face found (at --min-score {})",
+            path.display(),
+            models.options.min_confidence
+        );
+    }
+    Ok((picture, faces))
+}
+
+fn face_json(face: &Face) -> Value {
+    json!({
+        "box": {"x1": face.bbox.x1, "y1": face.bbox.y1, "x2": face.bbox.x2, "y2": face.bbox.y2},
+        "score": face.score,
+    })
+}
+
+fn describe(face: &Face) -> String {
+    format!(
+        "box ({:.0}, {:.0})–({:.0}, {:.0}), score {:.3}",
+        face.bbox.x1, face.bbox.y1, face.bbox.x2, face.bbox.y2, face.score
+    )
+}
+
+fn encode(args: EncodeArgs, device: &Device) -> Result<()> {
+    let models = args.models.load(device)?;
+    let (picture, faces) = faces_in(&models, &args.image)?;
+    if let Some(out) = &args.output {
+        let labels: Vec<String> = (1..=faces.len()).map(|i| format!("face {i}")).collect();
+        draw(&picture, &faces, &labels, out)?;
+    }
+    if args.json {
+        let faces: Vec<Value> = faces
+            .iter()
+            .map(|f| {
+                let mut v = face_json(f);
+                v["landmarks"] = json!(f.landmarks);
+                v["aligned"] = json!(f.aligned);
+                v["encoding"] = json!(f.encoding.0);
+                v
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "image": args.image,
+                "width": picture.width(),
+                "height": picture.height(),
+                "faces": faces,
+            })
+        );
+        return Ok(());
+    }
+    println!("{}: {} face(s)", args.image.display(), faces.len());
+    for (i, f) in faces.iter().enumerate() {
+        println!("face {}: {}", i + 1, describe(f));
+        let points: Vec<String> = f
+            .landmarks
+            .iter()
+            .map(|[x, y]| format!("({x:.1}, {y:.1})"))
+            .collect();
+        println!("  landmarks: {}", points.join(" "));
+        for (row, chunk) in f.encoding.0.chunks(16).enumerate() {
+            let values: Vec<String> = chunk.iter().map(|v| format!("{v:+.4}")).collect();
+            let lead = if row == 0 {
+                "  encoding:"
+            } else {
+                "           "
+            };
+            println!("{lead} {}", values.join(" "));
+        }
+    }
+    Ok(())
+}
+
+fn enroll(args: EnrollArgs, device: &Device) -> Result<()> {
+    // Every picture is read before the gallery is touched: one bad picture enrols nothing.
+    let models = args.models.load(device)?;
+    let mut encodings = Vec::new();
+    for path in &args.images {
+        let (_, faces) = faces_in(&models, path)?;
+        if faces.len() > 1 && !args.largest {
+            bail!(
+                "{}: {} faces; enrol pictures showing only {}, or pass --largest",
+                path.display(),
+                faces.len(),
+                args.name
+            );
+        }
+        let face = largest(&faces).expect("faces_in returns at least one face");
+        let source = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        encodings.push((face.encoding.0.clone(), source));
+    }
+    let mut gallery = Gallery::create_or_open(&args.gallery.gallery, ENCODING_SIZE)?;
+    let total = gallery.enroll(&args.name, &encodings)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "name": args.name,
+                "added": encodings.len(),
+                "encodings": total,
+                "gallery": args.gallery.gallery,
+            })
+        );
+    } else {
+        println!(
+            "enrolled {}: {} encoding(s) added, {} in all ({})",
+            args.name,
+            encodings.len(),
+            total,
+            args.gallery.gallery.display()
+        );
+    }
+    Ok(())
+}
+
+fn verify(args: VerifyArgs, device: &Device) -> Result<()> {
+    check_threshold(args.threshold)?;
+    let gallery = Gallery::open(&args.gallery.gallery)?;
+    // An unknown name fails before any network runs.
+    gallery.encodings(&args.name)?;
+    let models = args.models.load(device)?;
+    let (_, faces) = faces_in(&models, &args.image)?;
+    let face = largest(&faces).expect("faces_in returns at least one face");
+    let entry = gallery
+        .distances(&face.encoding.0)?
+        .into_iter()
+        .find(|d| d.name == args.name)
+        .with_context(|| format!("{} left the gallery while it was read", args.name))?;
+    let same = entry.distance < args.threshold;
+    if args.json {
+        let mut v = json!({
+            "name": args.name,
+            "distance": entry.distance,
+            "nearest": entry.nearest,
+            "threshold": args.threshold,
+            "match": same,
+            "faces_in_picture": faces.len(),
+        });
+        v["face"] = face_json(face);
+        println!("{v}");
+    } else {
+        let verdict = if same { "yes" } else { "no" };
+        let cmp = if same { "<" } else { "≥" };
+        println!(
+            "{verdict}: distance to {} {:.3} {cmp} {} ({})",
+            args.name,
+            entry.distance,
+            args.threshold,
+            describe(face)
+        );
+        if faces.len() > 1 {
+            println!(
+                "note: {} faces in the picture; the largest was checked",
+                faces.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn identify(args: IdentifyArgs, device: &Device) -> Result<()> {
+    check_threshold(args.threshold)?;
+    let gallery = Gallery::open(&args.gallery.gallery)?;
+    let models = args.models.load(device)?;
+    let (picture, faces) = faces_in(&models, &args.image)?;
+    let mut results = Vec::new();
+    let mut labels = Vec::new();
+    for face in &faces {
+        let identity = gallery.identify(&face.encoding.0, args.threshold)?;
+        let (name, distance, label) = match &identity {
+            Identity::Known { name, distance } => (
+                Some(name.clone()),
+                Some(*distance),
+                format!("{name} {distance:.2}"),
+            ),
+            Identity::Unknown { nearest } => (
+                None,
+                nearest.as_ref().map(|(_, d)| *d),
+                "unknown".to_string(),
+            ),
+        };
+        let nearest = match &identity {
+            Identity::Unknown {
+                nearest: Some((n, _)),
+            } => Some(n.clone()),
+            _ => None,
+        };
+        results.push((face, name, distance, nearest));
+        labels.push(label);
+    }
+    if let Some(out) = &args.output {
+        draw(&picture, &faces, &labels, out)?;
+    }
+    if args.json {
+        let faces: Vec<Value> = results
+            .iter()
+            .map(|(face, name, distance, nearest)| {
+                let mut v = face_json(face);
+                v["name"] = json!(name);
+                v["distance"] = json!(distance);
+                v["nearest_unmatched"] = json!(nearest);
+                v
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"image": args.image, "threshold": args.threshold, "faces": faces})
+        );
+        return Ok(());
+    }
+    for (i, (face, name, distance, nearest)) in results.iter().enumerate() {
+        let who = match (name, distance, nearest) {
+            (Some(n), Some(d), _) => format!("{n} (distance {d:.3})"),
+            (None, Some(d), Some(n)) => format!("unknown (nearest {n} at {d:.3})"),
+            _ => "unknown (the gallery is empty)".to_string(),
+        };
+        println!("face {}: {who}; {}", i + 1, describe(face));
+    }
+    Ok(())
+}
+
+fn list(args: ListArgs) -> Result<()> {
+    let gallery = Gallery::open(&args.gallery.gallery)?;
+    let people = gallery.people()?;
+    if args.json {
+        println!(
+            "{}",
+            json!({"gallery": args.gallery.gallery, "people": people})
+        );
+        return Ok(());
+    }
+    if people.is_empty() {
+        println!("{}: nobody enrolled", args.gallery.gallery.display());
+    }
+    for p in &people {
+        println!(
+            "{}\t{} encoding(s)\tsince {}",
+            p.name, p.encodings, p.created_at
+        );
+    }
+    Ok(())
+}
+
+fn remove(args: RemoveArgs) -> Result<()> {
+    let mut gallery = Gallery::open(&args.gallery.gallery)?;
+    let removed = gallery.remove(&args.name)?;
+    if args.json {
+        println!("{}", json!({"name": args.name, "removed": removed}));
+    } else {
+        println!("removed {} ({} encoding(s))", args.name, removed);
+    }
+    Ok(())
+}
+
+/// The picture with each face's box, label and landmarks.
+fn draw(picture: &RgbImage, faces: &[Face], labels: &[String], out: &Path) -> Result<()> {
+    let mut img = picture.clone();
+    let thickness = (img.width().max(img.height()) / 300).max(2);
+    for (i, (face, label)) in faces.iter().zip(labels).enumerate() {
+        let colour = if label == "unknown" {
+            Rgb([200, 200, 200])
+        } else {
+            series_colour(i)
+        };
+        draw_box(&mut img, &face.bbox, label, colour, thickness);
+        let r = (thickness as i64 / 2).max(1);
+        for &[x, y] in &face.landmarks {
+            for dy in -r..=r {
+                for dx in -r..=r {
+                    let (px, py) = (x as i64 + dx, y as i64 + dy);
+                    if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height()
+                    {
+                        img.put_pixel(px as u32, py as u32, colour);
+                    }
+                }
+            }
+        }
+    }
+    save_rgb_png(out, &img)?;
+    Ok(())
+}
