@@ -16,6 +16,8 @@
 use convnet_vision::BBox;
 use image::RgbImage;
 
+use crate::landmarks::centre;
+
 /// A rectangle of whole pixels inside a picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PixelRect {
@@ -57,14 +59,6 @@ pub fn crop(image: &RgbImage, bbox: &BBox) -> Option<(RgbImage, PixelRect)> {
 const CHIP_SCALE: f32 = 0.45;
 const CHIP_X: f32 = 0.5;
 const CHIP_Y: f32 = 0.43;
-
-fn centre(points: &[[f32; 2]]) -> [f32; 2] {
-    let n = points.len() as f32;
-    let (sx, sy) = points
-        .iter()
-        .fold((0.0, 0.0), |(x, y), p| (x + p[0], y + p[1]));
-    [sx / n, sy / n]
-}
 
 /// The square box the encoder reads, from 68 landmarks (iBUG order), as face-api computes it
 /// for its descriptors (`landmarks.align(null, {useDlibAlignment: true})`): sized by the

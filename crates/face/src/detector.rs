@@ -54,6 +54,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::FaceError;
+use crate::input::{SquarePad, square_resized};
 use crate::tf::{TfPadding, TfWeights, conv};
 
 /// The side of the square the network sees.
@@ -408,47 +409,18 @@ fn anchor_count() -> usize {
     PREDICTORS.iter().map(|&(_, a, side)| side * side * a).sum()
 }
 
-/// The picture padded to a square at the bottom or right with zeros, resized to `size` with
-/// TensorFlow's legacy bilinear (source = destination · in/out, neighbours clamped to the
-/// edge), as `value / 127.5 − 1`, channel-major `[3, size, size]`.
+/// face-api's input for the detector, channel-major `[3, size, size]`: the picture padded
+/// to a square at the bottom or right, resized (see [`crate::input`]), as `value / 127.5 − 1`.
 fn preprocess_values(image: &RgbImage, size: usize) -> Vec<f32> {
-    let (width, height) = (image.width() as usize, image.height() as usize);
-    let side = width.max(height);
-    let mut out = vec![-1.0; 3 * size * size];
-    if side == 0 {
+    let plane = size * size;
+    let mut out = vec![-1.0; 3 * plane];
+    if image.width() == 0 || image.height() == 0 {
         return out;
     }
-    let scale = side as f32 / size as f32;
-    // For each output row/column: the lower source index, the upper one and the fraction.
-    let taps: Vec<(usize, usize, f32)> = (0..size)
-        .map(|i| {
-            let source = i as f32 * scale;
-            let lower = source.floor();
-            let upper = (source.ceil() as usize).min(side - 1);
-            (lower as usize, upper, source - lower)
-        })
-        .collect();
-    let raw = image.as_raw();
-    let pixel = |y: usize, x: usize, c: usize| -> f32 {
-        if y < height && x < width {
-            f32::from(raw[(y * width + x) * 3 + c])
-        } else {
-            0.0
-        }
-    };
-    let plane = size * size;
-    for (oy, &(y0, y1, fy)) in taps.iter().enumerate() {
-        for (ox, &(x0, x1, fx)) in taps.iter().enumerate() {
-            for c in 0..3 {
-                let top_left = pixel(y0, x0, c);
-                let top_right = pixel(y0, x1, c);
-                let bottom_left = pixel(y1, x0, c);
-                let bottom_right = pixel(y1, x1, c);
-                let top = top_left + (top_right - top_left) * fx;
-                let bottom = bottom_left + (bottom_right - bottom_left) * fx;
-                let value = top + (bottom - top) * fy;
-                out[c * plane + oy * size + ox] = value / 127.5 - 1.0;
-            }
+    let hwc = square_resized(image, SquarePad::BottomRight, size);
+    for (p, px) in hwc.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * plane + p] = px[c] / 127.5 - 1.0;
         }
     }
     out

@@ -11,6 +11,7 @@ pub mod align;
 pub mod detector;
 pub mod error;
 pub mod gallery;
+pub mod input;
 pub mod landmarks;
 pub mod pipeline;
 pub mod recognition;

@@ -44,7 +44,8 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::FaceError;
-use crate::landmarks::{Loader, to_batch_tensor};
+use crate::input::to_batch_tensor;
+use crate::tf::Loader;
 use crate::tf::{TfPadding, TfWeights, avg_pool, conv};
 
 /// The length of a face encoding.

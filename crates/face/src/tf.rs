@@ -187,6 +187,49 @@ impl SeparableConv {
     }
 }
 
+/// Tensors read from a manifest, with the names and the number of values taken, so a test can
+/// check that a network uses every tensor of its file.
+pub(crate) struct Loader<'a> {
+    pub weights: &'a TfWeights,
+    pub names: Vec<String>,
+    pub values: usize,
+}
+
+impl<'a> Loader<'a> {
+    pub fn new(weights: &'a TfWeights) -> Self {
+        Self {
+            weights,
+            names: Vec::new(),
+            values: 0,
+        }
+    }
+
+    pub fn tensor<const D: usize>(
+        &mut self,
+        key: &str,
+        shape: [usize; D],
+    ) -> Result<Tensor<D>, FaceError> {
+        let t = self.weights.tensor(key, shape)?;
+        self.names.push(key.to_string());
+        self.values += shape.iter().product::<usize>();
+        Ok(t)
+    }
+
+    pub fn separable(
+        &mut self,
+        prefix: &str,
+        channels_in: usize,
+        channels_out: usize,
+    ) -> Result<SeparableConv, FaceError> {
+        let s = SeparableConv::load(self.weights, prefix, channels_in, channels_out, 3)?;
+        for leaf in ["depthwise.weight", "pointwise.weight", "pointwise.bias"] {
+            self.names.push(format!("{prefix}.{leaf}"));
+        }
+        self.values += channels_in * 9 + channels_out * channels_in + channels_out;
+        Ok(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,24 +12,15 @@ use convnet_weights::read_tfjs;
 use image::RgbImage;
 use image::imageops::{self, FilterType};
 
-fn face_api() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../third_party/face-api");
-    assert!(
-        dir.join("model/face_landmark_68_model-weights_manifest.json")
-            .is_file()
-            && dir.join("demo/sample1.jpg").is_file(),
-        "{} is missing face-api's models or demo pictures: run scripts/fetch-pretrained.sh face-api",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::{face_api, reference};
 
 fn landmark_manifest() -> PathBuf {
-    face_api().join("model/face_landmark_68_model-weights_manifest.json")
+    face_api("model/face_landmark_68_model-weights_manifest.json")
 }
 
 fn recognition_manifest() -> PathBuf {
-    face_api().join("model/face_recognition_model-weights_manifest.json")
+    face_api("model/face_recognition_model-weights_manifest.json")
 }
 
 fn landmark_net() -> FaceLandmark68Net {
@@ -120,7 +111,7 @@ fn another_models_manifest_is_a_missing_weight() {
         matches!(&err, FaceError::MissingWeight { name, .. } if name == "conv32_down.conv.weight"),
         "{err}"
     );
-    let detector = face_api().join("model/ssd_mobilenetv1_model-weights_manifest.json");
+    let detector = face_api("model/ssd_mobilenetv1_model-weights_manifest.json");
     let err = FaceRecognitionNet::load(&detector, &device).err().unwrap();
     assert!(matches!(err, FaceError::MissingWeight { .. }), "{err}");
 }
@@ -250,7 +241,7 @@ fn residual_down_shortcut_matches_a_loop() {
 // ---------- real photos ----------
 
 fn sample(k: usize) -> RgbImage {
-    image::open(face_api().join(format!("demo/sample{k}.jpg")))
+    image::open(face_api(&format!("demo/sample{k}.jpg")))
         .unwrap()
         .to_rgb8()
 }
@@ -403,17 +394,6 @@ fn encodings_of_real_faces() {
 }
 
 // ---------- face-api.js itself (fixtures/face/reference.json) ----------
-
-fn reference() -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/face/reference.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (made by scripts/face-reference.sh)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).unwrap()
-}
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {
     v.as_array()

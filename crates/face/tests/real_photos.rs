@@ -2,7 +2,6 @@
 //! face-api`, as CI does): a face stays itself when the picture is mirrored or rescaled, and
 //! the different people of one picture stay apart.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
@@ -11,17 +10,8 @@ use convnet_vision::BBox;
 use image::RgbImage;
 use serde_json::Value;
 
-fn face_api(relative: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../third_party/face-api")
-        .join(relative);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-pretrained.sh face-api",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::{face_api, reference};
 
 fn models() -> &'static FaceModels {
     static MODELS: OnceLock<FaceModels> = OnceLock::new();
@@ -121,8 +111,7 @@ fn floats(v: &Value) -> Vec<f32> {
 /// (`face_nets.rs`, `ssd_detector.rs`).
 #[test]
 fn pipeline_reproduces_face_api() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/face/reference.json");
-    let reference: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let reference = reference();
     let (mut worst_point, mut worst_chip, mut worst_encoding, mut worst_pair) =
         (0f32, 0f32, 0f32, 0f32);
     for sample in reference["samples"].as_array().unwrap() {

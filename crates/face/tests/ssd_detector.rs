@@ -18,17 +18,8 @@ use convnet_face::detector::{FaceBox, SsdMobilenetV1, SsdOptions};
 use image::{Rgb, RgbImage};
 use serde_json::Value;
 
-fn face_api(relative: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../third_party/face-api")
-        .join(relative);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-pretrained.sh face-api",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::{face_api, reference};
 
 fn detector() -> &'static SsdMobilenetV1 {
     static NET: OnceLock<SsdMobilenetV1> = OnceLock::new();
@@ -286,21 +277,6 @@ fn another_models_manifest_is_refused_by_name() {
 
 // ---------- face-api.js itself (fixtures/face/reference.json, made by
 // fixtures/face/make_reference.mjs: face-api 1.7.15 on tfjs 4.22's float32 cpu backend) ----------
-
-fn reference() -> &'static Value {
-    static REFERENCE: OnceLock<Value> = OnceLock::new();
-    REFERENCE.get_or_init(|| {
-        let path =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/face/reference.json");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (made by fixtures/face/make_reference.mjs)",
-                path.display()
-            )
-        });
-        serde_json::from_str(&text).unwrap()
-    })
-}
 
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
