@@ -64,6 +64,9 @@ enum Command {
     Visualize(commands::visualize::Args),
     /// Faces: encode, and verify or identify people against a gallery (face-api.js's networks).
     Face(commands::face::Args),
+    /// Face recognition's training side on Fashion-MNIST: an embedding trained with the triplet
+    /// loss (`embed train`), and one-shot identification of classes it never saw (`embed one-shot`).
+    Embed(commands::embed::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -103,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Style(args) => commands::style::run(*args, &device()?, cli.quiet),
         Command::Visualize(args) => commands::visualize::run(args, &device()?),
         Command::Face(args) => commands::face::run(args, &device()?),
+        Command::Embed(args) => commands::embed::run(args, &device()?, cli.quiet),
     }
 }
 

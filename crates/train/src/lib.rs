@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod detect;
+pub mod embedding;
 pub mod error;
 pub mod evaluate;
 mod fs;
@@ -18,6 +19,9 @@ pub mod weights;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::TrainConfig;
+pub use embedding::{
+    EmbeddingConfig, Embeddings, Mining, OneShotReport, OneShotResult, SiameseHead, train_embedding,
+};
 pub use error::TrainError;
 pub use evaluate::{Evaluation, evaluate, probabilities};
 pub use fs::{ensure_writable_dir, write_atomically};

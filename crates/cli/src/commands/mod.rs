@@ -5,6 +5,7 @@ pub mod bench;
 mod classifier;
 mod dataset;
 pub mod detect;
+pub mod embed;
 pub mod eval;
 pub mod eval_detections;
 pub mod face;
