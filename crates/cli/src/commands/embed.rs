@@ -17,13 +17,13 @@ use convnet_train::embedding::{
     one_shot_report,
 };
 use convnet_train::{
-    Checkpoint, EmbeddingConfig, EpochRecord, Mining, Observer, OptimizerSettings, TrainData,
-    train_embedding,
+    Checkpoint, EmbeddingConfig, Mining, OptimizerSettings, TrainData, train_embedding,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::dataset::{AnySet, DataSource, Locations};
+use super::progress::Bars;
 
 /// Image folders are read at this size (channels, height, width): Fashion-MNIST's.
 const FOLDER_SHAPE: [usize; 3] = [1, 28, 28];
@@ -283,7 +283,7 @@ fn train(args: TrainArgs, device: &Device, quiet: bool) -> Result<()> {
         ))
     });
     convnet_train::ensure_writable_dir(&run_dir)?;
-    let mut bars = TripletBars::new(quiet || args.json);
+    let mut bars = Bars::triplets(quiet || args.json);
     bars.line(&format!(
         "data: {} training, {} validation images of {shape:?} in {} classes ({}) ({:.1} s to load)",
         train_set.len(),
@@ -513,95 +513,4 @@ fn one_shot(args: OneShotArgs, device: &Device, quiet: bool) -> Result<()> {
         println!();
     }
     Ok(())
-}
-
-/// Progress of an embedding run: a bar per epoch with the running loss and the fraction of
-/// mined triplets still violating the margin, and a line per finished epoch.
-struct TripletBars {
-    bar: ProgressBar,
-    quiet: bool,
-    epochs: usize,
-}
-
-impl TripletBars {
-    fn new(quiet: bool) -> Self {
-        Self {
-            bar: ProgressBar::hidden(),
-            quiet,
-            epochs: 0,
-        }
-    }
-
-    fn bar(&self, len: usize, template: &str) -> ProgressBar {
-        if self.quiet {
-            return ProgressBar::hidden();
-        }
-        ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template(template)
-                .expect("a valid progress template")
-                .progress_chars("=> "),
-        )
-    }
-
-    fn line(&self, text: &str) {
-        if !self.quiet {
-            self.bar.suspend(|| eprintln!("{text}"));
-        }
-    }
-}
-
-impl Observer for TripletBars {
-    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        self.epochs = epochs;
-        self.bar = self.bar(
-            steps,
-            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
-        );
-        self.bar.set_prefix(format!("{epoch}/{epochs}"));
-    }
-
-    /// `satisfied`: the fraction of mined triplets already meeting the margin.
-    fn step(&mut self, step: usize, loss: f64, satisfied: f64) {
-        self.bar.set_position(step as u64);
-        if step.is_multiple_of(5) || step as u64 == self.bar.length().unwrap_or(0) {
-            self.bar.set_message(format!(
-                "loss {loss:.4} active triplets {:.1}%",
-                100.0 * (1.0 - satisfied)
-            ));
-        }
-    }
-
-    fn validation_start(&mut self, examples: usize) {
-        self.bar.finish_and_clear();
-        self.bar = self.bar(examples, "  validating [{bar:30}] {pos}/{len}");
-    }
-
-    fn validation_progress(&mut self, examples: usize) {
-        self.bar.inc(examples as u64);
-    }
-
-    fn epoch_end(&mut self, r: &EpochRecord, best: bool) {
-        self.bar.finish_and_clear();
-        let val = r
-            .val_accuracy
-            .map(|a| format!(" | val one-shot {:.2}%", 100.0 * a))
-            .unwrap_or_default();
-        self.line(&format!(
-            "epoch {}/{}: loss {:.4} active triplets {:.1}%{val} | {:.1} s{}",
-            r.epoch,
-            self.epochs,
-            r.train_loss,
-            100.0 * (1.0 - r.train_accuracy),
-            r.seconds,
-            if best && r.val_accuracy.is_some() {
-                " (best)"
-            } else {
-                ""
-            }
-        ));
-    }
-
-    fn note(&mut self, message: &str) {
-        self.line(message);
-    }
 }

@@ -8,6 +8,16 @@ pub struct Bars {
     bar: ProgressBar,
     quiet: bool,
     epochs: usize,
+    metric: Metric,
+}
+
+/// What the loop's per-step "accuracy" means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metric {
+    Accuracy,
+    /// Embedding runs: the fraction of mined triplets already meeting the margin (shown as the
+    /// share still active); validation is one-shot accuracy.
+    Triplets,
 }
 
 impl Bars {
@@ -17,6 +27,23 @@ impl Bars {
             bar: ProgressBar::hidden(),
             quiet,
             epochs: 0,
+            metric: Metric::Accuracy,
+        }
+    }
+
+    /// For triplet-loss runs: active triplets per step, one-shot accuracy at validation.
+    pub fn triplets(quiet: bool) -> Self {
+        Self {
+            metric: Metric::Triplets,
+            ..Self::new(quiet)
+        }
+    }
+
+    /// The step's second number as shown.
+    fn train_metric(&self, value: f64) -> String {
+        match self.metric {
+            Metric::Accuracy => format!("acc {}", pct(value)),
+            Metric::Triplets => format!("active triplets {:.1}%", 100.0 * (1.0 - value)),
         }
     }
 
@@ -57,7 +84,7 @@ impl Observer for Bars {
         self.bar.set_position(step as u64);
         if step.is_multiple_of(5) || step as u64 == self.bar.length().unwrap_or(0) {
             self.bar
-                .set_message(format!("loss {loss:.4} acc {}", pct(accuracy)));
+                .set_message(format!("loss {loss:.4} {}", self.train_metric(accuracy)));
         }
     }
 
@@ -72,8 +99,9 @@ impl Observer for Bars {
 
     fn epoch_end(&mut self, r: &EpochRecord, best: bool) {
         self.bar.finish_and_clear();
-        let mut val = match (r.val_loss, r.val_accuracy) {
-            (Some(l), Some(a)) => format!(" | val loss {l:.4} acc {}", pct(a)),
+        let mut val = match (self.metric, r.val_loss, r.val_accuracy) {
+            (Metric::Triplets, _, Some(a)) => format!(" | val one-shot {}", pct(a)),
+            (Metric::Accuracy, Some(l), Some(a)) => format!(" | val loss {l:.4} acc {}", pct(a)),
             _ => String::new(),
         };
         if let Some(iou) = r.val_mean_iou {
@@ -83,11 +111,11 @@ impl Observer for Bars {
             val.push_str(&format!(" | val mAP@0.5 {map:.4}"));
         }
         self.line(&format!(
-            "epoch {}/{}: loss {:.4} acc {}{val} | {:.1} s{}",
+            "epoch {}/{}: loss {:.4} {}{val} | {:.1} s{}",
             r.epoch,
             self.epochs,
             r.train_loss,
-            pct(r.train_accuracy),
+            self.train_metric(r.train_accuracy),
             r.seconds,
             if best && (r.val_accuracy.is_some() || r.val_map50.is_some()) {
                 " (best)"
