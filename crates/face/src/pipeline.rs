@@ -77,13 +77,17 @@ impl FaceModels {
     /// Every face in `image`, best detection first.
     pub fn faces(&self, image: &RgbImage) -> Result<Vec<Face>, FaceError> {
         let found = self.detector.detect(image, &self.options)?;
+        // The detected boxes' crops go through the landmark network as one batch.
+        let boxed: Vec<_> = found
+            .into_iter()
+            .filter_map(|det| crop(image, &det.bbox).map(|(face, at)| (det, face, at)))
+            .collect();
+        let faces: Vec<RgbImage> = boxed.iter().map(|(_, face, _)| face.clone()).collect();
+        let all_landmarks = self.landmarks.detect_batch(&faces)?;
         let mut located = Vec::new();
         let mut crops = Vec::new();
-        for det in found {
-            let Some((face, at)) = crop(image, &det.bbox) else {
-                continue;
-            };
-            let mut landmarks = self.landmarks.detect(&face)?.points;
+        for ((det, _, at), found) in boxed.into_iter().zip(all_landmarks) {
+            let mut landmarks = found.points;
             for p in &mut landmarks {
                 p[0] += at.x as f32;
                 p[1] += at.y as f32;
