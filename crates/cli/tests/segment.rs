@@ -206,3 +206,72 @@ fn bad_masks_and_sizes_are_refused_clearly() {
     ]);
     fails_with(&out, &["not a segmentation network"]);
 }
+
+#[test]
+fn a_pretrained_encoder_starts_the_unet_and_weights_of_other_networks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fmnist = dir.path().join("fmnist");
+    std::fs::create_dir(&fmnist).unwrap();
+    data::write_fashion_like(&fmnist, 64, 16, 1);
+    let pretrain = |model: &str, out: &Path| {
+        let trained = convnet(&[
+            "train",
+            "--model",
+            model,
+            "--data",
+            &s(&fmnist),
+            "--epochs",
+            "1",
+            "--batch",
+            "32",
+            "--out",
+            &s(out),
+        ]);
+        assert!(trained.status.success(), "{}", stderr(&trained));
+    };
+    let encoder = dir.path().join("encoder");
+    pretrain("unet-small-encoder", &encoder);
+    let data = dir.path().join("data");
+    write_folder(&data, 24, 32);
+
+    let out = train(&data, &dir.path().join("run"), &["--init", &s(&encoder)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    // The contracting path (3 blocks + bottleneck, 2 x (conv + 4 batch-norm tensors) each)
+    // comes from the encoder; the expanding path and the head start fresh; the encoder's
+    // classifier (weight, bias) is not used.
+    assert_eq!(report["init"]["loaded"], 40, "{report}");
+    assert_eq!(report["init"]["fresh"], 38, "{report}");
+    assert_eq!(report["init"]["unused"], 2, "{report}");
+
+    // Another network's weights: LeNet's layer names are too vague to place, or do not fit.
+    let lenet = dir.path().join("lenet");
+    pretrain("lenet5", &lenet);
+    let out = train(&data, &dir.path().join("run2"), &["--init", &s(&lenet)]);
+    fails_with(&out, &["lenet"]);
+    // Not a weights file at all.
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not weights").unwrap();
+    fails_with(
+        &train(&data, &dir.path().join("run3"), &["--init", &s(&junk)]),
+        &["junk.safetensors"],
+    );
+    // A run directory without checkpoints.
+    let empty = dir.path().join("empty-run");
+    std::fs::create_dir(&empty).unwrap();
+    fails_with(
+        &train(&data, &dir.path().join("run5"), &["--init", &s(&empty)]),
+        &["empty-run", "no checkpoint"],
+    );
+    // Classifiers start from pretrained weights with `convnet finetune`.
+    let out = convnet(&[
+        "train",
+        "--data",
+        &s(&fmnist),
+        "--init",
+        &s(&encoder),
+        "--out",
+        &s(&dir.path().join("run4")),
+    ]);
+    fails_with(&out, &["--init", "convnet finetune"]);
+}

@@ -33,6 +33,9 @@ pub struct TrainConfig {
     /// At most this many training examples per class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_class: Option<usize>,
+    /// The weights file the run started from (`--init`), for the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
 }
 
 impl TrainConfig {
@@ -52,6 +55,7 @@ impl TrainConfig {
             freeze_before: None,
             only_classes: Vec::new(),
             per_class: None,
+            init: None,
         }
     }
 

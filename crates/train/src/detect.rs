@@ -177,9 +177,11 @@ pub fn as_map_inputs(
 
 /// Trains `spec` (a network ending in a YOLO head's `[A (5 + C), S, S]`) on `data`, writing
 /// `history.csv` (with the validation mAP@0.5), `curves.png` and checkpoints (`best` = best
-/// validation mAP@0.5) into `run_dir`.
+/// validation mAP@0.5) into `run_dir`. `initial` (built from `spec`) starts the run from its
+/// weights, e.g. a pretrained backbone.
 pub fn train_detection(
     spec: &ModelSpec,
+    initial: Option<&Sequential>,
     data: &DetectionData,
     config: &TrainConfig,
     run_dir: &Path,
@@ -193,7 +195,7 @@ pub fn train_detection(
         mut scheduler,
         steps_per_epoch,
         last_path,
-    } = FreshRun::start(spec, config, data.train.len(), run_dir, device)?;
+    } = FreshRun::start(spec, initial, config, data.train.len(), run_dir, device)?;
     let normalization = Normalization::identity(1);
     let mut ledger = Ledger::new(spec, &data.train.classes, &normalization, config, run_dir);
     let anchors = data.head.anchors.len();

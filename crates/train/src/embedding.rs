@@ -581,7 +581,14 @@ pub fn train_embedding(
         mut scheduler,
         steps_per_epoch,
         last_path,
-    } = FreshRun::start(&spec, &train_config, data.train.len(), run_dir, device)?;
+    } = FreshRun::start(
+        &spec,
+        None,
+        &train_config,
+        data.train.len(),
+        run_dir,
+        device,
+    )?;
     let stored = EmbeddingConfig {
         train: train_config.clone(),
         ..config.clone()

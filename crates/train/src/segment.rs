@@ -245,9 +245,11 @@ pub struct SegmentationData {
 
 /// Trains `spec` (a network giving `[k, H, W]` score maps) on `data`, writing `history.csv`
 /// (with the validation mean IoU), `curves.png` and checkpoints (`best` = best validation mean
-/// IoU) into `run_dir`, as [`crate::train`] does for classifiers.
+/// IoU) into `run_dir`, as [`crate::train`] does for classifiers. `initial` (built from `spec`)
+/// starts the run from its weights, e.g. a pretrained contracting path.
 pub fn train_segmentation(
     spec: &ModelSpec,
+    initial: Option<&Sequential>,
     data: &SegmentationData,
     config: &TrainConfig,
     run_dir: &Path,
@@ -261,7 +263,7 @@ pub fn train_segmentation(
         mut scheduler,
         steps_per_epoch,
         last_path,
-    } = FreshRun::start(spec, config, data.train.len(), run_dir, device)?;
+    } = FreshRun::start(spec, initial, config, data.train.len(), run_dir, device)?;
     let k = data.train.num_classes();
     let mut ledger = Ledger::new(
         spec,

@@ -141,8 +141,19 @@ pub(crate) fn check_finite(
     })
 }
 
-/// What a run that starts from scratch (segmentation, detection) begins with: the model on an
-/// autodiff device seeded from the config, its optimizer and schedule, and where `last` goes.
+/// Copies `initial`'s weights into `model` (the same spec) by value: forking a model made on a
+/// device without autodiff would leave the training model's parameters untracked.
+fn copy_weights(model: &mut Sequential, initial: &Sequential) -> Result<(), TrainError> {
+    let bytes = weights::to_bytes(initial).map_err(TrainError::Config)?;
+    weights::load_bytes(model, &bytes, "the initial weights").map_err(|e| match e {
+        weights::LoadError::Mismatch(m) => TrainError::Mismatch(m),
+        weights::LoadError::Format(message) => TrainError::Config(message),
+    })
+}
+
+/// What a run that does not resume (segmentation, detection, embeddings) begins with: the
+/// model on an autodiff device seeded from the config, its optimizer and schedule, and where
+/// `last` goes.
 pub(crate) struct FreshRun {
     pub train_device: Device,
     pub model: Sequential,
@@ -153,8 +164,11 @@ pub(crate) struct FreshRun {
 }
 
 impl FreshRun {
+    /// A run of `spec` from a fresh initialisation, or from `initial`'s weights (built from
+    /// `spec`, e.g. with a pretrained backbone).
     pub fn start(
         spec: &ModelSpec,
+        initial: Option<&Sequential>,
         config: &TrainConfig,
         examples: usize,
         run_dir: &Path,
@@ -168,7 +182,10 @@ impl FreshRun {
         ensure_writable_dir(&ckpt_dir)?;
         let train_device = device.clone().autodiff();
         train_device.seed(config.seed);
-        let model = spec.build(&train_device)?;
+        let mut model = spec.build(&train_device)?;
+        if let Some(initial) = initial {
+            copy_weights(&mut model, initial)?;
+        }
         let steps_per_epoch = examples.div_ceil(config.batch_size);
         let scheduler =
             config
@@ -331,14 +348,8 @@ pub fn train_from(
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
     let mut model = spec.build(&train_device)?;
-    if let Some(initial) = initial {
-        // Copied by value into a model built on the training device: forking a model made on a
-        // device without autodiff would leave its parameters untracked.
-        let bytes = weights::to_bytes(&initial).map_err(TrainError::Config)?;
-        weights::load_bytes(&mut model, &bytes, "the initial weights").map_err(|e| match e {
-            weights::LoadError::Mismatch(m) => TrainError::Mismatch(m),
-            weights::LoadError::Format(message) => TrainError::Config(message),
-        })?;
+    if let Some(initial) = &initial {
+        copy_weights(&mut model, initial)?;
     }
     let mut optimizer = config.optimizer.build();
     let mut progress = Progress {

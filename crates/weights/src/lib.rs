@@ -7,6 +7,8 @@
 //!   uint8/uint16/float16-quantised tensors dequantised, kernels turned into PyTorch layouts.
 //! - [`expected`]: the keys and shapes a model wants; [`load`] them by name, strictly or
 //!   partially, with a [`LoadReport`] (or a [`Mismatch`] listing every tensor that does not fit).
+//! - [`nest_into`]: a part trained on its own (a backbone) placed into a model that nests
+//!   its layers deeper (`down2.conv1.weight` → `skip1.down2.conv1.weight`).
 //! - [`to_state_dict`] and [`write_safetensors`]: export a model for PyTorch.
 //! - [`fully_convolutional`]: a classifier's dense layers as convolutions with the same
 //!   weights (sliding windows, FCN).
@@ -37,6 +39,7 @@ mod dict;
 mod error;
 mod export;
 mod load;
+mod nest;
 mod read;
 mod tfjs;
 mod walk;
@@ -46,5 +49,6 @@ pub use dict::{StateDict, WeightTensor};
 pub use error::WeightsError;
 pub use export::{to_state_dict, write_safetensors};
 pub use load::{LoadOptions, LoadReport, Mismatch, ShapeMismatch, expected, load};
+pub use nest::nest_into;
 pub use read::read;
 pub use tfjs::{is_manifest, read_tfjs};

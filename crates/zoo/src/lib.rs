@@ -216,12 +216,20 @@ pub const MODELS: &[ZooEntry] = &[
         description: "U-Net, depth 3, 16-128 filters, batch norm: 1 x 64 x 64, 11 classes (the generated scenes)",
     },
     ZooEntry {
+        name: "unet-small-encoder",
+        description: "unet-small's contracting path + global pool + dense: a classifier whose weights start a U-Net (--init)",
+    },
+    ZooEntry {
         name: "fcn-small",
         description: "FCN-8s-style segmenter (Long 2015): 3 stages, fc6/fc7 as convs, fused skips: 1 x 64 x 64, 11 classes",
     },
     ZooEntry {
         name: "tiny-yolo",
         description: "Tiny-YOLO-style detector: 6 conv-BN-leaky layers, stride 16: 1 x 96 x 96 -> 6 x 6 x 3 anchors x (5 + 10 classes)",
+    },
+    ZooEntry {
+        name: "tiny-yolo-backbone",
+        description: "tiny-yolo's convolutions + global pool + dense (inputs under 48x48 zero-padded to it): a classifier whose weights start the detector (--init)",
     },
 ];
 
@@ -264,8 +272,17 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
         "unet" => UNetConfig::paper().spec().map_err(ZooError::Config),
         "unet-small" => UNetConfig::small().spec().map_err(ZooError::Config),
+        "unet-small-encoder" => UNetConfig {
+            num_classes: 10,
+            ..UNetConfig::small()
+        }
+        .encoder_spec()
+        .map_err(ZooError::Config),
         "fcn-small" => FcnConfig::small().spec().map_err(ZooError::Config),
         "tiny-yolo" => TinyYoloConfig::scenes().spec().map_err(ZooError::Config),
+        "tiny-yolo-backbone" => TinyYoloConfig::scenes()
+            .backbone_spec()
+            .map_err(ZooError::Config),
         _ => imagenet_spec(name, &ZooOptions::default()).ok_or_else(|| unknown(name)),
     }
 }
@@ -316,6 +333,19 @@ pub fn classifier_spec(
         }
         .spec()),
         ("volume-cnn", _) => Err(wrong("volumes [channels, depth, height, width]")),
+        ("unet-small-encoder", &[c, h, w]) if h == w => UNetConfig::small()
+            .fitted([c, h, w], num_classes)
+            .and_then(|u| u.encoder_spec())
+            .map_err(ZooError::Config),
+        ("unet-small-encoder", _) => Err(wrong("square images [channels, size, size]")),
+        ("tiny-yolo-backbone", &[c, h, w]) => TinyYoloConfig {
+            input: [c, h, w],
+            classes: num_classes,
+            ..TinyYoloConfig::scenes()
+        }
+        .backbone_spec()
+        .map_err(ZooError::Config),
+        ("tiny-yolo-backbone", _) => Err(wrong("square images [channels, size, size]")),
         (_, &[c, h, w]) if h == w => imagenet_spec(
             name,
             &ZooOptions {
@@ -444,7 +474,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, fcn-small, tiny-yolo, alexnet, vgg11,"
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-encoder, fcn-small, tiny-yolo, tiny-yolo-backbone, alexnet, vgg11,"
             ),
             "{err}"
         );

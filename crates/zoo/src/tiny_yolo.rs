@@ -5,8 +5,11 @@
 //! scales, objectness and class logits. At 96x96 the grid is 6x6.
 
 use convnet_layers::{
-    Activation, BatchNormConfig, ConvConfig, LayerConfig, ModelSpec, Padding, PoolConfig,
+    Activation, BatchNormConfig, ConvConfig, DenseConfig, LayerConfig, LayerSpec, ModelSpec,
+    Padding, PoolConfig, ZeroPadding2dConfig,
 };
+
+use crate::blocks::named;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TinyYoloConfig {
@@ -45,39 +48,83 @@ impl TinyYoloConfig {
             ));
         }
         let mut spec = ModelSpec::new(&self.name, self.input.to_vec());
-        for (i, &filters) in self.filters.iter().enumerate() {
-            spec = spec
-                .named(
-                    &format!("conv{i}"),
-                    LayerConfig::Conv2d(
-                        ConvConfig::new(filters, 3)
-                            .with_padding(Padding::Same)
-                            .with_bias(false),
-                    ),
-                )
-                .named(
-                    &format!("bn{i}"),
-                    LayerConfig::BatchNorm(BatchNormConfig::default()),
-                )
-                .named(
-                    &format!("leaky{i}"),
-                    LayerConfig::Activation {
-                        activation: Activation::Leaky,
-                    },
-                );
-            if i < 4 {
-                spec = spec.named(
-                    &format!("pool{i}"),
-                    LayerConfig::MaxPool2d(PoolConfig::new(2)),
-                );
-            }
-        }
+        spec.layers.extend(self.features());
         Ok(spec.named(
             "head",
             LayerConfig::Conv2d(ConvConfig::new(self.anchors * (5 + self.classes), 1)),
         ))
     }
+
+    /// The detector's convolutions under a classifier head (global average pool → dense to
+    /// `classes`), as YOLO's backbone is first trained to classify: the layers keep the
+    /// detector's names, so `convnet train --task detect --init` places the weights. Pictures
+    /// under [`BACKBONE_MIN_SIDE`] are zero-padded up to it (Fashion-MNIST's 28x28 would leave
+    /// the last 3x3 convolutions a 1x1 map, whose kernels would learn only their centre).
+    pub fn backbone_spec(&self) -> Result<ModelSpec, String> {
+        let [c, h, w] = self.input;
+        if h != w || h == 0 {
+            return Err(format!(
+                "{}-backbone takes square pictures, not {h}x{w}",
+                self.name
+            ));
+        }
+        let mut spec = ModelSpec::new(format!("{}-backbone", self.name), [c, h, w]);
+        if h < BACKBONE_MIN_SIDE {
+            let before = (BACKBONE_MIN_SIDE - h) / 2;
+            let after = BACKBONE_MIN_SIDE - h - before;
+            spec = spec.named(
+                "pad",
+                LayerConfig::ZeroPadding2d(ZeroPadding2dConfig::new(Padding::Explicit(vec![
+                    (before, after),
+                    (before, after),
+                ]))),
+            );
+        }
+        spec.layers.extend(self.features());
+        Ok(spec
+            .named("classifier.pool", LayerConfig::GlobalAvgPool)
+            .named(
+                "classifier.fc",
+                LayerConfig::Dense(DenseConfig::new(self.classes)),
+            ))
+    }
+
+    /// The six conv → batch norm → leaky ReLU units, the first four followed by a 2x2 max pool.
+    fn features(&self) -> Vec<LayerSpec> {
+        let mut layers = Vec::new();
+        for (i, &filters) in self.filters.iter().enumerate() {
+            layers.push(named(
+                format!("conv{i}"),
+                LayerConfig::Conv2d(
+                    ConvConfig::new(filters, 3)
+                        .with_padding(Padding::Same)
+                        .with_bias(false),
+                ),
+            ));
+            layers.push(named(
+                format!("bn{i}"),
+                LayerConfig::BatchNorm(BatchNormConfig::default()),
+            ));
+            layers.push(named(
+                format!("leaky{i}"),
+                LayerConfig::Activation {
+                    activation: Activation::Leaky,
+                },
+            ));
+            if i < 4 {
+                layers.push(named(
+                    format!("pool{i}"),
+                    LayerConfig::MaxPool2d(PoolConfig::new(2)),
+                ));
+            }
+        }
+        layers
+    }
 }
+
+/// The smallest side [`TinyYoloConfig::backbone_spec`] trains at: after four poolings the last
+/// convolutions still see a 3x3 map.
+pub const BACKBONE_MIN_SIDE: usize = 48;
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,8 @@
 //! it back): `convnet segment` resizes pictures to the network's input and the mask back.
 
 use convnet_layers::{
-    Activation, BatchNormConfig, Branch, ConvConfig, ConvTransposeConfig, LayerConfig, LayerSpec,
-    ModelSpec, Padding, PoolConfig,
+    Activation, BatchNormConfig, Branch, ConvConfig, ConvTransposeConfig, DenseConfig, LayerConfig,
+    LayerSpec, ModelSpec, Padding, PoolConfig,
 };
 
 use crate::blocks::named;
@@ -128,6 +128,51 @@ impl UNetConfig {
         ));
         layers.extend(self.double_conv(&format!("up{}", d + 1), filters, 1));
         layers
+    }
+
+    /// The contracting path and the bottleneck under a classifier head (global average pool →
+    /// dense to `num_classes`): trained on labelled items, it gives a U-Net's contracting path a
+    /// start that already tells items apart (`convnet train --task segment --init`). Its layers
+    /// carry the U-Net's names (`down2.conv1`, `bottleneck.bn2`, ...), so the weights find their
+    /// place in the nested U-Net (`skip1.down2.conv1`, ...). Pooling floors odd sides, so any
+    /// input of at least `2^depth` pixels works.
+    pub fn encoder_spec(&self) -> Result<ModelSpec, String> {
+        if self.depth == 0 || self.filters == 0 || self.num_classes == 0 {
+            return Err("a U-Net encoder needs a depth, filters and classes of at least 1".into());
+        }
+        if self.image_size < 1 << self.depth {
+            return Err(format!(
+                "a depth-{} U-Net encoder takes sides of at least {} pixels, not {}",
+                self.depth,
+                1usize << self.depth,
+                self.image_size
+            ));
+        }
+        let size = self.image_size;
+        let mut spec = ModelSpec::new(
+            format!("{}_encoder", self.name),
+            [self.in_channels, size, size],
+        );
+        for d in 0..self.depth {
+            let name = format!("down{}", d + 1);
+            spec.layers
+                .extend(self.double_conv(&name, self.filters << d, 1));
+            spec.layers.push(named(
+                format!("{name}.pool"),
+                LayerConfig::MaxPool2d(PoolConfig::new(2)),
+            ));
+        }
+        spec.layers.extend(self.double_conv(
+            "bottleneck",
+            self.filters << self.depth,
+            self.bottleneck_dilation,
+        ));
+        Ok(spec
+            .named("classifier.pool", LayerConfig::GlobalAvgPool)
+            .named(
+                "classifier.fc",
+                LayerConfig::Dense(DenseConfig::new(self.num_classes)),
+            ))
     }
 
     /// The network, or why the configuration cannot work.

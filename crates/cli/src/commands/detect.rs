@@ -389,7 +389,16 @@ pub fn train(
         head: head.clone(),
         flip,
     };
-    let outcome = train_detection(&spec, &data, &config, run_dir, device, &mut bars)?;
+    let (initial, init) = super::train::initial_model(args, &spec, device, &bars)?;
+    let outcome = train_detection(
+        &spec,
+        initial.as_ref(),
+        &data,
+        &config,
+        run_dir,
+        device,
+        &mut bars,
+    )?;
     let best = convnet_train::Checkpoint::resolve(&outcome.best_checkpoint)?;
     let model = convnet_train::Checkpoint::load(&best)?.model(&best, device)?;
     let detections = detect_set(&model, &test, &head, EVAL_SCORE, 32, device)?;
@@ -416,6 +425,7 @@ pub fn train(
         .collect();
     let report = json!({
         "model": spec.name,
+        "init": init,
         "classes": classes,
         "anchors": head.anchors,
         "epochs": outcome.history.len(),

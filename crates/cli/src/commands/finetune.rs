@@ -128,6 +128,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         channels: None,
         out: Some(out),
         resume: None,
+        init: None,
         binary: false,
         anchors: 3,
         loss: "ce".into(),

@@ -60,7 +60,7 @@ pub fn spec_for(model: &str, input: Option<&[usize]>, num_classes: usize) -> Res
 /// through its own model, a TF.js weights manifest (`*.json`, face-api.js's models) through
 /// its layouts; anything else is read as a PyTorch or safetensors state_dict.
 pub fn read_weights(path: &Path, device: &Device) -> Result<StateDict> {
-    if Checkpoint::is_checkpoint(path) {
+    if path.is_dir() || Checkpoint::is_checkpoint(path) {
         let path = Checkpoint::resolve(path)?;
         let ckpt = Checkpoint::load(&path)?;
         let model = ckpt.model(&path, device)?;
@@ -94,6 +94,46 @@ pub fn load(
     let model = spec.build(device)?;
     convnet_weights::load(model, dict, &LoadOptions { allow_partial })
         .with_context(|| format!("cannot load {} into {}", weights.display(), spec.name))
+}
+
+/// `spec` built with the tensors of `weights` (a checkpoint, run directory, `.pth` or
+/// `.safetensors`) that its layers name, exactly or nested deeper
+/// ([`convnet_weights::nest_into`]); the other layers keep their fresh initialisation. A file
+/// that fills nothing, or a named tensor of another shape, is an error: both mean weights made
+/// for another network.
+pub fn initial_model(
+    spec: &ModelSpec,
+    weights: &Path,
+    device: &Device,
+) -> Result<(Sequential, LoadReport)> {
+    let dict = read_weights(weights, device)?;
+    let model = spec.build(device)?;
+    let keys = convnet_weights::expected(&model);
+    let dict = convnet_weights::nest_into(&dict, keys.iter().map(|(k, _)| k.as_str()))
+        .map_err(anyhow::Error::msg)?;
+    let (model, report) = load(spec, &dict, true, weights, device)?;
+    if !report.mismatched.is_empty() {
+        bail!(
+            "{} does not fit {}: {}",
+            weights.display(),
+            spec.name,
+            report
+                .mismatched
+                .iter()
+                .map(|m| format!("{} (model {:?}, file {:?})", m.key, m.expected, m.found))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if report.loaded.is_empty() {
+        bail!(
+            "no tensor of {} belongs to {}: none of its {} names is a layer of the model, even nested",
+            weights.display(),
+            spec.name,
+            report.unexpected.len()
+        );
+    }
+    Ok((model, report))
 }
 
 /// The preprocessing for `model`'s pretrained weights: the recipe its published weights were

@@ -165,7 +165,16 @@ pub fn train(
         validation: (!validation.is_empty()).then_some(validation),
         loss,
     };
-    let outcome = train_segmentation(&spec, &data, &config, run_dir, device, &mut bars)?;
+    let (initial, init) = super::train::initial_model(args, &spec, device, &bars)?;
+    let outcome = train_segmentation(
+        &spec,
+        initial.as_ref(),
+        &data,
+        &config,
+        run_dir,
+        device,
+        &mut bars,
+    )?;
     let best = Checkpoint::resolve(&outcome.best_checkpoint)?;
     let model = Checkpoint::load(&best)?.model(&best, device)?;
     let tested = match &test {
@@ -189,6 +198,7 @@ pub fn train(
     };
     let report = json!({
         "model": spec.name,
+        "init": init,
         "classes": classes,
         "epochs": outcome.history.len(),
         "seconds_per_epoch": outcome.seconds_per_epoch(),

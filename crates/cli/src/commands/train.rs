@@ -141,6 +141,13 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub(crate) anchors: usize,
 
+    /// Segmentation and detection: start from the tensors of this checkpoint, run directory,
+    /// `.pth` or `.safetensors` file that the model's layers name, exactly or nested deeper
+    /// (a `unet-small-encoder` classifier's `down2.conv1` fills unet-small's
+    /// `skip1.down2.conv1`); the other layers start fresh.
+    #[arg(long, value_name = "WEIGHTS", conflicts_with = "resume")]
+    pub(crate) init: Option<PathBuf>,
+
     /// Segmentation: item vs background only (two classes).
     #[arg(long)]
     pub(crate) binary: bool,
@@ -283,6 +290,34 @@ fn transfer_start(
     Ok((spec, model, normalization))
 }
 
+/// The weights a segmentation or detection run starts from (`--init`), if any, with what was
+/// loaded for the run's report.
+pub(super) fn initial_model(
+    args: &Args,
+    spec: &ModelSpec,
+    device: &Device,
+    bars: &Bars,
+) -> Result<(Option<Sequential>, serde_json::Value)> {
+    let Some(path) = &args.init else {
+        return Ok((None, serde_json::Value::Null));
+    };
+    let (model, report) = pretrained::initial_model(spec, path, device)?;
+    bars.line(&format!(
+        "init: {} of the model's {} tensors from {} ({} of its tensors not used); the rest start fresh",
+        report.loaded.len(),
+        report.loaded.len() + report.missing.len(),
+        path.display(),
+        report.unexpected.len()
+    ));
+    let summary = json!({
+        "weights": path,
+        "loaded": report.loaded.len(),
+        "fresh": report.missing.len(),
+        "unused": report.unexpected.len(),
+    });
+    Ok((Some(model), summary))
+}
+
 /// The model's spec fitted to the data: zoo models adapt to the images and classes; a spec
 /// file must already match them.
 fn model_spec(model: &str, shape: &[usize], classes: usize) -> Result<ModelSpec> {
@@ -403,6 +438,14 @@ pub(crate) fn run_with(
             None => Vec::new(),
         };
         config.per_class = args.per_class;
+    }
+    if let Some(init) = &args.init {
+        if !matches!(args.task, Task::Segment | Task::Detect) {
+            bail!(
+                "--init starts segmentation and detection runs; a classifier starts from pretrained weights with `convnet finetune`"
+            );
+        }
+        config.init = Some(init.display().to_string());
     }
     if let Some(t) = &transfer {
         config.freeze_before = Some(t.unfreeze_from.clone().unwrap_or(HEAD_START.to_string()));
