@@ -249,6 +249,27 @@ fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
             "{e:#} vs {r:#}"
         );
     }
+    // A second run starts from the first (`--init`): every tensor, the head included, fits.
+    let again = json(&convnet(&[
+        "train",
+        "--task",
+        "detect",
+        "--train-size",
+        "48",
+        "--test-limit",
+        "12",
+        "--epochs",
+        "1",
+        "--batch",
+        "16",
+        "--init",
+        &s(&run),
+        "--out",
+        &s(&dir.path().join("again")),
+        "--json",
+    ]));
+    assert_eq!(again["init"]["loaded"], 32, "{again:#}");
+    assert_eq!(again["init"]["fresh"], 0, "{again:#}");
     // Detect with the trained run on a picture of another size: boxes come back in its pixels.
     let picture = dir.path().join("scene.png");
     image::GrayImage::from_fn(150, 120, |x, y| {
