@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{convnet, json, s, stderr};
 use serde_json::Value;
@@ -199,22 +199,29 @@ fn darknet_cfgs_summarise_with_darknet_shapes() {
 fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let r = json(&convnet(&[
-        "train",
-        "--task",
-        "detect",
-        "--train-size",
-        "48",
-        "--test-limit",
-        "12",
-        "--epochs",
-        "1",
-        "--batch",
-        "16",
-        "--out",
-        &s(&run),
-        "--json",
-    ]));
+    // One epoch on 48 scenes, tested on 12; `extra` arguments come last.
+    let train = |out: &Path, extra: &[&str]| {
+        let out = s(out);
+        let mut args = vec![
+            "train",
+            "--task",
+            "detect",
+            "--train-size",
+            "48",
+            "--test-limit",
+            "12",
+            "--epochs",
+            "1",
+            "--batch",
+            "16",
+            "--out",
+            &out,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json(&convnet(&args))
+    };
+    let r = train(&run, &[]);
     for file in [
         "head.json",
         "history.csv",
@@ -250,24 +257,7 @@ fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
         );
     }
     // A second run starts from the first (`--init`): every tensor, the head included, fits.
-    let again = json(&convnet(&[
-        "train",
-        "--task",
-        "detect",
-        "--train-size",
-        "48",
-        "--test-limit",
-        "12",
-        "--epochs",
-        "1",
-        "--batch",
-        "16",
-        "--init",
-        &s(&run),
-        "--out",
-        &s(&dir.path().join("again")),
-        "--json",
-    ]));
+    let again = train(&dir.path().join("again"), &["--init", &s(&run)]);
     assert_eq!(again["init"]["loaded"], 32, "{again:#}");
     assert_eq!(again["init"]["fresh"], 0, "{again:#}");
     // Detect with the trained run on a picture of another size: boxes come back in its pixels.

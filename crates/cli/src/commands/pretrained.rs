@@ -111,7 +111,8 @@ pub fn initial_model(
     let keys = convnet_weights::expected(&model);
     let dict = convnet_weights::nest_into(&dict, keys.iter().map(|(k, _)| k.as_str()))
         .map_err(anyhow::Error::msg)?;
-    let (model, report) = load(spec, &dict, true, weights, device)?;
+    let (model, report) = convnet_weights::load(model, &dict, &LoadOptions::partial())
+        .with_context(|| format!("cannot load {} into {}", weights.display(), spec.name))?;
     if !report.mismatched.is_empty() {
         bail!(
             "{} does not fit {}: {}",
