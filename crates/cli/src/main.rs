@@ -110,6 +110,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Tensors of many megabytes are allocated and freed every training step. glibc's malloc hands
+/// blocks that large back to the kernel at once, so each step paid page faults (and TLB
+/// shootdowns across the worker threads) to touch them again: a depthwise 3x3 backward ran 3x
+/// slower for it. mimalloc keeps freed memory for reuse (`BENCHMARKS.md`, issue 10).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);

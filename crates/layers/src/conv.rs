@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::module::{conv2d, conv3d};
+use burn::tensor::module::conv3d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
@@ -141,6 +141,17 @@ impl ConvConfig {
 }
 
 /// Spatial axes of a rank-`D` batch, or an error for ranks convnet has no convolution for.
+/// `y + bias` per output channel (`[N, F, H, W]`): convnet's 2D kernel takes no bias.
+fn with_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    match bias {
+        Some(b) => {
+            let f = b.dims()[0];
+            y + b.reshape([1, f, 1, 1])
+        }
+        None => y,
+    }
+}
+
 pub(crate) fn spatial_axes<const D: usize>() -> Result<usize, LayerErrorKind> {
     match D {
         3..=5 => Ok(D - 2),
@@ -266,20 +277,24 @@ impl<const D: usize> Conv<D> {
             3 => {
                 let [n, c, l] = arr::<usize, 3>(&x.dims());
                 let [f, cg, k] = arr::<usize, 3>(&w.dims());
-                let y = conv2d(
-                    x.reshape([n, c, 1, l]),
-                    w.reshape([f, cg, 1, k]),
+                let y = with_bias(
+                    convnet_kernels::conv2d(
+                        x.reshape([n, c, 1, l]),
+                        w.reshape([f, cg, 1, k]),
+                        ConvOptions::new_with_padding([1, s[0]], [(0, 0), pads[0]], [1, d[0]], g),
+                    ),
                     b,
-                    ConvOptions::new_with_padding([1, s[0]], [(0, 0), pads[0]], [1, d[0]], g),
                 );
                 let [n, f, _, l] = y.dims();
                 rerank(y.reshape([n, f, l]))
             }
-            4 => rerank(conv2d(
-                rerank(x),
-                rerank(w),
+            4 => rerank(with_bias(
+                convnet_kernels::conv2d(
+                    rerank(x),
+                    rerank(w),
+                    ConvOptions::new_with_padding(arr(s), arr(&pads), arr(d), g),
+                ),
                 b,
-                ConvOptions::new_with_padding(arr(s), arr(&pads), arr(d), g),
             )),
             // Burn's conv3d takes symmetric padding only: pad the input itself otherwise.
             _ => {

@@ -703,6 +703,23 @@ proptest! {
         check_conv::<4>(&case, |x, w, b| conv2d(x, w, b, options))?;
     }
 
+    /// convnet's own kernel (its im2col + GEMM weight gradient, its grouped stride-1 input
+    /// gradient) over the same random shapes, strides, dilations, asymmetric paddings and groups.
+    #[test]
+    fn convnet_kernel_conv2d_matches_reference(case in conv_case(2, 3, false)) {
+        let options = case.options::<2>();
+        check_conv::<4>(&case, |x, w, b| {
+            let y = convnet_kernels::conv2d(x, w, options);
+            match b {
+                Some(b) => {
+                    let f = b.dims()[0];
+                    y + b.reshape([1, f, 1, 1])
+                }
+                None => y,
+            }
+        })?;
+    }
+
     #[test]
     fn conv_transpose1d_matches_reference(case in transpose_case(1, 5)) {
         let options = case.options::<1>();

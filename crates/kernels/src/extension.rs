@@ -1,0 +1,97 @@
+//! The backend extension: forward on flex, and on autodiff-over-flex a backward that takes the
+//! weight gradient from [`crate::weight_grad`].
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::ops::ConvOptions;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FastConv: Backend {
+    fn conv2d_flex(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+}
+
+impl FastConv for Flex {
+    fn conv2d_flex(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        Flex::conv2d(x, weight, None, options)
+    }
+}
+
+#[derive(Debug)]
+struct Conv2dBackward;
+
+impl Backward<Flex, 2> for Conv2dBackward {
+    type State = (NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x_state, weight_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
+        if let Some(node) = node_x {
+            let dx = crate::input_grad::grouped_stride1(&x, &weight, &grad, &options)
+                .unwrap_or_else(|| {
+                    Flex::conv2d_x_backward(
+                        x.clone(),
+                        weight.clone(),
+                        grad.clone(),
+                        options.clone(),
+                    )
+                });
+            grads.register::<Flex>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            let dw = crate::weight_grad(&x, &weight, &grad, &options)
+                .unwrap_or_else(|| Flex::conv2d_weight_backward(x, weight, grad, options));
+            grads.register::<Flex>(node.id, dw);
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastConv for Autodiff<Flex, C> {
+    fn conv2d_flex(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match Conv2dBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let out = Flex::conv2d(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    None,
+                    options.clone(),
+                );
+                prep.finish((x_state, weight_state, options), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                None,
+                options,
+            )),
+        }
+    }
+}

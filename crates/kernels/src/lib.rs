@@ -1,0 +1,51 @@
+//! Kernels Burn's CPU backend lacks, as backend-extension ops with their own backward.
+//!
+//! [`conv2d`] is the convolution every convnet layer runs. On the flex backend its weight
+//! gradient is one im2col + GEMM ([`weight_grad`]) instead of Burn's default, a convolution
+//! with the output gradient as a kernel the size of the feature map, which took 3/4 of a 3x3
+//! convolution's backward time (`BENCHMARKS.md`, issue 10). Forward and input gradient stay
+//! Burn's. Other backends (the `gpu` feature's Vulkan) run Burn's own `conv2d` unchanged.
+
+mod extension;
+mod input_grad;
+mod weight_grad;
+
+pub use weight_grad::weight_grad;
+
+use burn::backend::DispatchDevice;
+use burn::tensor::module;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor};
+
+/// A 2D convolution without bias, `[N, C, H, W] x [F, C/groups, kh, kw] -> [N, F, H', W']`,
+/// with the same semantics and results (to rounding) as `burn::tensor::module::conv2d`.
+///
+/// # Panics
+/// If the channels do not fit the weight and groups (callers validate shapes first, as
+/// convnet's layers do).
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> Tensor<4> {
+    if !on_flex(&x.device()) {
+        return module::conv2d(x, weight, None, options);
+    }
+    let ([_, c, ..], [f, cg, ..]) = (x.dims(), weight.dims());
+    assert!(
+        options.groups > 0 && f % options.groups == 0 && c == cg * options.groups,
+        "conv2d: input channels {c}, weight {:?} and groups {} do not fit",
+        weight.dims(),
+        options.groups
+    );
+    let out = <burn::backend::Dispatch as extension::FastConv>::conv2d_flex(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        options,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// Whether `device` is (autodiff over) the flex CPU backend.
+fn on_flex(device: &Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::Flex(_)
+    )
+}
