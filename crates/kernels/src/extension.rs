@@ -23,7 +23,7 @@ pub trait FastConv: Backend {
 
 impl FastConv for Flex {
     fn conv2d_flex(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-        Flex::conv2d(x, weight, None, options)
+        crate::forward::conv2d(x, weight, options)
     }
 }
 
@@ -45,8 +45,8 @@ impl Backward<Flex, 2> for Conv2dBackward {
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
         if let Some(node) = node_x {
-            let dx = crate::input_grad::grouped_stride1(&x, &weight, &grad, &options)
-                .unwrap_or_else(|| {
+            let dx =
+                crate::input_grad::stride1(&x, &weight, &grad, &options).unwrap_or_else(|| {
                     Flex::conv2d_x_backward(
                         x.clone(),
                         weight.clone(),

@@ -1,12 +1,16 @@
 //! Kernels Burn's CPU backend lacks, as backend-extension ops with their own backward.
 //!
-//! [`conv2d`] is the convolution every convnet layer runs. On the flex backend its weight
-//! gradient is one im2col + GEMM ([`weight_grad`]) instead of Burn's default, a convolution
-//! with the output gradient as a kernel the size of the feature map, which took 3/4 of a 3x3
-//! convolution's backward time (`BENCHMARKS.md`, issue 10). Forward and input gradient stay
-//! Burn's. Other backends (the `gpu` feature's Vulkan) run Burn's own `conv2d` unchanged.
+//! [`conv2d`] is the convolution every convnet layer runs. On the flex backend: the forward of an
+//! ungrouped convolution is im2col + GEMM (`forward.rs`); the weight gradient is im2col + GEMM
+//! ([`weight_grad`]) instead of Burn's default, a convolution whose kernel is the whole output
+//! gradient (3/4 of a 3x3 convolution's backward time); the input gradient of a stride-1
+//! convolution is a forward convolution (`input_grad.rs`). Flex keeps grouped forwards and
+//! strided input gradients. Other backends (the `gpu` feature's Vulkan) run Burn's own
+//! `conv2d` unchanged. Measurements: `BENCHMARKS.md`, issue 10.
 
 mod extension;
+mod forward;
+mod im2col;
 mod input_grad;
 mod weight_grad;
 

@@ -708,16 +708,7 @@ proptest! {
     #[test]
     fn convnet_kernel_conv2d_matches_reference(case in conv_case(2, 3, false)) {
         let options = case.options::<2>();
-        check_conv::<4>(&case, |x, w, b| {
-            let y = convnet_kernels::conv2d(x, w, options);
-            match b {
-                Some(b) => {
-                    let f = b.dims()[0];
-                    y + b.reshape([1, f, 1, 1])
-                }
-                None => y,
-            }
-        })?;
+        check_conv::<4>(&case, |x, w, b| kernel_conv2d(x, w, b, options))?;
     }
 
     #[test]
@@ -855,6 +846,74 @@ fn conv3d_refuses_asymmetric_padding() {
     let w = Tensor::<5>::zeros([1, 1, 2, 2, 2], &dev);
     let options = ConvOptions::new_with_padding([1; 3], [(0, 1), (0, 0), (0, 0)], [1; 3], 1);
     let _ = conv3d(x, w, None, options);
+}
+
+/// `convnet_kernels::conv2d` plus a bias per filter.
+fn kernel_conv2d(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let y = convnet_kernels::conv2d(x, w, options);
+    match b {
+        Some(b) => {
+            let f = b.dims()[0];
+            y + b.reshape([1, f, 1, 1])
+        }
+        None => y,
+    }
+}
+
+/// Shapes the random cases are too small for: enough output positions for the input gradient's
+/// forward-convolution route (dilated, asymmetric padding), a strided one, and an im2col larger
+/// than one block (8 x 144 x 4096 floats) so the samples run in two chunks.
+#[test]
+fn convnet_kernel_conv2d_on_large_maps_matches_reference() {
+    let axis = |len, kernel, stride, dilation, pad| ConvAxis {
+        len,
+        kernel,
+        stride,
+        dilation,
+        pad,
+    };
+    let cases = [
+        (
+            2,
+            3,
+            4,
+            axis(48, 3, 1, 2, (1, 2)),
+            axis(50, 3, 1, 1, (2, 0)),
+        ),
+        (
+            2,
+            3,
+            5,
+            axis(45, 5, 2, 1, (2, 1)),
+            axis(45, 3, 2, 1, (1, 1)),
+        ),
+        (
+            8,
+            16,
+            8,
+            axis(64, 3, 1, 1, (1, 1)),
+            axis(64, 3, 1, 1, (1, 1)),
+        ),
+    ];
+    for (seed, (batch, c, f, h, w)) in cases.into_iter().enumerate() {
+        let case = ConvCase {
+            batch,
+            groups: 1,
+            c_per_group: c,
+            f_per_group: f,
+            axes: vec![h, w],
+            bias: true,
+            seed: seed as u64,
+        };
+        let options = case.options::<2>();
+        check_conv::<4>(&case, |x, w, b| kernel_conv2d(x, w, b, options))
+            .unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    }
 }
 
 /// The case `conv1d_matches_reference` leaves out, run as the property would run it. It fails on
