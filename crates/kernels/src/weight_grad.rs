@@ -51,6 +51,10 @@ pub fn weight_grad(
         return Some(FlexTensor::zeros([f, cg, kh, kw].into(), DType::F32));
     }
     let chunk = (MAX_COLS / (k * plane).max(1)).clamp(1, n);
+    // The GEMM runs faster with the long inner dimension `len` against the k rows of the
+    // im2col matrix, and `[k, fg]` blocks are transposed once at the end; where the samples'
+    // positions are fewer than k (a 512-channel 7x7 map) that transpose outweighs the gain.
+    let filters_first = n * plane < k;
     let mut dw = vec![0f32; f * k];
     for group in 0..groups {
         for start in (0..n).step_by(chunk) {
@@ -60,8 +64,12 @@ pub fn weight_grad(
             let len = samples.len() * plane;
             let cols = FlexTensor::from_data(TensorData::new(cols, [k, len]));
             let dy = FlexTensor::from_data(TensorData::new(dy, [fg, len]));
-            // [k, len] x [len, fg]: the transposed view is read with strides, not copied.
-            let part = Flex::float_matmul(cols, dy.transpose(0, 1));
+            // Transposed views are read with strides, not copied.
+            let part = if filters_first {
+                Flex::float_matmul(dy, cols.transpose(0, 1)) // [fg, len] x [len, k]
+            } else {
+                Flex::float_matmul(cols, dy.transpose(0, 1)) // [k, len] x [len, fg]
+            };
             let part = part.as_slice::<f32>()?;
             for (acc, v) in dw[group * fg * k..(group + 1) * fg * k]
                 .iter_mut()
@@ -70,6 +78,9 @@ pub fn weight_grad(
                 *acc += v;
             }
         }
+    }
+    if filters_first {
+        return Some(FlexTensor::from_data(TensorData::new(dw, [f, cg, kh, kw])));
     }
     // `dw` holds each group's `[k, fg]` block: make it `[fg, k]`, i.e. `[f, cg, kh, kw]`.
     let dw = FlexTensor::from_data(TensorData::new(dw, [groups, k, fg]));
