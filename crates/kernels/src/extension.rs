@@ -1,5 +1,6 @@
-//! The backend extension: forward on flex, and on autodiff-over-flex a backward that takes the
-//! weight gradient from [`crate::weight_grad`].
+//! The backend extension: the forward on flex (`forward.rs`), and on autodiff-over-flex a
+//! backward whose weight gradient is [`crate::weight_grad`] and whose input gradient is
+//! `input_grad.rs`'s where it applies, else Burn's.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
