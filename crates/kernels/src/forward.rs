@@ -11,7 +11,7 @@ use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 
-use crate::im2col::{Geometry, MAX_COLS};
+use crate::im2col::{Geometry, dims4};
 
 /// `conv2d(x, weight)` without bias: the GEMM kernel where it applies, else flex's own
 /// (grouped convolutions, other float types).
@@ -24,7 +24,7 @@ fn output_size(
     weight: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<(usize, usize)> {
-    let (xs, ws) = (x.layout().shape(), weight.layout().shape());
+    let (xs, ws) = (dims4(x), dims4(weight));
     let (begin, end) = (options.padding_begin(), options.padding_end());
     let size = |axis: usize| -> Option<usize> {
         let reach = options.dilation[axis] * (ws[2 + axis] - 1) + 1;
@@ -44,30 +44,17 @@ fn conv2d_gemm(
         return None;
     }
     let (ho, wo) = output_size(x, weight, options)?;
-    let shape = x.layout().shape();
-    let [n, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
-    let shape = weight.layout().shape();
-    let [f, _, kh, kw] = [shape[0], shape[1], shape[2], shape[3]];
+    let [n, c, _, _] = dims4(x);
+    let [f, _, kh, kw] = dims4(weight);
+    let geometry = Geometry::new(dims4(x), dims4(weight), [ho, wo], options);
     let x = x.to_contiguous();
     let xs = x.as_slice::<f32>()?;
-    let geometry = Geometry {
-        c,
-        h,
-        w,
-        kh,
-        kw,
-        ho,
-        wo,
-        stride: options.stride,
-        dilation: options.dilation,
-        pad: options.padding_begin(),
-    };
     let (plane, k) = (ho * wo, c * kh * kw);
     if n * plane == 0 {
         return Some(FlexTensor::zeros([n, f, ho, wo].into(), DType::F32));
     }
     let weight = Flex::float_reshape(weight.to_contiguous(), [1, f, k].into());
-    let chunk = (MAX_COLS / (k * plane).max(1)).clamp(1, n);
+    let chunk = geometry.samples_per_block(c, n);
     let mut out = Vec::with_capacity(n * f * plane);
     for start in (0..n).step_by(chunk) {
         let samples = start..(start + chunk).min(n);

@@ -1,10 +1,12 @@
 //! The im2col matrix shared by the forward GEMM and the weight gradient.
 
+use burn::backend::flex::FlexTensor;
+use burn::tensor::ops::ConvOptions;
 use rayon::prelude::*;
 
 /// At most this many f32 in one im2col block (16 MB); larger batches run in chunks of samples:
 /// 4x larger blocks measured slower (fresh pages), 4x smaller no faster.
-pub(crate) const MAX_COLS: usize = 4 << 20;
+const MAX_COLS: usize = 4 << 20;
 
 /// A 2D convolution's sizes: input `c x h x w`, kernel `kh x kw`, output `ho x wo`.
 pub(crate) struct Geometry {
@@ -22,6 +24,34 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry of `conv2d` from the input's `[N, C, H, W]`, the weight's
+    /// `[F, C/groups, kh, kw]` and the output's `[H', W']`; `c` is the whole input's channels.
+    pub(crate) fn new(
+        [_, c, h, w]: [usize; 4],
+        [_, _, kh, kw]: [usize; 4],
+        [ho, wo]: [usize; 2],
+        options: &ConvOptions<2>,
+    ) -> Self {
+        Self {
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            ho,
+            wo,
+            stride: options.stride,
+            dilation: options.dilation,
+            pad: options.padding_begin(),
+        }
+    }
+
+    /// How many of `n` samples go in one im2col block of `channels` input channels.
+    pub(crate) fn samples_per_block(&self, channels: usize, n: usize) -> usize {
+        let per_sample = channels * self.kh * self.kw * self.ho * self.wo;
+        (MAX_COLS / per_sample.max(1)).clamp(1, n.max(1))
+    }
+
     /// The im2col matrix `[channels·kh·kw, samples·P]`: row `(c, i, j)` holds, for every
     /// sample and output position, the input pixel under kernel tap `(i, j)` (0 in padding).
     pub(crate) fn im2col(
@@ -96,4 +126,10 @@ fn valid(
     let lo = pad.saturating_sub(offset).div_ceil(stride);
     let hi = (inputs + pad).saturating_sub(offset).div_ceil(stride);
     (lo.min(outputs), hi.clamp(lo.min(outputs), outputs))
+}
+
+/// The four dimensions of a rank-4 tensor.
+pub(crate) fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let shape = t.layout().shape();
+    [shape[0], shape[1], shape[2], shape[3]]
 }

@@ -10,6 +10,8 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
 use burn::tensor::ops::ConvOptions;
 
+use crate::im2col::dims4;
+
 /// Below this many output positions (`N·H'·W'`) an ungrouped convolution's input gradient stays
 /// with flex's transposed convolution: rearranging the kernels costs as much as the GEMM saves
 /// (a 512-channel 7x7 map ran 12x slower this way; LeNet's second conv 10% slower).
@@ -24,19 +26,12 @@ pub(crate) fn stride1(
     options: &ConvOptions<2>,
 ) -> Option<FlexTensor> {
     let groups = options.groups;
-    let positions: usize = grad
-        .layout()
-        .shape()
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 1)
-        .map(|(_, d)| d)
-        .product();
+    let [n, _, ho, wo] = dims4(grad);
+    let positions = n * ho * wo;
     if options.stride != [1, 1] || (groups == 1 && positions < MIN_POSITIONS) {
         return None;
     }
-    let shape = weight.layout().shape();
-    let [f, cg, kh, kw] = [shape[0], shape[1], shape[2], shape[3]];
+    let [f, cg, kh, kw] = dims4(weight);
     let (begin, end) = (options.padding_begin(), options.padding_end());
     let reach = [
         options.dilation[0] * (kh - 1),

@@ -13,7 +13,7 @@ use burn::backend::ops::FloatTensorOps;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 
-use crate::im2col::{Geometry, MAX_COLS};
+use crate::im2col::{Geometry, dims4};
 
 /// The weight gradient of `conv2d(x, weight)` for the output gradient `grad`, or `None` where
 /// this kernel does not apply (not f32) and the caller falls back to Burn's.
@@ -26,7 +26,7 @@ pub fn weight_grad(
     if [x.dtype(), weight.dtype(), grad.dtype()] != [DType::F32; 3] {
         return None;
     }
-    let [n, c, h, w] = dims4(x);
+    let [n, _, _, _] = dims4(x);
     let [f, cg, kh, kw] = dims4(weight);
     let [_, _, ho, wo] = dims4(grad);
     let groups = options.groups;
@@ -34,23 +34,12 @@ pub fn weight_grad(
     let x = x.to_contiguous();
     let grad = grad.to_contiguous();
     let (xs, gs) = (x.as_slice::<f32>()?, grad.as_slice::<f32>()?);
-    let geometry = Geometry {
-        c,
-        h,
-        w,
-        kh,
-        kw,
-        ho,
-        wo,
-        stride: options.stride,
-        dilation: options.dilation,
-        pad: options.padding_begin(),
-    };
+    let geometry = Geometry::new(dims4(&x), [f, cg, kh, kw], [ho, wo], options);
     let (plane, k) = (ho * wo, cg * kh * kw);
     if n * plane == 0 {
         return Some(FlexTensor::zeros([f, cg, kh, kw].into(), DType::F32));
     }
-    let chunk = (MAX_COLS / (k * plane).max(1)).clamp(1, n);
+    let chunk = geometry.samples_per_block(cg, n);
     // The GEMM runs faster with the long inner dimension `len` against the k rows of the
     // im2col matrix, and `[k, fg]` blocks are transposed once at the end; where the samples'
     // positions are fewer than k (a 512-channel 7x7 map) that transpose outweighs the gain.
@@ -89,11 +78,6 @@ pub fn weight_grad(
             .to_contiguous()
             .reshape([f, cg, kh, kw].into()),
     )
-}
-
-fn dims4(t: &FlexTensor) -> [usize; 4] {
-    let shape = t.layout().shape();
-    [shape[0], shape[1], shape[2], shape[3]]
 }
 
 /// `grad[samples, filters, :]` as a `[filters, samples·P]` matrix.
