@@ -79,18 +79,16 @@ impl<C: CheckpointStrategy> FastConv for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let out = Flex::conv2d(
+                let out = crate::forward::conv2d(
                     x.into_primitive(),
                     weight.into_primitive(),
-                    None,
                     options.clone(),
                 );
                 prep.finish((x_state, weight_state, options), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
+            OpsKind::UnTracked(prep) => prep.finish(crate::forward::conv2d(
                 x.into_primitive(),
                 weight.into_primitive(),
-                None,
                 options,
             )),
         }

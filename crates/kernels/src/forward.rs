@@ -1,17 +1,19 @@
 //! The forward pass of an ungrouped 2D convolution as im2col + GEMM.
 //!
-//! Per block of samples, `Y[n] = W [F, C·kh·kw] · cols[n] [C·kh·kw, P]`, one batched GEMM whose
-//! result is already NCHW.
+//! Per block of samples, `Y[n] = W [F, C·kh·kw] · cols[n] [C·kh·kw, P]`, written straight into
+//! the NCHW output; for LeNet-sized products one GEMM over the block's samples instead.
 //! Measured on every `convnet bench conv` shape it beats flex's own forward (1.0–4x: BENCHMARKS,
 //! issue 10), so [`conv2d`] takes it for every ungrouped f32 convolution.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::ops::ModuleOps;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
+use rayon::prelude::*;
 
-use crate::im2col::{Geometry, dims4};
+use crate::gemm::{PARALLEL_MACS, View, gemm};
+use crate::im2col::{Geometry, Scratch, dims4, with_scratch};
 
 /// `conv2d(x, weight)` without bias: the GEMM kernel where it applies, else flex's own
 /// (grouped convolutions, other float types).
@@ -34,6 +36,13 @@ fn output_size(
     Some((size(0)?, size(1)?))
 }
 
+/// Whether a block of `count` small per-sample products runs as one `[F, K] x [K, count·P]`
+/// GEMM (its `[F, count, P]` result then reordered) rather than one GEMM per sample in
+/// parallel: with few filters and small maps (LeNet's) per-call overhead dominates.
+fn one_gemm(f: usize, plane: usize, count: usize) -> bool {
+    count > 1 && f * plane < 1 << 16
+}
+
 /// `conv2d(x, weight)` (no bias, groups 1), or `None` where this kernel does not apply.
 fn conv2d_gemm(
     x: &FlexTensor,
@@ -47,23 +56,51 @@ fn conv2d_gemm(
     let [n, c, _, _] = dims4(x);
     let [f, _, kh, kw] = dims4(weight);
     let geometry = Geometry::new(dims4(x), dims4(weight), [ho, wo], options);
-    let x = x.to_contiguous();
-    let xs = x.as_slice::<f32>()?;
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let (xs, ws) = (x.as_slice::<f32>()?, weight.as_slice::<f32>()?);
     let (plane, k) = (ho * wo, c * kh * kw);
-    if n * plane == 0 {
-        return Some(FlexTensor::zeros([n, f, ho, wo].into(), DType::F32));
-    }
-    let weight = Flex::float_reshape(weight.to_contiguous(), [1, f, k].into());
-    let chunk = geometry.samples_per_block(c, n);
-    let mut out = Vec::with_capacity(n * f * plane);
-    for start in (0..n).step_by(chunk) {
-        let samples = start..(start + chunk).min(n);
-        let count = samples.len();
-        let cols = geometry.im2col(xs, 0..c, samples);
-        // [k, count, P] read as [count, k, P] through strides, not copied.
-        let cols = FlexTensor::from_data(TensorData::new(cols, [k, count, plane]));
-        let y = Flex::float_matmul(weight.clone(), cols.permute(&[1, 0, 2]));
-        out.extend_from_slice(y.to_contiguous().as_slice::<f32>()?);
+    let mut out = vec![0f32; n * f * plane];
+    if !out.is_empty() {
+        let chunk = geometry.samples_per_block(c, n);
+        for (block, out) in out.chunks_mut(chunk * f * plane).enumerate() {
+            let samples = block * chunk..(block * chunk + chunk).min(n);
+            with_scratch(Scratch::Cols, k * samples.len() * plane, |cols| {
+                geometry.im2col(xs, 0..c, samples, cols);
+                multiply(ws, cols, out, [f, k, plane]);
+            });
+        }
     }
     Some(FlexTensor::from_data(TensorData::new(out, [n, f, ho, wo])))
+}
+
+/// `out[s] = W [f, k] · cols[:, s·P..(s+1)·P]` for every sample `s` of the block.
+fn multiply(ws: &[f32], cols: &[f32], out: &mut [f32], [f, k, plane]: [usize; 3]) {
+    let count = out.len() / (f * plane);
+    let len = count * plane;
+    let w = View::rows(ws, k);
+    if count == 1 || f * plane * k >= PARALLEL_MACS {
+        // Large products: one at a time, each spread over the threads by the GEMM.
+        for (s, out) in out.chunks_exact_mut(f * plane).enumerate() {
+            let cols = View::rows(&cols[s * plane..], len);
+            gemm([f, plane, k], out, plane, false, w, cols);
+        }
+    } else if one_gemm(f, plane, count) {
+        with_scratch(Scratch::Block, f * len, |product| {
+            gemm([f, len, k], product, len, false, w, View::rows(cols, len));
+            out.par_chunks_exact_mut(f * plane)
+                .enumerate()
+                .for_each(|(s, out)| {
+                    for (filter, out) in out.chunks_exact_mut(plane).enumerate() {
+                        out.copy_from_slice(&product[filter * len + s * plane..][..plane]);
+                    }
+                });
+        });
+    } else {
+        out.par_chunks_exact_mut(f * plane)
+            .enumerate()
+            .for_each(|(s, out)| {
+                let cols = View::rows(&cols[s * plane..], len);
+                gemm([f, plane, k], out, plane, false, w, cols);
+            });
+    }
 }

@@ -52,31 +52,33 @@ impl Geometry {
         (MAX_COLS / per_sample.max(1)).clamp(1, n.max(1))
     }
 
-    /// The im2col matrix `[channels·kh·kw, samples·P]`: row `(c, i, j)` holds, for every
-    /// sample and output position, the input pixel under kernel tap `(i, j)` (0 in padding).
+    /// The im2col matrix `[channels·kh·kw, samples·P]` in `cols` (every element written):
+    /// row `(c, i, j)` holds, for every sample and output position, the input pixel under kernel
+    /// tap `(i, j)` (0 in padding).
     pub(crate) fn im2col(
         &self,
         x: &[f32],
         channels: std::ops::Range<usize>,
         samples: std::ops::Range<usize>,
-    ) -> Vec<f32> {
+        cols: &mut [f32],
+    ) {
         let plane = self.ho * self.wo;
         let len = samples.len() * plane;
         let taps = self.kh * self.kw;
-        let mut cols = vec![0f32; channels.len() * taps * len];
+        let cols = &mut cols[..channels.len() * taps * len];
         cols.par_chunks_mut(len).enumerate().for_each(|(row, out)| {
             let channel = channels.start + row / taps;
-            let (i, j) = ((row % taps) / self.kw, row % self.kw);
+            let tap = self.tap((row % taps) / self.kw, row % self.kw);
             for (s, out) in samples.clone().zip(out.chunks_mut(plane)) {
                 let input = &x[(s * self.c + channel) * self.h * self.w..][..self.h * self.w];
-                self.tap(input, i, j, out);
+                self.fill(input, &tap, out);
             }
         });
-        cols
     }
 
-    /// One sample's row of the im2col matrix for kernel tap `(i, j)`; `out` starts zeroed.
-    fn tap(&self, input: &[f32], i: usize, j: usize, out: &mut [f32]) {
+    /// Where kernel tap `(i, j)` reads: the output rows and columns that see the input, not
+    /// padding, and the input position under the first of them.
+    fn tap(&self, i: usize, j: usize) -> Tap {
         let (ox0, ox1) = valid(
             self.wo,
             self.w,
@@ -91,26 +93,98 @@ impl Geometry {
             i * self.dilation[0],
             self.pad[0],
         );
-        if ox0 == ox1 {
-            return; // this tap only ever sees padding
+        let (ox1, oy1) = if ox0 == ox1 || oy0 == oy1 {
+            (ox0, oy0) // this tap only ever sees padding
+        } else {
+            (ox1, oy1)
+        };
+        Tap {
+            cols: ox0..ox1,
+            rows: oy0..oy1,
+            // Only read for a tap that sees the input, where these do not underflow.
+            first: [
+                (oy0 * self.stride[0] + i * self.dilation[0]).saturating_sub(self.pad[0]),
+                (ox0 * self.stride[1] + j * self.dilation[1]).saturating_sub(self.pad[1]),
+            ],
         }
-        for oy in oy0..oy1 {
-            let iy = oy * self.stride[0] + i * self.dilation[0] - self.pad[0];
-            let row = &input[iy * self.w..][..self.w];
-            let out = &mut out[oy * self.wo..][..self.wo];
-            let ix0 = ox0 * self.stride[1] + j * self.dilation[1] - self.pad[1];
-            if self.stride[1] == 1 {
-                out[ox0..ox1].copy_from_slice(&row[ix0..ix0 + (ox1 - ox0)]);
+    }
+
+    /// One sample's row of the im2col matrix for `tap`, padding included.
+    fn fill(&self, input: &[f32], tap: &Tap, out: &mut [f32]) {
+        let (rows, cols) = (&tap.rows, &tap.cols);
+        if rows.is_empty() {
+            out.fill(0.0);
+            return;
+        }
+        // Zero fills only where there is padding: most taps of a valid convolution have none,
+        // and LeNet's rows are so short that a call per empty fill showed in profiles.
+        if rows.start > 0 {
+            out[..rows.start * self.wo].fill(0.0);
+        }
+        if rows.end < self.ho {
+            out[rows.end * self.wo..].fill(0.0);
+        }
+        let (sy, sx) = (self.stride[0], self.stride[1]);
+        for (step, oy) in rows.clone().enumerate() {
+            let iy = tap.first[0] + step * sy;
+            let src = &input[iy * self.w + tap.first[1]..(iy + 1) * self.w];
+            let dst = &mut out[oy * self.wo..][..self.wo];
+            if cols.start > 0 {
+                dst[..cols.start].fill(0.0);
+            }
+            if cols.end < self.wo {
+                dst[cols.end..].fill(0.0);
+            }
+            let dst = &mut dst[cols.clone()];
+            if sx == 1 {
+                dst.copy_from_slice(&src[..dst.len()]);
             } else {
-                for (o, v) in out[ox0..ox1]
-                    .iter_mut()
-                    .zip(row[ix0..].iter().step_by(self.stride[1]))
-                {
+                for (o, v) in dst.iter_mut().zip(src.iter().step_by(sx)) {
                     *o = *v;
                 }
             }
         }
     }
+}
+
+/// The part of the output one kernel tap reads from the input (see [`Geometry::tap`]).
+struct Tap {
+    cols: std::ops::Range<usize>,
+    rows: std::ops::Range<usize>,
+    /// Input `[row, column]` under output `(rows.start, cols.start)`.
+    first: [usize; 2],
+}
+
+/// Which of a thread's two reusable buffers: the im2col matrix, or a product / gradient block
+/// used while the im2col matrix is alive.
+#[derive(Clone, Copy)]
+pub(crate) enum Scratch {
+    Cols = 0,
+    Block = 1,
+}
+
+/// Runs `f` on one of this thread's reusable buffers, at least `len` long: the multi-MB im2col
+/// matrices are not allocated (and their pages faulted in and zeroed by the kernel) per call.
+/// Its contents on entry are arbitrary.
+pub(crate) fn with_scratch<R>(which: Scratch, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: [std::cell::RefCell<Vec<f32>>; 2] =
+            const { [std::cell::RefCell::new(Vec::new()), std::cell::RefCell::new(Vec::new())] };
+    }
+    let slot = which as usize;
+    // Taken out while in use, so a nested call for the same buffer gets a fresh one.
+    let mut buffer = SCRATCH.with(|s| std::mem::take(&mut *s[slot].borrow_mut()));
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    let result = f(&mut buffer[..len]);
+    SCRATCH.with(|s| {
+        let mut kept = s[slot].borrow_mut();
+        if kept.len() < buffer.len() {
+            *kept = buffer;
+        }
+    });
+    result
 }
 
 /// The output positions `o` in `0..outputs` whose input index `o·stride + offset - pad` lies in

@@ -8,8 +8,10 @@
 //! strided input gradients. Other backends (the `gpu` feature's Vulkan) run Burn's own
 //! `conv2d` unchanged. Measurements: `BENCHMARKS.md`, issue 10.
 
+mod avg_pool;
 mod extension;
 mod forward;
+mod gemm;
 mod im2col;
 mod input_grad;
 mod weight_grad;
@@ -18,7 +20,7 @@ pub use weight_grad::weight_grad;
 
 use burn::backend::DispatchDevice;
 use burn::tensor::module;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
 use burn::tensor::{Device, Tensor};
 
 /// A 2D convolution without bias, `[N, C, H, W] x [F, C/groups, kh, kw] -> [N, F, H', W']`,
@@ -42,6 +44,28 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> Tenso
         x.into_dispatch(),
         weight.into_dispatch(),
         options,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// 2D average pooling, `[N, C, H, W] -> [N, C, H', W']`, with the semantics of
+/// `burn::tensor::module::avg_pool2d` (PyTorch's): on flex with padding equal on both sides of
+/// each axis, `avg_pool.rs`'s kernels forward and backward; otherwise Burn's own.
+pub fn avg_pool2d(x: Tensor<4>, options: AvgPoolOptions<2>) -> Tensor<4> {
+    let symmetric = options.padding.iter().all(|(begin, end)| begin == end);
+    if !on_flex(&x.device()) || !symmetric {
+        return module::avg_pool2d(x, options);
+    }
+    let pool = avg_pool::AvgPool2d {
+        kernel: options.kernel_size,
+        stride: options.stride,
+        padding: options.padding.map(|(begin, _)| begin),
+        count_include_pad: options.count_include_pad,
+        ceil_mode: options.ceil_mode,
+    };
+    let out = <burn::backend::Dispatch as avg_pool::FastAvgPool>::avg_pool2d_flex(
+        x.into_dispatch(),
+        pool,
     );
     Tensor::from_dispatch(out)
 }

@@ -2,18 +2,16 @@
 //!
 //! For each group, `dW[f, (c, i, j)] = sum over samples and output positions of
 //! dY[n, f, p] * X[n, c, p·stride + (i, j)·dilation - pad]`: the output gradient as an
-//! `[F, N·P]` matrix times the transposed im2col matrix `[C·kh·kw, N·P]`, computed as its
-//! transpose `cols · dYᵀ`: one GEMM with the long `N·P` inner dimension, which flex's matmul (the
-//! `gemm` crate) runs far faster than Burn's default (a convolution whose kernel is the whole
-//! output gradient).
+//! `[F, N·P]` matrix times the transposed im2col matrix `[C·kh·kw, N·P]`: one GEMM per block of
+//! samples with the long `N·P` inner dimension, far faster than Burn's default (a convolution
+//! whose kernel is the whole output gradient).
 
-use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 
-use crate::im2col::{Geometry, dims4};
+use crate::gemm::{View, gemm};
+use crate::im2col::{Geometry, Scratch, dims4, with_scratch};
 
 /// The weight gradient of `conv2d(x, weight)` for the output gradient `grad`, or `None` where
 /// this kernel does not apply (not f32) and the caller falls back to Burn's.
@@ -40,60 +38,45 @@ pub fn weight_grad(
         return Some(FlexTensor::zeros([f, cg, kh, kw].into(), DType::F32));
     }
     let chunk = geometry.samples_per_block(cg, n);
-    // The GEMM runs faster with the long inner dimension `len` against the k rows of the
-    // im2col matrix, and `[k, fg]` blocks are transposed once at the end; where the samples'
-    // positions are fewer than k (a 512-channel 7x7 map) that transpose outweighs the gain.
-    let filters_first = n * plane < k;
     let mut dw = vec![0f32; f * k];
     for group in 0..groups {
+        let dw = &mut dw[group * fg * k..(group + 1) * fg * k];
         for start in (0..n).step_by(chunk) {
             let samples = start..(start + chunk).min(n);
-            let cols = geometry.im2col(xs, group * cg..(group + 1) * cg, samples.clone());
-            let dy = output_rows(gs, f, plane, group * fg..(group + 1) * fg, samples.clone());
             let len = samples.len() * plane;
-            let cols = FlexTensor::from_data(TensorData::new(cols, [k, len]));
-            let dy = FlexTensor::from_data(TensorData::new(dy, [fg, len]));
-            // Transposed views are read with strides, not copied.
-            let part = if filters_first {
-                Flex::float_matmul(dy, cols.transpose(0, 1)) // [fg, len] x [len, k]
-            } else {
-                Flex::float_matmul(cols, dy.transpose(0, 1)) // [k, len] x [len, fg]
-            };
-            let part = part.as_slice::<f32>()?;
-            for (acc, v) in dw[group * fg * k..(group + 1) * fg * k]
-                .iter_mut()
-                .zip(part)
-            {
-                *acc += v;
-            }
+            with_scratch(Scratch::Cols, k * len, |cols| {
+                geometry.im2col(xs, group * cg..(group + 1) * cg, samples.clone(), cols);
+                with_scratch(Scratch::Block, fg * len, |dy| {
+                    output_rows(gs, f, plane, group * fg, samples, dy);
+                    // dW_g [fg, k] += dY [fg, len] · colsᵀ [len, k]
+                    gemm(
+                        [fg, k, len],
+                        dw,
+                        k,
+                        true,
+                        View::rows(dy, len),
+                        View::rows(cols, len).t(),
+                    );
+                });
+            });
         }
     }
-    if filters_first {
-        return Some(FlexTensor::from_data(TensorData::new(dw, [f, cg, kh, kw])));
-    }
-    // `dw` holds each group's `[k, fg]` block: make it `[fg, k]`, i.e. `[f, cg, kh, kw]`.
-    let dw = FlexTensor::from_data(TensorData::new(dw, [groups, k, fg]));
-    Some(
-        dw.permute(&[0, 2, 1])
-            .to_contiguous()
-            .reshape([f, cg, kh, kw].into()),
-    )
+    Some(FlexTensor::from_data(TensorData::new(dw, [f, cg, kh, kw])))
 }
 
-/// `grad[samples, filters, :]` as a `[filters, samples·P]` matrix.
+/// `grad[samples, first..first + filters, :]` as a `[filters, samples·P]` matrix in `out`.
 fn output_rows(
     grad: &[f32],
     f: usize,
     plane: usize,
-    filters: std::ops::Range<usize>,
+    first: usize,
     samples: std::ops::Range<usize>,
-) -> Vec<f32> {
-    let mut out = Vec::with_capacity(filters.len() * samples.len() * plane);
-    for filter in filters {
-        for s in samples.clone() {
-            let at = (s * f + filter) * plane;
-            out.extend_from_slice(&grad[at..at + plane]);
+    out: &mut [f32],
+) {
+    let len = samples.len() * plane;
+    for (filter, row) in out.chunks_exact_mut(len).enumerate() {
+        for (s, dst) in samples.clone().zip(row.chunks_exact_mut(plane)) {
+            dst.copy_from_slice(&grad[(s * f + first + filter) * plane..][..plane]);
         }
     }
-    out
 }

@@ -1,7 +1,6 @@
 //! Normalisation layers: batch norm with an explicit mode, and AlexNet's local response norm.
 
 use burn::module::{Flag, Module, Param, RunningState};
-use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -247,7 +246,7 @@ impl LocalResponseNorm {
             .clone()
             .powi_scalar(2)
             .reshape([dims[0], 1, dims[1], rest]);
-        let sums = avg_pool2d(
+        let sums = convnet_kernels::avg_pool2d(
             squares,
             AvgPoolOptions::new([size, 1])
                 .with_stride([1, 1])

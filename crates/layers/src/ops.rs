@@ -2,7 +2,7 @@
 //! backward passes.
 
 use burn::tensor::Tensor;
-use burn::tensor::module::{avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
+use burn::tensor::module::{avg_pool1d, max_pool1d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 
 /// Settings of a 3D pooling window, axes in `(depth, height, width)` order.
@@ -54,7 +54,7 @@ fn pool3d(x: Tensor<5>, o: &Pool3dOptions, stat: Stat) -> Tensor<5> {
                 .with_dilation([o.dilation[1], o.dilation[2]])
                 .with_ceil_mode(o.ceil_mode),
         ),
-        Stat::Avg => avg_pool2d(
+        Stat::Avg => convnet_kernels::avg_pool2d(
             planes,
             AvgPoolOptions::new([o.kernel[1], o.kernel[2]])
                 .with_stride([o.stride[1], o.stride[2]])

@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool1d, max_pool1d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
@@ -186,7 +186,7 @@ impl<const D: usize> Pool<D> {
                     .with_dilation(arr(d))
                     .with_ceil_mode(ceil),
             )),
-            (4, PoolKind::Avg) => rerank(avg_pool2d(
+            (4, PoolKind::Avg) => rerank(convnet_kernels::avg_pool2d(
                 rerank(x),
                 AvgPoolOptions::new(arr::<usize, 2>(k))
                     .with_stride(arr(s))

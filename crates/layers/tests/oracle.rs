@@ -556,6 +556,19 @@ fn pool_case(
         .prop_filter("a window over padding only", PoolCase::windows_touch_input)
 }
 
+/// `case` with each axis's end padding set to its begin padding (both within PyTorch's limit).
+fn symmetric(mut case: PoolCase) -> PoolCase {
+    for axis in &mut case.axes {
+        axis.pad.1 = axis.pad.0;
+        // At least one whole window, as `pool_axis` guarantees for the padding it drew.
+        axis.len = axis
+            .len
+            .max(axis.kernel.saturating_sub(2 * axis.pad.0))
+            .max(1);
+    }
+    case
+}
+
 /// Runs `engine(x)` and compares its output and input gradient with `reference::pool_forward`
 /// / `reference::pool_backward`. Max pooling inputs are distinct values.
 fn check_pool<const D: usize>(
@@ -747,6 +760,14 @@ proptest! {
         check_pool::<4>(&case, PoolKind::Avg, |x| avg_pool2d(x, options))?;
     }
 
+    /// convnet's own average pool (forward and backward) where it applies: padding equal on both
+    /// sides of an axis (other cases go to Burn's, checked above).
+    #[test]
+    fn convnet_kernel_avg_pool2d_matches_reference(case in pool_case(2, 5, 1).prop_map(symmetric).prop_filter("a window over padding only", PoolCase::windows_touch_input)) {
+        let options = case.avg_options::<2>();
+        check_pool::<4>(&case, PoolKind::Avg, |x| convnet_kernels::avg_pool2d(x, options))?;
+    }
+
     /// `same` padding from `geometry::window` (an odd total going to the end) fed to Burn's conv2d
     /// agrees with the reference run with the same padding, and keeps `ceil(n / s)` outputs.
     #[test]
@@ -866,8 +887,9 @@ fn kernel_conv2d(
 }
 
 /// Shapes the random cases are too small for: enough output positions for the input gradient's
-/// forward-convolution route (dilated, asymmetric padding), a strided one, and an im2col larger
-/// than one block (8 x 144 x 4096 floats) so the samples run in two chunks.
+/// forward-convolution route (dilated, asymmetric padding), a strided one, an im2col larger
+/// than one block (8 x 144 x 4096 floats) so the samples run in two chunks, and one per-sample
+/// GEMM per thread (too many filters x positions for the one-GEMM route).
 #[test]
 fn convnet_kernel_conv2d_on_large_maps_matches_reference() {
     let axis = |len, kernel, stride, dilation, pad| ConvAxis {
@@ -899,6 +921,15 @@ fn convnet_kernel_conv2d_on_large_maps_matches_reference() {
             axis(64, 3, 1, 1, (1, 1)),
             axis(64, 3, 1, 1, (1, 1)),
         ),
+        // Filters x positions past the one-GEMM limit, products below the threaded-GEMM one:
+        // one GEMM per sample, the samples spread over threads.
+        (
+            3,
+            3,
+            32,
+            axis(48, 3, 1, 1, (1, 1)),
+            axis(48, 3, 1, 1, (1, 1)),
+        ),
     ];
     for (seed, (batch, c, f, h, w)) in cases.into_iter().enumerate() {
         let case = ConvCase {
@@ -913,6 +944,43 @@ fn convnet_kernel_conv2d_on_large_maps_matches_reference() {
         let options = case.options::<2>();
         check_conv::<4>(&case, |x, w, b| kernel_conv2d(x, w, b, options))
             .unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    }
+}
+
+/// The average-pool kernel on maps and batches large enough to split into several rayon tasks,
+/// with LeNet's 2x2 / 2, an overlapping padded 3x3 / 2 in ceil mode, and a 5x3 window.
+#[test]
+fn convnet_kernel_avg_pool2d_on_large_maps_matches_reference() {
+    let axis = |len, kernel, stride, pad| PoolAxis {
+        len,
+        kernel,
+        stride,
+        dilation: 1,
+        pad: (pad, pad),
+    };
+    let cases = [
+        (16, 6, axis(28, 2, 2, 0), axis(28, 2, 2, 0), false, true),
+        (4, 5, axis(29, 3, 2, 1), axis(31, 3, 2, 1), true, false),
+        (4, 5, axis(29, 3, 2, 1), axis(31, 3, 2, 1), true, true),
+        (3, 2, axis(40, 5, 3, 2), axis(70, 3, 1, 1), false, false),
+    ];
+    for (seed, (batch, channels, h, w, ceil_mode, count_include_pad)) in
+        cases.into_iter().enumerate()
+    {
+        let case = PoolCase {
+            batch,
+            channels,
+            axes: vec![h, w],
+            ceil_mode,
+            count_include_pad,
+            seed: seed as u64,
+        };
+        assert!(case.windows_touch_input(), "{case:?}");
+        let options = case.avg_options::<2>();
+        check_pool::<4>(&case, PoolKind::Avg, |x| {
+            convnet_kernels::avg_pool2d(x, options)
+        })
+        .unwrap_or_else(|e| panic!("{case:?}: {e}"));
     }
 }
 

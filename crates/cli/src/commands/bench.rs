@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Device, Distribution, Tensor};
-use convnet_layers::{Conv2dConfig, Padding};
+use convnet_layers::{Conv2dConfig, Mode, Padding};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,39 @@ enum What {
     /// Single 2D convolutions (NCHW, f32, no bias): forward and forward+backward median time and
     /// GFLOP/s on the shape set of the PyTorch reference script.
     Conv(ConvArgs),
+    /// Whole-network inference at 224x224 (eval mode, random weights): batch-1 latency and
+    /// batch-16 throughput, as `../shared/bench/pytorch/infer_torch.py` and `infer_ort.py`
+    /// measure them.
+    Infer(InferArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Batch 1: the median of --iters1 runs after --warmup runs. Batch 16: 16 / the median of \
+--iters16 runs after max(2, warmup / 2) runs. Weights are freshly initialised: the time does not \
+depend on their values. Every run waits for the device to finish.")]
+pub struct InferArgs {
+    /// Built-in models to time (see `convnet models`).
+    #[arg(long = "model", value_name = "NAME", default_values_t = ["resnet50".to_string(), "mobilenet_v2".to_string()])]
+    models: Vec<String>,
+
+    /// Timed batch-1 runs.
+    #[arg(long, default_value_t = 20, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    iters1: u32,
+
+    /// Timed batch-16 runs.
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    iters16: u32,
+
+    /// Untimed batch-1 runs first.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    warmup: u32,
+
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -367,16 +400,10 @@ fn conv(args: ConvArgs, device: &Device, device_arg: DeviceArg) -> Result<()> {
         return Ok(());
     }
 
-    let threads = threads.map_or_else(
-        || "? threads".to_string(),
-        |t| match t {
-            1 => "1 thread".to_string(),
-            t => format!("{t} threads"),
-        },
-    );
     println!(
-        "conv2d on {}, {threads}: median of >= {} runs and >= {} s after {} warm-up runs",
+        "conv2d on {}, {}: median of >= {} runs and >= {} s after {} warm-up runs",
         device_label(device_arg),
+        threads_label(threads),
         args.iters,
         args.min_time,
         args.warmup
@@ -399,9 +426,124 @@ fn conv(args: ConvArgs, device: &Device, device_arg: DeviceArg) -> Result<()> {
     Ok(())
 }
 
+struct InferResult {
+    model: String,
+    params: usize,
+    batch1: Timing,
+    batch16: Timing,
+}
+
+fn infer_model(name: &str, args: &InferArgs, device: &Device) -> Result<InferResult> {
+    let spec = super::pretrained::spec_for(name, Some(&[3, 224, 224]), 1000)?;
+    let model = spec.build(device)?;
+    let params = burn::module::Module::num_params(&model);
+    let batch =
+        |n: usize| Tensor::<4>::random([n, 3, 224, 224], Distribution::Normal(0.0, 1.0), device);
+    let run = |x: &Tensor<4>| -> Result<()> {
+        let y = model.forward_logits(x.clone(), Mode::Eval)?;
+        ensure!(
+            y.dims() == [x.dims()[0], 1000],
+            "{name}: the network gave logits of {:?}, expected [{}, 1000]",
+            y.dims(),
+            x.dims()[0]
+        );
+        finish(device)
+    };
+    let x1 = batch(1);
+    // Fixed run counts (no minimum time), as the reference scripts do.
+    let batch1 = time(args.warmup, args.iters1, Duration::ZERO, || run(&x1))?;
+    let x16 = batch(16);
+    let batch16 = time(
+        (args.warmup / 2).max(2),
+        args.iters16,
+        Duration::ZERO,
+        || run(&x16),
+    )?;
+    Ok(InferResult {
+        model: name.to_string(),
+        params,
+        batch1,
+        batch16,
+    })
+}
+
+fn infer(args: InferArgs, device: &Device, device_arg: DeviceArg) -> Result<()> {
+    let pb = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.models.len() as u64).with_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
+                .expect("a valid progress template"),
+        )
+    };
+    let mut results = Vec::new();
+    for name in &args.models {
+        pb.set_message(name.clone());
+        results.push(infer_model(name, &args, device).with_context(|| name.clone())?);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let threads = cpu_threads(device_arg);
+    if args.json {
+        let round = |v: f64, places: i32| {
+            let f = 10f64.powi(places);
+            (v * f).round() / f
+        };
+        let models: Vec<_> = results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "model": r.model,
+                    "params": r.params,
+                    "b1_median_ms": round(r.batch1.median_s * 1e3, 2),
+                    "b16_median_s": round(r.batch16.median_s, 4),
+                    "b16_img_per_s": round(16.0 / r.batch16.median_s, 2),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "results": models,
+            "threads": threads,
+            "device": device_label(device_arg),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "inference at 224x224 on {}, {}: batch 1 median of {} runs, batch 16 median of {} runs",
+        device_label(device_arg),
+        threads_label(threads),
+        args.iters1,
+        args.iters16
+    );
+    println!(
+        "{:<16} {:>12} {:>14} {:>16}",
+        "model", "params", "batch 1 ms", "batch 16 img/s"
+    );
+    for r in &results {
+        println!(
+            "{:<16} {:>12} {:>14.2} {:>16.2}",
+            r.model,
+            r.params,
+            r.batch1.median_s * 1e3,
+            16.0 / r.batch16.median_s
+        );
+    }
+    Ok(())
+}
+
+fn threads_label(threads: Option<usize>) -> String {
+    match threads {
+        None => "? threads".to_string(),
+        Some(1) => "1 thread".to_string(),
+        Some(t) => format!("{t} threads"),
+    }
+}
+
 pub fn run(args: Args, device: &Device, device_arg: DeviceArg) -> Result<()> {
     match args.what {
         What::Conv(a) => conv(a, device, device_arg),
+        What::Infer(a) => infer(a, device, device_arg),
     }
 }
 
