@@ -36,9 +36,10 @@ fn output_size(
     Some((size(0)?, size(1)?))
 }
 
-/// Whether a block of `count` small per-sample products runs as one `[F, K] x [K, count·P]`
-/// GEMM (its `[F, count, P]` result then reordered) rather than one GEMM per sample in
-/// parallel: with few filters and small maps (LeNet's) per-call overhead dominates.
+/// Whether a block of `count` samples runs as one `[F, K] x [K, count·P]` GEMM (its
+/// `[F, count, P]` result then reordered) rather than one GEMM per sample: with small maps
+/// (LeNet's, the Fashion-MNIST CNN's 14x14 and 7x7) per-call overhead and re-packing the weights
+/// for every sample dominated; on large maps the reordering pass costs more than it saves.
 fn one_gemm(f: usize, plane: usize, count: usize) -> bool {
     count > 1 && f * plane < 1 << 16
 }
@@ -78,13 +79,7 @@ fn multiply(ws: &[f32], cols: &[f32], out: &mut [f32], [f, k, plane]: [usize; 3]
     let count = out.len() / (f * plane);
     let len = count * plane;
     let w = View::rows(ws, k);
-    if count == 1 || f * plane * k >= PARALLEL_MACS {
-        // Large products: one at a time, each spread over the threads by the GEMM.
-        for (s, out) in out.chunks_exact_mut(f * plane).enumerate() {
-            let cols = View::rows(&cols[s * plane..], len);
-            gemm([f, plane, k], out, plane, false, w, cols);
-        }
-    } else if one_gemm(f, plane, count) {
+    if one_gemm(f, plane, count) {
         with_scratch(Scratch::Block, f * len, |product| {
             gemm([f, len, k], product, len, false, w, View::rows(cols, len));
             out.par_chunks_exact_mut(f * plane)
@@ -95,6 +90,12 @@ fn multiply(ws: &[f32], cols: &[f32], out: &mut [f32], [f, k, plane]: [usize; 3]
                     }
                 });
         });
+    } else if count == 1 || f * plane * k >= PARALLEL_MACS {
+        // Large products: one at a time, each spread over the threads by the GEMM.
+        for (s, out) in out.chunks_exact_mut(f * plane).enumerate() {
+            let cols = View::rows(&cols[s * plane..], len);
+            gemm([f, plane, k], out, plane, false, w, cols);
+        }
     } else {
         out.par_chunks_exact_mut(f * plane)
             .enumerate()
