@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CPU speed, convnet beside PyTorch, in one run on this machine (issue 10): the conv2d shape set
-# (forward and forward+backward) and a LeNet-5 training epoch on Fashion-MNIST, both
+# (forward and forward+backward), a LeNet-5 training epoch on Fashion-MNIST, 40 training steps of
+# the Fashion-MNIST CNN, and ResNet-50 / MobileNet v2 inference (with ONNX Runtime as well), all
 # frameworks on the same thread count, then the ratios and peak memory.
 #
 #   scripts/speed-bench.sh [THREADS] [EPOCHS]      # defaults: 2 2
@@ -23,6 +24,8 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q torch numpy
 fi
+"$venv/bin/python" -c "import torchvision, onnxruntime, onnx" 2>/dev/null ||
+    "$venv/bin/pip" install -q torchvision onnxruntime onnx
 mkdir -p "$work"
 rm -rf "$work/lenet"
 
@@ -36,6 +39,19 @@ RAYON_NUM_THREADS=$threads /usr/bin/time -f "%M" -o "$work/lenet-convnet.rss" \
 /usr/bin/time -f "%M" -o "$work/lenet-torch.rss" "$venv/bin/python" \
     "$shared/pytorch/train_torch.py" --model lenet --epochs "$epochs" --threads "$threads" \
     --out "$work/lenet-torch.json" > /dev/null
+echo "Fashion-MNIST CNN, 40 steps x $epochs epochs: convnet, then PyTorch" >&2
+rm -rf "$work/fmnist-cnn"
+RAYON_NUM_THREADS=$threads "$convnet" -q train --model fmnist-cnn --epochs "$epochs" --batch 128 \
+    --limit 5120 --val-split 0 --test-limit 128 --out "$work/fmnist-cnn" --json \
+    > "$work/cnn-convnet.json"
+"$venv/bin/python" "$shared/pytorch/train_torch.py" --model textbook --epochs "$epochs" \
+    --max-steps 40 --threads "$threads" --out "$work/cnn-torch.json" > /dev/null
+echo "inference, ResNet-50 and MobileNet v2: convnet, PyTorch, ONNX Runtime" >&2
+RAYON_NUM_THREADS=$threads "$convnet" -q bench infer --json > "$work/infer-convnet.json"
+"$venv/bin/python" "$shared/pytorch/infer_torch.py" --models resnet50 mobilenet_v2 \
+    --threads "$threads" --out "$work/infer-torch.json" > /dev/null
+"$venv/bin/python" "$shared/pytorch/infer_ort.py" --threads "$threads" \
+    --out "$work/infer-ort.json" > /dev/null 2>&1
 
 python3 - "$work" <<'PY'
 import json, sys
@@ -49,12 +65,36 @@ for name, c in ours.items():
         continue
     print(f"{name:14} {c['forward_ms']:12.3f} {t['fwd_ms']:10.3f} {t['fwd_ms'] / c['forward_ms']:8.2f}x"
           f"   {c['fwd_bwd_ms']:12.3f} {t['fwdbwd_ms']:10.3f} {t['fwdbwd_ms'] / c['fwd_bwd_ms']:8.2f}x")
-text = open(f"{work}/lenet-convnet.json").read()
-lenet = json.loads(text[text.index("{"):])
+def json_in(path):
+    text = open(path).read()
+    return json.loads(text[text.index("{"):])
+
+def median_after_first(history):
+    # As the PyTorch script: the median of epochs 2..N (the first warms up).
+    times = sorted(h["seconds"] for h in (history[1:] or history))
+    mid = len(times) // 2
+    return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+
+lenet = json_in(f"{work}/lenet-convnet.json")
 torch = json.load(open(f"{work}/lenet-torch.json"))
-ours_s, torch_s = lenet["seconds_per_epoch"], torch["median_epoch_s_2toN"]
+ours_s, torch_s = median_after_first(lenet["history"]), torch["median_epoch_s_2toN"]
 rss = [int(open(f"{work}/lenet-{who}.rss").read().split()[-1]) / 1024 for who in ("convnet", "torch")]
 print(f"\nLeNet-5 epoch: convnet {ours_s:.2f} s, PyTorch {torch_s:.2f} s (median of epochs 2..N): "
       f"speed-up {torch_s / ours_s:.2f}x; peak RSS {rss[0]:.0f} vs {rss[1]:.0f} MiB")
+cnn = json_in(f"{work}/cnn-convnet.json")
+cnn_ms = median_after_first(cnn["history"]) / 40 * 1e3
+cnn_torch = json.load(open(f"{work}/cnn-torch.json"))["median_ms_per_step_2toN"]
+print(f"Fashion-MNIST CNN step (batch 128): convnet {cnn_ms:.1f} ms, PyTorch {cnn_torch:.1f} ms: "
+      f"speed-up {cnn_torch / cnn_ms:.2f}x")
 print("(speed-up = PyTorch time / convnet time; the goal is >= 1.25 everywhere)")
+
+infer = {r["model"]: r for r in json_in(f"{work}/infer-convnet.json")["results"]}
+peers = {name: {r["model"]: r for r in json.load(open(f"{work}/infer-{name}.json"))["results"]}
+         for name in ("torch", "ort")}
+print(f"\n{'inference':14} {'convnet b1 ms':>14} {'torch':>8} {'ORT':>8}   {'convnet b16 img/s':>18} {'torch':>8} {'ORT':>8}")
+for name, r in infer.items():
+    t, o = peers["torch"][name], peers["ort"][name]
+    print(f"{name:14} {r['b1_median_ms']:14.2f} {t['b1_median_ms']:8.2f} {o['b1_median_ms']:8.2f}"
+          f"   {r['b16_img_per_s']:18.2f} {t['b16_img_per_s']:8.2f} {o['b16_img_per_s']:8.2f}")
+print("(inference goal: at least ONNX Runtime's speed at batch 1 and 16)")
 PY

@@ -117,10 +117,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Runs `f` on a thread of the rayon pool the CPU kernels use (Burn's flex, the GEMM, ours), as
+/// a worker: each parallel section then splits its work by work stealing. Called from the main
+/// thread instead, every one of them queued its jobs and put the caller to sleep on a lock until
+/// they finished, two context switches per tensor operation: most of a LeNet-sized convolution's
+/// time (`perf`, BENCHMARKS issue 10). The pool has one thread per core (RAYON_NUM_THREADS
+/// overrides it, as for rayon's global pool).
+fn in_compute_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("convnet-compute-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        // No threads to be had: run here, as rayon's global pool would fail the same way later.
+        Err(_) => f(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    match run(cli) {
+    match in_compute_pool(|| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the error and its causes, joined.
