@@ -14,13 +14,15 @@ mod forward;
 mod gemm;
 mod im2col;
 mod input_grad;
+mod max_pool;
 mod weight_grad;
 
 pub use weight_grad::weight_grad;
 
 use burn::backend::DispatchDevice;
+use burn::tensor::DType;
 use burn::tensor::module;
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
 /// A 2D convolution without bias, `[N, C, H, W] x [F, C/groups, kh, kw] -> [N, F, H', W']`,
@@ -64,6 +66,30 @@ pub fn avg_pool2d(x: Tensor<4>, options: AvgPoolOptions<2>) -> Tensor<4> {
         ceil_mode: options.ceil_mode,
     };
     let out = <burn::backend::Dispatch as avg_pool::FastAvgPool>::avg_pool2d_flex(
+        x.into_dispatch(),
+        pool,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// 2D max pooling, `[N, C, H, W] -> [N, C, H', W']`, with the semantics of
+/// `burn::tensor::module::max_pool2d` (PyTorch's): on flex for f32 with padding equal on both
+/// sides of each axis, `max_pool.rs`'s kernels forward and backward; otherwise Burn's own.
+pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
+    let symmetric = options.padding.iter().all(|(begin, end)| begin == end);
+    let pool = max_pool::MaxPool2d {
+        kernel: options.kernel_size,
+        stride: options.stride,
+        padding: options.padding.map(|(begin, _)| begin),
+        dilation: options.dilation,
+        ceil_mode: options.ceil_mode,
+    };
+    let [_, _, h, w] = x.dims();
+    let fits = max_pool::output_size(&pool, [h, w]).is_some();
+    if !on_flex(&x.device()) || !symmetric || !fits || x.dtype() != DType::F32 {
+        return module::max_pool2d(x, options);
+    }
+    let out = <burn::backend::Dispatch as max_pool::FastMaxPool>::max_pool2d_flex(
         x.into_dispatch(),
         pool,
     );

@@ -2,7 +2,7 @@
 //! backward passes.
 
 use burn::tensor::Tensor;
-use burn::tensor::module::{avg_pool1d, max_pool1d, max_pool2d};
+use burn::tensor::module::{avg_pool1d, max_pool1d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 
 /// Settings of a 3D pooling window, axes in `(depth, height, width)` order.
@@ -46,7 +46,7 @@ fn pool3d(x: Tensor<5>, o: &Pool3dOptions, stat: Stat) -> Tensor<5> {
     // Height and width: every depth slice as its own 2D image.
     let planes = x.reshape([n * c * d, 1, h, w]);
     let planes = match stat {
-        Stat::Max => max_pool2d(
+        Stat::Max => convnet_kernels::max_pool2d(
             planes,
             MaxPoolOptions::new([o.kernel[1], o.kernel[2]])
                 .with_stride([o.stride[1], o.stride[2]])

@@ -178,7 +178,7 @@ impl<const D: usize> Pool<D> {
                     .with_count_include_pad(self.count_include_pad)
                     .with_ceil_mode(ceil),
             )),
-            (4, PoolKind::Max) => rerank(max_pool2d(
+            (4, PoolKind::Max) => rerank(convnet_kernels::max_pool2d(
                 rerank(x),
                 MaxPoolOptions::new(arr::<usize, 2>(k))
                     .with_stride(arr(s))

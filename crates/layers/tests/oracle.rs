@@ -760,6 +760,14 @@ proptest! {
         check_pool::<4>(&case, PoolKind::Avg, |x| avg_pool2d(x, options))?;
     }
 
+    /// convnet's own max pool (forward and backward, dilated windows too) where it applies:
+    /// padding equal on both sides of an axis.
+    #[test]
+    fn convnet_kernel_max_pool2d_matches_reference(case in pool_case(2, 5, 2).prop_map(symmetric).prop_filter("a window over padding only", PoolCase::windows_touch_input)) {
+        let options = case.max_options::<2>();
+        check_pool::<4>(&case, PoolKind::Max, |x| convnet_kernels::max_pool2d(x, options))?;
+    }
+
     /// convnet's own average pool (forward and backward) where it applies: padding equal on both
     /// sides of an axis (other cases go to Burn's, checked above).
     #[test]
@@ -944,6 +952,41 @@ fn convnet_kernel_conv2d_on_large_maps_matches_reference() {
         let options = case.options::<2>();
         check_conv::<4>(&case, |x, w, b| kernel_conv2d(x, w, b, options))
             .unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    }
+}
+
+/// The max-pool kernel on maps and batches large enough to split into several rayon tasks:
+/// VGG's 2x2 / 2, ResNet's padded 3x3 / 2, GoogLeNet's 3x3 / 2 in ceil mode, a dilated 3x2.
+#[test]
+fn convnet_kernel_max_pool2d_on_large_maps_matches_reference() {
+    let axis = |len, kernel, stride, dilation, pad| PoolAxis {
+        len,
+        kernel,
+        stride,
+        dilation,
+        pad: (pad, pad),
+    };
+    let cases = [
+        (16, 6, axis(28, 2, 2, 1, 0), axis(28, 2, 2, 1, 0), false),
+        (4, 5, axis(30, 3, 2, 1, 1), axis(30, 3, 2, 1, 1), false),
+        (4, 5, axis(29, 3, 2, 1, 0), axis(31, 3, 2, 1, 0), true),
+        (3, 2, axis(40, 3, 1, 2, 1), axis(70, 2, 3, 2, 1), false),
+    ];
+    for (seed, (batch, channels, h, w, ceil_mode)) in cases.into_iter().enumerate() {
+        let case = PoolCase {
+            batch,
+            channels,
+            axes: vec![h, w],
+            ceil_mode,
+            count_include_pad: false,
+            seed: seed as u64,
+        };
+        assert!(case.windows_touch_input(), "{case:?}");
+        let options = case.max_options::<2>();
+        check_pool::<4>(&case, PoolKind::Max, |x| {
+            convnet_kernels::max_pool2d(x, options)
+        })
+        .unwrap_or_else(|e| panic!("{case:?}: {e}"));
     }
 }
 

@@ -1,0 +1,284 @@
+//! 2D max pooling and its backward on the flex backend.
+//!
+//! Flex's max pool runs a generic 3D loop that recomputes each window's valid range (with
+//! divisions) per output and keeps an `i64` index tensor: about a tenth of a Fashion-MNIST CNN
+//! training step (`perf`, BENCHMARKS issue 10). Here each axis's windows are worked out once per
+//! call, the forward keeps the arg-max only when a backward will need it (as `u32` within the
+//! plane), and the backward scatters each output gradient to its arg-max.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+use crate::im2col::dims4;
+
+/// A 2D max pool with the same padding on both sides of each axis (Burn's backend op).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxPool2d {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub ceil_mode: bool,
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FastMaxPool: Backend {
+    fn max_pool2d_flex(x: FloatTensor<Self>, pool: MaxPool2d) -> FloatTensor<Self>;
+}
+
+impl FastMaxPool for Flex {
+    fn max_pool2d_flex(x: FlexTensor, pool: MaxPool2d) -> FlexTensor {
+        forward(&x, &pool, false).0
+    }
+}
+
+/// Where each output's gradient goes: the input shape and, per output, the position of its
+/// maximum within its plane (`u32::MAX` for a window over padding only).
+#[derive(Debug, Clone)]
+struct ArgMax {
+    input: [usize; 4],
+    at: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct MaxPool2dBackward;
+
+impl Backward<Flex, 1> for MaxPool2dBackward {
+    type State = ArgMax;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            grads.register::<Flex>(node.id, backward(&ops.state, &grad));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastMaxPool for Autodiff<Flex, C> {
+    fn max_pool2d_flex(x: FloatTensor<Self>, pool: MaxPool2d) -> FloatTensor<Self> {
+        match MaxPool2dBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = dims4(x.primitive());
+                let (out, at) = forward(x.primitive(), &pool, true);
+                let at = at.unwrap_or_default();
+                prep.finish(ArgMax { input, at }, out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::max_pool2d_flex(x.into_primitive(), pool))
+            }
+        }
+    }
+}
+
+/// One axis of the pool: per output position, the input index of its first valid tap and how
+/// many taps (`dilation` apart) lie inside the input.
+struct Axis {
+    windows: Vec<(usize, usize)>,
+    dilation: usize,
+}
+
+impl Axis {
+    /// The outputs along an axis of `len` (PyTorch's rule; ceil mode keeps a last partial
+    /// window only if it starts inside the input or the begin padding), or `None` if the
+    /// dilated kernel is longer than the padded input.
+    pub(crate) fn new(
+        len: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        dilation: usize,
+        ceil: bool,
+    ) -> Option<Self> {
+        let reach = dilation * (kernel - 1) + 1;
+        let span = (len + 2 * pad).checked_sub(reach)?;
+        let mut outputs = if ceil {
+            span.div_ceil(stride)
+        } else {
+            span / stride
+        } + 1;
+        if ceil && (outputs - 1) * stride >= len + pad {
+            outputs -= 1;
+        }
+        let windows = (0..outputs)
+            .map(|o| {
+                // Tap t reads padded position o·s + t·d, i.e. input o·s + t·d - pad.
+                let taps = (0..kernel).filter(|t| {
+                    let at = o * stride + t * dilation;
+                    at >= pad && at < len + pad
+                });
+                let (mut first, mut count) = (0, 0);
+                for t in taps {
+                    if count == 0 {
+                        first = o * stride + t * dilation - pad;
+                    }
+                    count += 1;
+                }
+                (first, count)
+            })
+            .collect();
+        Some(Self { windows, dilation })
+    }
+}
+
+/// The pool's output sizes for an input of `h x w`, or `None` where a window is longer than
+/// the padded input (callers leave those to Burn).
+pub(crate) fn output_size(pool: &MaxPool2d, [h, w]: [usize; 2]) -> Option<[usize; 2]> {
+    let rows = Axis::new(
+        h,
+        pool.kernel[0],
+        pool.stride[0],
+        pool.padding[0],
+        pool.dilation[0],
+        pool.ceil_mode,
+    )?;
+    let cols = Axis::new(
+        w,
+        pool.kernel[1],
+        pool.stride[1],
+        pool.padding[1],
+        pool.dilation[1],
+        pool.ceil_mode,
+    )?;
+    Some([rows.windows.len(), cols.windows.len()])
+}
+
+/// Output planes handed to one rayon task: enough work to cover its dispatch.
+fn planes_per_task(plane_len: usize) -> usize {
+    (4096 / plane_len.max(1)).max(1)
+}
+
+/// `max_pool2d(x)` and, with `keep_argmax`, each output's arg-max within its plane.
+///
+/// # Panics
+/// If `x` is not f32 or a window is longer than the padded input ([`crate::max_pool2d`] sends
+/// those to Burn).
+fn forward(x: &FlexTensor, pool: &MaxPool2d, keep_argmax: bool) -> (FlexTensor, Option<Vec<u32>>) {
+    let [n, c, h, w] = dims4(x);
+    let axis = |i: usize, len| {
+        Axis::new(
+            len,
+            pool.kernel[i],
+            pool.stride[i],
+            pool.padding[i],
+            pool.dilation[i],
+            pool.ceil_mode,
+        )
+    };
+    let (rows, cols) = (axis(0, h), axis(1, w));
+    let (Some(rows), Some(cols)) = (rows, cols) else {
+        panic!("max_pool2d: window longer than the padded input (checked by the caller)");
+    };
+    let (ho, wo) = (rows.windows.len(), cols.windows.len());
+    let x = x.to_contiguous();
+    let xs = x
+        .as_slice::<f32>()
+        .expect("max_pool2d: f32 input (checked by the caller)");
+    let mut out = vec![f32::NEG_INFINITY; n * c * ho * wo];
+    let mut at = vec![u32::MAX; if keep_argmax { out.len() } else { 0 }];
+    if !out.is_empty() && h * w > 0 {
+        let per_task = planes_per_task(ho * wo);
+        let tasks = out
+            .par_chunks_mut(ho * wo * per_task)
+            .zip(xs.par_chunks(h * w * per_task));
+        let pool_planes = |(out, input): (&mut [f32], &[f32]), mut at: Option<&mut [u32]>| {
+            for (p, (out, input)) in out
+                .chunks_exact_mut(ho * wo)
+                .zip(input.chunks_exact(h * w))
+                .enumerate()
+            {
+                let at = at
+                    .as_deref_mut()
+                    .map(|a| &mut a[p * ho * wo..(p + 1) * ho * wo]);
+                pool_plane(input, out, at, w, &rows, &cols);
+            }
+        };
+        if keep_argmax {
+            tasks
+                .zip(at.par_chunks_mut(ho * wo * per_task))
+                .for_each(|(task, at)| pool_planes(task, Some(at)));
+        } else {
+            tasks.for_each(|task| pool_planes(task, None));
+        }
+    }
+    let out = FlexTensor::from_data(TensorData::new(out, [n, c, ho, wo]));
+    (out, keep_argmax.then_some(at))
+}
+
+/// One plane: each output the max over its window (NaN wins, the first of equal values wins,
+/// as in PyTorch), and where it was.
+fn pool_plane(
+    input: &[f32],
+    out: &mut [f32],
+    mut at: Option<&mut [u32]>,
+    w: usize,
+    rows: &Axis,
+    cols: &Axis,
+) {
+    let wo = cols.windows.len();
+    for (oy, &(y0, ny)) in rows.windows.iter().enumerate() {
+        for (ox, &(x0, nx)) in cols.windows.iter().enumerate() {
+            let (mut best, mut where_) = (f32::NEG_INFINITY, u32::MAX);
+            for ty in 0..ny {
+                let row = (y0 + ty * rows.dilation) * w;
+                for tx in 0..nx {
+                    let i = row + x0 + tx * cols.dilation;
+                    let v = input[i];
+                    if where_ == u32::MAX || v > best || v.is_nan() {
+                        best = v;
+                        where_ = i as u32;
+                    }
+                }
+            }
+            out[oy * wo + ox] = best;
+            if let Some(at) = at.as_deref_mut() {
+                at[oy * wo + ox] = where_;
+            }
+        }
+    }
+}
+
+/// The input gradient: each output's gradient added at its arg-max.
+fn backward(argmax: &ArgMax, grad: &FlexTensor) -> FlexTensor {
+    let [n, c, h, w] = argmax.input;
+    let grad = grad.to_contiguous();
+    let gs = grad.as_slice::<f32>().expect("max_pool2d: f32 gradient");
+    let plane_out = gs.len() / (n * c).max(1);
+    let mut dx = vec![0f32; n * c * h * w];
+    if !dx.is_empty() && plane_out > 0 {
+        let per_task = planes_per_task(h * w);
+        dx.par_chunks_mut(h * w * per_task)
+            .zip(gs.par_chunks(plane_out * per_task))
+            .zip(argmax.at.par_chunks(plane_out * per_task))
+            .for_each(|((dx, grad), at)| {
+                for ((dx, grad), at) in dx
+                    .chunks_exact_mut(h * w)
+                    .zip(grad.chunks_exact(plane_out))
+                    .zip(at.chunks_exact(plane_out))
+                {
+                    for (g, &i) in grad.iter().zip(at) {
+                        if i != u32::MAX {
+                            dx[i as usize] += g;
+                        }
+                    }
+                }
+            });
+    }
+    FlexTensor::from_data(TensorData::new(dx, argmax.input))
+}
