@@ -147,6 +147,44 @@ impl Geometry {
     }
 }
 
+impl Geometry {
+    /// The adjoint of [`Geometry::im2col`]: adds each element of `cols` (`[C·kh·kw, samples·P]`,
+    /// all channels) back onto the input pixel it was read from, into `dx` (the block's samples,
+    /// `[samples, C, H, W]`). Planes are independent, so they run in parallel without races.
+    pub(crate) fn col2im(&self, cols: &[f32], dx: &mut [f32]) {
+        let (plane_in, plane) = (self.h * self.w, self.ho * self.wo);
+        let samples = dx.len() / (self.c * plane_in);
+        let len = samples * plane;
+        let taps: Vec<Tap> = (0..self.kh * self.kw)
+            .map(|t| self.tap(t / self.kw, t % self.kw))
+            .collect();
+        let (sy, sx) = (self.stride[0], self.stride[1]);
+        dx.par_chunks_mut(plane_in)
+            .enumerate()
+            .for_each(|(index, out)| {
+                let (s, channel) = (index / self.c, index % self.c);
+                for (t, tap) in taps.iter().enumerate() {
+                    let row = channel * taps.len() + t;
+                    let src = &cols[row * len + s * plane..][..plane];
+                    for (step, oy) in tap.rows.clone().enumerate() {
+                        let iy = tap.first[0] + step * sy;
+                        let dst = &mut out[iy * self.w..(iy + 1) * self.w];
+                        let src = &src[oy * self.wo..][tap.cols.clone()];
+                        if sx == 1 {
+                            for (d, v) in dst[tap.first[1]..].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (d, v) in dst[tap.first[1]..].iter_mut().step_by(sx).zip(src) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            });
+    }
+}
+
 /// The part of the output one kernel tap reads from the input (see [`Geometry::tap`]).
 struct Tap {
     cols: std::ops::Range<usize>,

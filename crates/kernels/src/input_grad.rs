@@ -1,4 +1,5 @@
-//! The input gradient of a stride-1 convolution as a forward convolution.
+//! The input gradient of a convolution: `col2im(Wᵀ·dY)` for ungrouped ones, or for stride 1 a
+//! forward convolution.
 //!
 //! Burn computes every input gradient as a transposed convolution, and flex's is slow (a
 //! depthwise 3x3's backward took 30x its forward; an ungrouped 3x3's 1.4x our GEMM forward).
@@ -7,10 +8,53 @@
 //! swapped inside each group, which runs on our GEMM forward or flex's depthwise path.
 
 use burn::backend::flex::FlexTensor;
-use burn::tensor::TensorData;
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, TensorData};
 
-use crate::im2col::dims4;
+use crate::gemm::{View, gemm};
+use crate::im2col::{Geometry, Scratch, dims4, with_scratch};
+use crate::weight_grad::output_rows;
+
+/// `d conv2d(x, weight) / dx` of an ungrouped f32 convolution as `col2im(Wᵀ · dY)`: one GEMM
+/// per block of samples into an im2col-shaped buffer, whose entries are then added back onto
+/// the input pixels they came from. Any stride, dilation and padding; `None` for groups or
+/// other float types.
+pub(crate) fn col2im(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    if options.groups != 1 || [weight.dtype(), grad.dtype()] != [DType::F32; 2] {
+        return None;
+    }
+    let input = dims4(x);
+    let [n, c, h, w] = input;
+    let [f, _, kh, kw] = dims4(weight);
+    let [_, _, ho, wo] = dims4(grad);
+    let geometry = Geometry::new(input, [f, c, kh, kw], [ho, wo], options);
+    let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
+    let (ws, gs) = (weight.as_slice::<f32>()?, grad.as_slice::<f32>()?);
+    let (plane, k) = (ho * wo, c * kh * kw);
+    let mut dx = vec![0f32; n * c * h * w];
+    if !dx.is_empty() && plane > 0 {
+        let chunk = geometry.samples_per_block(c, n);
+        for (block, dx) in dx.chunks_mut(chunk * c * h * w).enumerate() {
+            let samples = block * chunk..(block * chunk + chunk).min(n);
+            let len = samples.len() * plane;
+            with_scratch(Scratch::Block, f * len, |dy| {
+                output_rows(gs, f, plane, 0, samples, dy);
+                with_scratch(Scratch::Cols, k * len, |cols| {
+                    // cols [k, len] = Wᵀ [k, f] · dY [f, len]
+                    let wt = View::rows(ws, k).t();
+                    gemm([k, len, f], cols, len, false, wt, View::rows(dy, len));
+                    geometry.col2im(cols, dx);
+                });
+            });
+        }
+    }
+    Some(FlexTensor::from_data(TensorData::new(dx, input)))
+}
 
 /// Below this many output positions (`N·H'·W'`) an ungrouped convolution's input gradient stays
 /// with flex's transposed convolution: rearranging the kernels costs as much as the GEMM saves

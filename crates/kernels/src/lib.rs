@@ -3,10 +3,12 @@
 //! [`conv2d`] is the convolution every convnet layer runs. On the flex backend: the forward of an
 //! ungrouped convolution is im2col + GEMM (`forward.rs`); the weight gradient is im2col + GEMM
 //! ([`weight_grad`]) instead of Burn's default, a convolution whose kernel is the whole output
-//! gradient (3/4 of a 3x3 convolution's backward time); the input gradient of a stride-1
-//! convolution is a forward convolution (`input_grad.rs`). Flex keeps grouped forwards and
-//! strided input gradients. Other backends (the `gpu` feature's Vulkan) run Burn's own
-//! `conv2d` unchanged. Measurements: `BENCHMARKS.md`, issue 10.
+//! gradient (3/4 of a 3x3 convolution's backward time); the input gradient is `col2im(Wᵀ·dY)`
+//! or, for stride 1, a forward convolution (`input_grad.rs`). Flex keeps grouped forwards and
+//! grouped strided input gradients. [`avg_pool2d`] and [`max_pool2d`] replace flex's generic 3D
+//! pooling loops. The GEMMs call the `gemm` crate directly on reusable buffers (`gemm.rs`).
+//! Other backends (the `gpu` feature's Vulkan) run Burn's own ops unchanged. Measurements:
+//! `BENCHMARKS.md`, issue 10.
 
 mod avg_pool;
 mod extension;

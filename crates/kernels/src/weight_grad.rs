@@ -65,7 +65,7 @@ pub fn weight_grad(
 }
 
 /// `grad[samples, first..first + filters, :]` as a `[filters, samples·P]` matrix in `out`.
-fn output_rows(
+pub(crate) fn output_rows(
     grad: &[f32],
     f: usize,
     plane: usize,
