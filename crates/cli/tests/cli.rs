@@ -178,3 +178,33 @@ fn summary_prints_the_zoo_with_published_counts_with_and_without_top() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("spec file"), "{}", stderr(&out));
 }
+
+/// `bench infer` builds the named network at 224x224, checks its logits' shape and reports
+/// both timings; an unknown model is a one-line error.
+#[test]
+fn bench_infer_json_reports_both_batch_sizes() {
+    let out = convnet(&[
+        "bench",
+        "infer",
+        "--model",
+        "lenet5",
+        "--iters1",
+        "1",
+        "--iters16",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let r = &v["results"][0];
+    assert_eq!(r["model"], "lenet5");
+    assert!(r["params"].as_u64().unwrap() > 0, "{v}");
+    assert!(r["b1_median_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(r["b16_img_per_s"].as_f64().unwrap() > 0.0, "{v}");
+
+    let out = convnet(&["bench", "infer", "--model", "no-such-net"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no-such-net"), "{}", stderr(&out));
+}
