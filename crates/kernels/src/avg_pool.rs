@@ -145,8 +145,8 @@ impl Axis {
     }
 }
 
-/// Output planes handed to one rayon task: enough work to cover its dispatch.
-fn planes_per_task(plane_len: usize) -> usize {
+/// Planes handed to one rayon task (both pools use it): enough work to cover its dispatch.
+pub(crate) fn planes_per_task(plane_len: usize) -> usize {
     (4096 / plane_len.max(1)).max(1)
 }
 

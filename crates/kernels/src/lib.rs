@@ -56,8 +56,7 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, options: ConvOptions<2>) -> Tenso
 /// `burn::tensor::module::avg_pool2d` (PyTorch's): on flex with padding equal on both sides of
 /// each axis, `avg_pool.rs`'s kernels forward and backward; otherwise Burn's own.
 pub fn avg_pool2d(x: Tensor<4>, options: AvgPoolOptions<2>) -> Tensor<4> {
-    let symmetric = options.padding.iter().all(|(begin, end)| begin == end);
-    if !on_flex(&x.device()) || !symmetric {
+    if !on_flex(&x.device()) || !symmetric(&options.padding) {
         return module::avg_pool2d(x, options);
     }
     let pool = avg_pool::AvgPool2d {
@@ -78,7 +77,6 @@ pub fn avg_pool2d(x: Tensor<4>, options: AvgPoolOptions<2>) -> Tensor<4> {
 /// `burn::tensor::module::max_pool2d` (PyTorch's): on flex for f32 with padding equal on both
 /// sides of each axis, `max_pool.rs`'s kernels forward and backward; otherwise Burn's own.
 pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
-    let symmetric = options.padding.iter().all(|(begin, end)| begin == end);
     let pool = max_pool::MaxPool2d {
         kernel: options.kernel_size,
         stride: options.stride,
@@ -88,7 +86,7 @@ pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
     };
     let [_, _, h, w] = x.dims();
     let fits = max_pool::output_size(&pool, [h, w]).is_some();
-    if !on_flex(&x.device()) || !symmetric || !fits || x.dtype() != DType::F32 {
+    if !on_flex(&x.device()) || !symmetric(&options.padding) || !fits || x.dtype() != DType::F32 {
         return module::max_pool2d(x, options);
     }
     let out = <burn::backend::Dispatch as max_pool::FastMaxPool>::max_pool2d_flex(
@@ -96,6 +94,12 @@ pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
         pool,
     );
     Tensor::from_dispatch(out)
+}
+
+/// Whether each axis is padded the same on both sides (what the pooling ops of Burn's backends
+/// take; other paddings go through Burn's front end, which pads explicitly).
+fn symmetric(padding: &[(usize, usize); 2]) -> bool {
+    padding.iter().all(|(begin, end)| begin == end)
 }
 
 /// Whether `device` is (autodiff over) the flex CPU backend.

@@ -16,6 +16,7 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
+use crate::avg_pool::planes_per_task;
 use crate::im2col::dims4;
 
 /// A 2D max pool with the same padding on both sides of each axis (Burn's backend op).
@@ -157,11 +158,6 @@ pub(crate) fn output_size(pool: &MaxPool2d, [h, w]: [usize; 2]) -> Option<[usize
         pool.ceil_mode,
     )?;
     Some([rows.windows.len(), cols.windows.len()])
-}
-
-/// Output planes handed to one rayon task: enough work to cover its dispatch.
-fn planes_per_task(plane_len: usize) -> usize {
-    (4096 / plane_len.max(1)).max(1)
 }
 
 /// `max_pool2d(x)` and, with `keep_argmax`, each output's arg-max within its plane.

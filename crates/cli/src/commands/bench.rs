@@ -355,14 +355,7 @@ fn conv(args: ConvArgs, device: &Device, device_arg: DeviceArg) -> Result<()> {
         "--min-time must be a number of seconds, 0 or more"
     );
     let cases = select_cases(&args.cases)?;
-    let pb = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(2 * cases.len() as u64).with_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
-                .expect("a valid progress template"),
-        )
-    };
+    let pb = progress(2 * cases.len(), args.json);
     let mut results = Vec::new();
     for case in &cases {
         results.push(bench_case(case, &args, device, &pb)?);
@@ -371,10 +364,6 @@ fn conv(args: ConvArgs, device: &Device, device_arg: DeviceArg) -> Result<()> {
     let threads = cpu_threads(device_arg);
 
     if args.json {
-        let round = |v: f64, places: i32| {
-            let f = 10f64.powi(places);
-            (v * f).round() / f
-        };
         let cases: Vec<_> = results
             .iter()
             .map(|r| {
@@ -391,13 +380,7 @@ fn conv(args: ConvArgs, device: &Device, device_arg: DeviceArg) -> Result<()> {
                 })
             })
             .collect();
-        let v = serde_json::json!({
-            "cases": cases,
-            "threads": threads,
-            "device": device_label(device_arg),
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return print_json("cases", cases, threads, device_arg);
     }
 
     println!(
@@ -468,14 +451,7 @@ fn infer_model(name: &str, args: &InferArgs, device: &Device) -> Result<InferRes
 }
 
 fn infer(args: InferArgs, device: &Device, device_arg: DeviceArg) -> Result<()> {
-    let pb = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(args.models.len() as u64).with_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
-                .expect("a valid progress template"),
-        )
-    };
+    let pb = progress(args.models.len(), args.json);
     let mut results = Vec::new();
     for name in &args.models {
         pb.set_message(name.clone());
@@ -485,10 +461,6 @@ fn infer(args: InferArgs, device: &Device, device_arg: DeviceArg) -> Result<()> 
     pb.finish_and_clear();
     let threads = cpu_threads(device_arg);
     if args.json {
-        let round = |v: f64, places: i32| {
-            let f = 10f64.powi(places);
-            (v * f).round() / f
-        };
         let models: Vec<_> = results
             .iter()
             .map(|r| {
@@ -501,13 +473,7 @@ fn infer(args: InferArgs, device: &Device, device_arg: DeviceArg) -> Result<()> 
                 })
             })
             .collect();
-        let v = serde_json::json!({
-            "results": models,
-            "threads": threads,
-            "device": device_label(device_arg),
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return print_json("results", models, threads, device_arg);
     }
     println!(
         "inference at 224x224 on {}, {}: batch 1 median of {} runs, batch 16 median of {} runs",
@@ -529,6 +495,39 @@ fn infer(args: InferArgs, device: &Device, device_arg: DeviceArg) -> Result<()> 
             16.0 / r.batch16.median_s
         );
     }
+    Ok(())
+}
+
+/// A progress bar over `len` steps, hidden when the output is JSON.
+fn progress(len: usize, json: bool) -> ProgressBar {
+    if json {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::new(len as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
+            .expect("a valid progress template"),
+    )
+}
+
+/// `v` to `places` decimals, for JSON people read.
+fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+/// One JSON object: the rows under `key`, the thread count and the device.
+fn print_json(
+    key: &str,
+    rows: Vec<serde_json::Value>,
+    threads: Option<usize>,
+    device_arg: DeviceArg,
+) -> Result<()> {
+    let mut v = serde_json::json!({
+        "threads": threads,
+        "device": device_label(device_arg),
+    });
+    v[key] = serde_json::Value::Array(rows);
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 
