@@ -560,11 +560,9 @@ fn pool_case(
 fn symmetric(mut case: PoolCase) -> PoolCase {
     for axis in &mut case.axes {
         axis.pad.1 = axis.pad.0;
-        // At least one whole window, as `pool_axis` guarantees for the padding it drew.
-        axis.len = axis
-            .len
-            .max(axis.kernel.saturating_sub(2 * axis.pad.0))
-            .max(1);
+        // At least one whole (dilated) window, as `pool_axis` guarantees for the padding it drew.
+        let reach = axis.dilation * (axis.kernel - 1) + 1;
+        axis.len = axis.len.max(reach.saturating_sub(2 * axis.pad.0)).max(1);
     }
     case
 }
