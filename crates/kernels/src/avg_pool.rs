@@ -19,6 +19,7 @@ use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use crate::im2col::dims4;
+use crate::pool::planes_per_task;
 
 /// A 2D average pool with the same padding on both sides of each axis (Burn's backend op).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,18 +115,9 @@ struct Axis {
 
 impl Axis {
     /// PyTorch's rule: the window `[o·s - p, o·s - p + k)` is cut at `len + p` for the padded
-    /// count and at `[0, len)` for the real cells; ceil mode keeps a last partial window only if
-    /// it starts inside the input or the begin padding.
+    /// count and at `[0, len)` for the real cells; the window count is [`crate::pool::outputs`].
     fn new(len: usize, kernel: usize, stride: usize, pad: usize, p: &AvgPool2d) -> Option<Self> {
-        let span = (len + 2 * pad).checked_sub(kernel)?;
-        let mut outputs = if p.ceil_mode {
-            span.div_ceil(stride)
-        } else {
-            span / stride
-        } + 1;
-        if p.ceil_mode && (outputs - 1) * stride >= len + pad {
-            outputs -= 1;
-        }
+        let outputs = crate::pool::outputs(len, kernel, stride, pad, p.ceil_mode)?;
         let mut ranges = Vec::with_capacity(outputs);
         let mut divisors = Vec::with_capacity(outputs);
         for o in 0..outputs {
@@ -143,11 +135,6 @@ impl Axis {
         }
         Some(Self { ranges, divisors })
     }
-}
-
-/// Planes handed to one rayon task (both pools use it): enough work to cover its dispatch.
-pub(crate) fn planes_per_task(plane_len: usize) -> usize {
-    (4096 / plane_len.max(1)).max(1)
 }
 
 /// `avg_pool2d(x)` for f32 input, or `None` (other types, windows longer than the padded input)

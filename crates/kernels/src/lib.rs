@@ -17,6 +17,7 @@ mod gemm;
 mod im2col;
 mod input_grad;
 mod max_pool;
+mod pool;
 mod weight_grad;
 
 pub use weight_grad::weight_grad;

@@ -16,8 +16,8 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use crate::avg_pool::planes_per_task;
 use crate::im2col::dims4;
+use crate::pool::planes_per_task;
 
 /// A 2D max pool with the same padding on both sides of each axis (Burn's backend op).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +96,9 @@ struct Axis {
 }
 
 impl Axis {
-    /// The outputs along an axis of `len` (PyTorch's rule; ceil mode keeps a last partial
-    /// window only if it starts inside the input or the begin padding), or `None` if the
+    /// The windows along an axis of `len` ([`crate::pool::outputs`]), or `None` if the
     /// dilated kernel is longer than the padded input.
-    pub(crate) fn new(
+    fn new(
         len: usize,
         kernel: usize,
         stride: usize,
@@ -108,15 +107,7 @@ impl Axis {
         ceil: bool,
     ) -> Option<Self> {
         let reach = dilation * (kernel - 1) + 1;
-        let span = (len + 2 * pad).checked_sub(reach)?;
-        let mut outputs = if ceil {
-            span.div_ceil(stride)
-        } else {
-            span / stride
-        } + 1;
-        if ceil && (outputs - 1) * stride >= len + pad {
-            outputs -= 1;
-        }
+        let outputs = crate::pool::outputs(len, reach, stride, pad, ceil)?;
         let windows = (0..outputs)
             .map(|o| {
                 // Tap t reads padded position o·s + t·d, i.e. input o·s + t·d - pad.
