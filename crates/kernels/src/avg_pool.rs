@@ -154,17 +154,59 @@ fn forward(x: &FlexTensor, pool: &AvgPool2d) -> Option<FlexTensor> {
         return Some(FlexTensor::from_data(TensorData::new(out, [n, c, ho, wo])));
     }
     let per_task = planes_per_task(ho * wo);
+    let tiled = tiles(pool, [h, w]);
     out.par_chunks_mut(ho * wo * per_task)
         .zip(xs.par_chunks(h * w * per_task))
         .for_each_init(
             || vec![0f32; w],
             |row_sum, (out, input)| {
                 for (out, input) in out.chunks_exact_mut(ho * wo).zip(input.chunks_exact(h * w)) {
-                    pool_plane(input, out, w, &rows, &cols, row_sum);
+                    match tiled {
+                        Some(kernel) => pool_tiles(input, out, [w, wo], kernel, row_sum),
+                        None => pool_plane(input, out, w, &rows, &cols, row_sum),
+                    }
                 }
             },
         );
     Some(FlexTensor::from_data(TensorData::new(out, [n, c, ho, wo])))
+}
+
+/// The kernel where the windows tile the input without padding or overlap (kernel = stride,
+/// every window whole: LeNet's, VGG's and U-Net's 2x2 pools): every divisor is the window's
+/// area and every cell belongs to at most one window, which [`pool_tiles`] and [`unpool_tiles`]
+/// exploit (the general loops' per-output range sums and divisions were most of their time).
+fn tiles(pool: &AvgPool2d, [h, w]: [usize; 2]) -> Option<[usize; 2]> {
+    let [kh, kw] = pool.kernel;
+    let whole = !pool.ceil_mode || (h % kh == 0 && w % kw == 0);
+    (pool.kernel == pool.stride && pool.padding == [0, 0] && whole).then_some(pool.kernel)
+}
+
+fn pool_tiles(
+    input: &[f32],
+    out: &mut [f32],
+    [w, wo]: [usize; 2],
+    [kh, kw]: [usize; 2],
+    sum: &mut [f32],
+) {
+    let scale = 1.0 / (kh * kw) as f32;
+    let sum = &mut sum[..wo * kw];
+    for (rows, out) in input.chunks_exact(kh * w).zip(out.chunks_exact_mut(wo)) {
+        sum.copy_from_slice(&rows[..wo * kw]);
+        for row in rows.chunks_exact(w).skip(1) {
+            for (s, v) in sum.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+        if kw == 2 {
+            for (o, pair) in out.iter_mut().zip(sum.chunks_exact(2)) {
+                *o = (pair[0] + pair[1]) * scale;
+            }
+        } else {
+            for (o, window) in out.iter_mut().zip(sum.chunks_exact(kw)) {
+                *o = window.iter().sum::<f32>() * scale;
+            }
+        }
+    }
 }
 
 fn pool_plane(input: &[f32], out: &mut [f32], w: usize, rows: &Axis, cols: &Axis, sum: &mut [f32]) {
@@ -206,17 +248,42 @@ fn backward(input: [usize; 4], grad: &FlexTensor, pool: &AvgPool2d) -> Option<Fl
         return Some(FlexTensor::from_data(TensorData::new(dx, input)));
     }
     let per_task = planes_per_task(h * w);
+    let tiled = tiles(pool, [h, w]);
     dx.par_chunks_mut(h * w * per_task)
         .zip(gs.par_chunks(ho * wo * per_task))
         .for_each_init(
             || vec![0f32; w],
             |spread, (dx, grad)| {
                 for (dx, grad) in dx.chunks_exact_mut(h * w).zip(grad.chunks_exact(ho * wo)) {
-                    unpool_plane(grad, dx, w, &rows, &cols, spread);
+                    match tiled {
+                        Some(kernel) => unpool_tiles(grad, dx, [w, wo], kernel),
+                        None => unpool_plane(grad, dx, w, &rows, &cols, spread),
+                    }
                 }
             },
         );
     Some(FlexTensor::from_data(TensorData::new(dx, input)))
+}
+
+/// The backward of [`pool_tiles`]: each cell of a window gets its output's gradient over the
+/// window's area (`dx` starts at zero; cells outside every window keep it).
+fn unpool_tiles(grad: &[f32], dx: &mut [f32], [w, wo]: [usize; 2], [kh, kw]: [usize; 2]) {
+    let scale = 1.0 / (kh * kw) as f32;
+    for (rows, grad) in dx.chunks_exact_mut(kh * w).zip(grad.chunks_exact(wo)) {
+        let (first, rest) = rows.split_at_mut(w);
+        if kw == 2 {
+            for (pair, g) in first.chunks_exact_mut(2).zip(grad) {
+                pair.fill(g * scale);
+            }
+        } else {
+            for (window, g) in first.chunks_exact_mut(kw).zip(grad) {
+                window.fill(g * scale);
+            }
+        }
+        for row in rest.chunks_exact_mut(w) {
+            row[..wo * kw].copy_from_slice(&first[..wo * kw]);
+        }
+    }
 }
 
 fn unpool_plane(

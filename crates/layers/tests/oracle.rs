@@ -989,7 +989,9 @@ fn convnet_kernel_max_pool2d_on_large_maps_matches_reference() {
 }
 
 /// The average-pool kernel on maps and batches large enough to split into several rayon tasks,
-/// with LeNet's 2x2 / 2, an overlapping padded 3x3 / 2 in ceil mode, and a 5x3 window.
+/// with LeNet's 2x2 / 2, an overlapping padded 3x3 / 2 in ceil mode, a 5x3 window, and tiling
+/// windows (kernel = stride, no padding: the kernel's own path) with uncovered tails and in ceil
+/// mode.
 #[test]
 fn convnet_kernel_avg_pool2d_on_large_maps_matches_reference() {
     let axis = |len, kernel, stride, pad| PoolAxis {
@@ -1004,6 +1006,9 @@ fn convnet_kernel_avg_pool2d_on_large_maps_matches_reference() {
         (4, 5, axis(29, 3, 2, 1), axis(31, 3, 2, 1), true, false),
         (4, 5, axis(29, 3, 2, 1), axis(31, 3, 2, 1), true, true),
         (3, 2, axis(40, 5, 3, 2), axis(70, 3, 1, 1), false, false),
+        (5, 3, axis(29, 2, 2, 0), axis(31, 3, 3, 0), false, false),
+        (5, 3, axis(27, 3, 3, 0), axis(30, 2, 2, 0), true, true),
+        (5, 3, axis(29, 2, 2, 0), axis(30, 2, 2, 0), true, false),
     ];
     for (seed, (batch, channels, h, w, ceil_mode, count_include_pad)) in
         cases.into_iter().enumerate()
