@@ -61,25 +61,47 @@ fn conv2d_gemm(
     let (xs, ws) = (x.as_slice::<f32>()?, weight.as_slice::<f32>()?);
     let (plane, k) = (ho * wo, c * kh * kw);
     let mut out = vec![0f32; n * f * plane];
-    if !out.is_empty() {
+    // 1x1, stride 1 and no padding at either end: each output position is its input position.
+    let pointwise = [kh, kw] == [1, 1]
+        && options.stride == [1, 1]
+        && geometry.pad == [0, 0]
+        && [ho, wo] == [geometry.h, geometry.w];
+    if pointwise && !one_gemm(f, plane, n) && !out.is_empty() {
+        // A 1x1 convolution's im2col matrix is each sample's input as it is (ResNet-50's and
+        // MobileNet's most common layer): multiply it in place instead of copying it.
+        multiply(ws, xs, &mut out, [f, k, plane], Samples::Whole);
+    } else if !out.is_empty() {
         let chunk = geometry.samples_per_block(c, n);
         for (block, out) in out.chunks_mut(chunk * f * plane).enumerate() {
             let samples = block * chunk..(block * chunk + chunk).min(n);
             with_scratch(Scratch::Cols, k * samples.len() * plane, |cols| {
                 geometry.im2col(xs, 0..c, samples, cols);
-                multiply(ws, cols, out, [f, k, plane]);
+                multiply(ws, cols, out, [f, k, plane], Samples::Interleaved);
             });
         }
     }
     Some(FlexTensor::from_data(TensorData::new(out, [n, f, ho, wo])))
 }
 
-/// `out[s] = W [f, k] · cols[:, s·P..(s+1)·P]` for every sample `s` of the block.
-fn multiply(ws: &[f32], cols: &[f32], out: &mut [f32], [f, k, plane]: [usize; 3]) {
+/// How a block's `[k, P]` matrices lie in the `cols` given to [`multiply`].
+#[derive(Clone, Copy, PartialEq)]
+enum Samples {
+    /// One im2col matrix `[k, count·P]`: sample `s` is columns `s·P..(s+1)·P`.
+    Interleaved,
+    /// One `[k, P]` matrix after another (NCHW input of a 1x1 convolution).
+    Whole,
+}
+
+/// `out[s] = W [f, k] · (sample s's [k, P] matrix in cols)` for every sample `s` of the block.
+fn multiply(ws: &[f32], cols: &[f32], out: &mut [f32], [f, k, plane]: [usize; 3], layout: Samples) {
     let count = out.len() / (f * plane);
     let len = count * plane;
     let w = View::rows(ws, k);
-    if one_gemm(f, plane, count) {
+    let sample = |s: usize| match layout {
+        Samples::Interleaved => View::rows(&cols[s * plane..], len),
+        Samples::Whole => View::rows(&cols[s * k * plane..], plane),
+    };
+    if layout == Samples::Interleaved && one_gemm(f, plane, count) {
         with_scratch(Scratch::Block, f * len, |product| {
             gemm([f, len, k], product, len, false, w, View::rows(cols, len));
             out.par_chunks_exact_mut(f * plane)
@@ -93,15 +115,11 @@ fn multiply(ws: &[f32], cols: &[f32], out: &mut [f32], [f, k, plane]: [usize; 3]
     } else if count == 1 || f * plane * k >= PARALLEL_MACS {
         // Large products: one at a time, each spread over the threads by the GEMM.
         for (s, out) in out.chunks_exact_mut(f * plane).enumerate() {
-            let cols = View::rows(&cols[s * plane..], len);
-            gemm([f, plane, k], out, plane, false, w, cols);
+            gemm([f, plane, k], out, plane, false, w, sample(s));
         }
     } else {
         out.par_chunks_exact_mut(f * plane)
             .enumerate()
-            .for_each(|(s, out)| {
-                let cols = View::rows(&cols[s * plane..], len);
-                gemm([f, plane, k], out, plane, false, w, cols);
-            });
+            .for_each(|(s, out)| gemm([f, plane, k], out, plane, false, w, sample(s)));
     }
 }

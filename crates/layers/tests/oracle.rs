@@ -936,6 +936,29 @@ fn convnet_kernel_conv2d_on_large_maps_matches_reference() {
             axis(48, 3, 1, 1, (1, 1)),
             axis(48, 3, 1, 1, (1, 1)),
         ),
+        // 1x1 past the one-GEMM limit: the input multiplied in place (no im2col) ...
+        (
+            3,
+            5,
+            32,
+            axis(48, 1, 1, 1, (0, 0)),
+            axis(48, 1, 1, 1, (0, 0)),
+        ),
+        // ... but not with end padding or a stride (ResNet's downsampling shortcut).
+        (
+            2,
+            4,
+            32,
+            axis(47, 1, 1, 1, (0, 1)),
+            axis(48, 1, 1, 1, (0, 0)),
+        ),
+        (
+            2,
+            4,
+            32,
+            axis(96, 1, 2, 1, (0, 0)),
+            axis(96, 1, 2, 1, (0, 0)),
+        ),
     ];
     for (seed, (batch, c, f, h, w)) in cases.into_iter().enumerate() {
         let case = ConvCase {
