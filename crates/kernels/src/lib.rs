@@ -10,6 +10,7 @@
 //! Other backends (the `gpu` feature's Vulkan) run Burn's own ops unchanged. Measurements:
 //! `BENCHMARKS.md`, issue 10.
 
+mod affine;
 mod avg_pool;
 mod extension;
 mod forward;
@@ -93,6 +94,38 @@ pub fn max_pool2d(x: Tensor<4>, options: MaxPoolOptions<2>) -> Tensor<4> {
     let out = <burn::backend::Dispatch as max_pool::FastMaxPool>::max_pool2d_flex(
         x.into_dispatch(),
         pool,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// `x · scale + shift` with one value per channel (dimension 1 of `[N, C, ...]`): batch norm's
+/// normalisation once its statistics are folded into `scale` and `shift`. On flex for f32,
+/// `affine.rs`'s single parallel pass (and its backward); otherwise Burn's broadcast ops.
+///
+/// # Panics
+/// If `scale` or `shift` does not have one value per channel (callers check the channels).
+pub fn channel_affine<const D: usize>(
+    x: Tensor<D>,
+    scale: Tensor<1>,
+    shift: Tensor<1>,
+) -> Tensor<D> {
+    let dims = x.dims();
+    assert!(
+        D >= 2 && scale.dims() == [dims[1]] && shift.dims() == [dims[1]],
+        "channel_affine: scale {:?} and shift {:?} for input {dims:?}",
+        scale.dims(),
+        shift.dims()
+    );
+    let f32s = [x.dtype(), scale.dtype(), shift.dtype()] == [DType::F32; 3];
+    if !on_flex(&x.device()) || !f32s {
+        let mut shape = [1; D];
+        shape[1] = dims[1];
+        return x * scale.reshape(shape) + shift.reshape(shape);
+    }
+    let out = <burn::backend::Dispatch as affine::FastAffine>::channel_affine_flex(
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
     );
     Tensor::from_dispatch(out)
 }

@@ -105,11 +105,6 @@ impl BatchNorm {
             });
         }
         let device = x.device();
-        let per_channel = |t: Tensor<1>| -> Tensor<D> {
-            let mut shape = [1; D];
-            shape[1] = dims[1];
-            t.reshape(shape)
-        };
         let (mean, var) = if self.trains(mode) {
             // [N, C, rest] -> per-channel statistics over N and rest.
             let n: usize = dims.iter().product::<usize>() / dims[1];
@@ -141,7 +136,7 @@ impl BatchNorm {
         let inv_std = (var + self.epsilon).sqrt().recip();
         let scale = self.weight.val() * inv_std;
         let shift = self.bias.val() - mean * scale.clone();
-        Ok(x * per_channel(scale) + per_channel(shift))
+        Ok(convnet_kernels::channel_affine(x, scale, shift))
     }
 
     /// γ and β are trained; the running mean and variance are not (Keras counts them as
