@@ -5,7 +5,7 @@
 use burn::tensor::{Device, Distribution, Tensor};
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().unwrap()
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
