@@ -193,7 +193,11 @@ fn forward(x: &FlexTensor, pool: &MaxPool2d, keep_argmax: bool) -> (FlexTensor, 
                 let at = at
                     .as_deref_mut()
                     .map(|a| &mut a[p * ho * wo..(p + 1) * ho * wo]);
-                pool_plane(input, out, at, w, &rows, &cols);
+                if at.is_none() && rows.dilation == 1 && cols.dilation == 1 {
+                    pool_plane_rows(input, out, w, &rows, &cols);
+                } else {
+                    pool_plane(input, out, at, w, &rows, &cols);
+                }
             }
         };
         if keep_argmax {
@@ -237,6 +241,34 @@ fn pool_plane(
             if let Some(at) = at.as_deref_mut() {
                 at[oy * wo + ox] = where_;
             }
+        }
+    }
+}
+
+/// [`pool_plane`]'s values without the arg-max, for undilated windows (inference): each output
+/// row first reduces its window's input rows to one row (elementwise, vectorised), then takes
+/// each window across that row. `pool_plane`'s per-tap branches were 7% of ResNet-50's inference
+/// for its one 3x3 pool (`perf`).
+fn pool_plane_rows(input: &[f32], out: &mut [f32], w: usize, rows: &Axis, cols: &Axis) {
+    // NaN wins, as in `pool_plane`.
+    let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
+    let wo = cols.windows.len();
+    let mut row_max = vec![0f32; w];
+    for (&(y0, ny), out) in rows.windows.iter().zip(out.chunks_exact_mut(wo)) {
+        if ny == 0 {
+            out.fill(f32::NEG_INFINITY); // a window over padding only
+            continue;
+        }
+        row_max.copy_from_slice(&input[y0 * w..(y0 + 1) * w]);
+        for row in input[(y0 + 1) * w..(y0 + ny) * w].chunks_exact(w) {
+            for (m, &v) in row_max.iter_mut().zip(row) {
+                *m = max(*m, v);
+            }
+        }
+        for (o, &(x0, nx)) in out.iter_mut().zip(&cols.windows) {
+            *o = row_max[x0..x0 + nx]
+                .iter()
+                .fold(f32::NEG_INFINITY, |a, &v| max(a, v));
         }
     }
 }

@@ -572,7 +572,7 @@ fn symmetric(mut case: PoolCase) -> PoolCase {
 fn check_pool<const D: usize>(
     case: &PoolCase,
     kind: PoolKind,
-    engine: impl FnOnce(Tensor<D>) -> Tensor<D>,
+    engine: impl Fn(Tensor<D>) -> Tensor<D>,
 ) -> Result<(), TestCaseError> {
     let kernel = case.get(|a| a.kernel);
     let stride = case.get(|a| a.stride);
@@ -601,6 +601,9 @@ fn check_pool<const D: usize>(
         case.count_include_pad,
     );
     close("y", &y, &expected)?;
+    // Without gradients (inference) the kernels may take other paths (no arg-max kept).
+    let untracked = engine(tensor::<D>(&x, &dev));
+    close("y without gradients", &array(untracked), &expected)?;
     let dx = reference::pool_backward(
         &g,
         &x,
@@ -737,25 +740,25 @@ proptest! {
     #[test]
     fn max_pool1d_matches_reference(case in pool_case(1, 4, 2)) {
         let options = case.max_options::<1>();
-        check_pool::<3>(&case, PoolKind::Max, |x| max_pool1d(x, options))?;
+        check_pool::<3>(&case, PoolKind::Max, |x| max_pool1d(x, options.clone()))?;
     }
 
     #[test]
     fn max_pool2d_matches_reference(case in pool_case(2, 3, 2)) {
         let options = case.max_options::<2>();
-        check_pool::<4>(&case, PoolKind::Max, |x| max_pool2d(x, options))?;
+        check_pool::<4>(&case, PoolKind::Max, |x| max_pool2d(x, options.clone()))?;
     }
 
     #[test]
     fn avg_pool1d_matches_reference(case in pool_case(1, 4, 1)) {
         let options = case.avg_options::<1>();
-        check_pool::<3>(&case, PoolKind::Avg, |x| avg_pool1d(x, options))?;
+        check_pool::<3>(&case, PoolKind::Avg, |x| avg_pool1d(x, options.clone()))?;
     }
 
     #[test]
     fn avg_pool2d_matches_reference(case in pool_case(2, 3, 1)) {
         let options = case.avg_options::<2>();
-        check_pool::<4>(&case, PoolKind::Avg, |x| avg_pool2d(x, options))?;
+        check_pool::<4>(&case, PoolKind::Avg, |x| avg_pool2d(x, options.clone()))?;
     }
 
     /// convnet's own max pool (forward and backward, dilated windows too) where it applies:
@@ -763,7 +766,7 @@ proptest! {
     #[test]
     fn convnet_kernel_max_pool2d_matches_reference(case in pool_case(2, 5, 2).prop_map(symmetric).prop_filter("a window over padding only", PoolCase::windows_touch_input)) {
         let options = case.max_options::<2>();
-        check_pool::<4>(&case, PoolKind::Max, |x| convnet_kernels::max_pool2d(x, options))?;
+        check_pool::<4>(&case, PoolKind::Max, |x| convnet_kernels::max_pool2d(x, options.clone()))?;
     }
 
     /// convnet's own average pool (forward and backward) where it applies: padding equal on both
@@ -771,7 +774,7 @@ proptest! {
     #[test]
     fn convnet_kernel_avg_pool2d_matches_reference(case in pool_case(2, 5, 1).prop_map(symmetric).prop_filter("a window over padding only", PoolCase::windows_touch_input)) {
         let options = case.avg_options::<2>();
-        check_pool::<4>(&case, PoolKind::Avg, |x| convnet_kernels::avg_pool2d(x, options))?;
+        check_pool::<4>(&case, PoolKind::Avg, |x| convnet_kernels::avg_pool2d(x, options.clone()))?;
     }
 
     /// `same` padding from `geometry::window` (an odd total going to the end) fed to Burn's conv2d
@@ -824,10 +827,10 @@ proptest! {
         };
         if max {
             let options = pool.max_options::<2>();
-            check_pool::<4>(&pool, PoolKind::Max, |x| max_pool2d(x, options))?;
+            check_pool::<4>(&pool, PoolKind::Max, |x| max_pool2d(x, options.clone()))?;
         } else {
             let options = pool.avg_options::<2>();
-            check_pool::<4>(&pool, PoolKind::Avg, |x| avg_pool2d(x, options))?;
+            check_pool::<4>(&pool, PoolKind::Avg, |x| avg_pool2d(x, options.clone()))?;
         }
     }
 }
@@ -1005,7 +1008,7 @@ fn convnet_kernel_max_pool2d_on_large_maps_matches_reference() {
         assert!(case.windows_touch_input(), "{case:?}");
         let options = case.max_options::<2>();
         check_pool::<4>(&case, PoolKind::Max, |x| {
-            convnet_kernels::max_pool2d(x, options)
+            convnet_kernels::max_pool2d(x, options.clone())
         })
         .unwrap_or_else(|e| panic!("{case:?}: {e}"));
     }
@@ -1047,7 +1050,7 @@ fn convnet_kernel_avg_pool2d_on_large_maps_matches_reference() {
         assert!(case.windows_touch_input(), "{case:?}");
         let options = case.avg_options::<2>();
         check_pool::<4>(&case, PoolKind::Avg, |x| {
-            convnet_kernels::avg_pool2d(x, options)
+            convnet_kernels::avg_pool2d(x, options.clone())
         })
         .unwrap_or_else(|e| panic!("{case:?}: {e}"));
     }
