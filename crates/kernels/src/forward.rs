@@ -1,7 +1,8 @@
 //! The forward pass of an ungrouped 2D convolution as im2col + GEMM.
 //!
 //! Per block of samples, `Y[n] = W [F, C·kh·kw] · cols[n] [C·kh·kw, P]`, written straight into
-//! the NCHW output; for LeNet-sized products one GEMM over the block's samples instead.
+//! the NCHW output; for LeNet-sized products one GEMM over the block's samples instead. A 1x1
+//! convolution with stride 1 and no padding multiplies the input itself (its im2col matrix).
 //! Measured on every `convnet bench conv` shape it beats flex's own forward (1.0–4x: BENCHMARKS,
 //! issue 10), so [`conv2d`] takes it for every ungrouped f32 convolution.
 
