@@ -7,8 +7,9 @@
 //! or, for stride 1, a forward convolution (`input_grad.rs`). Flex keeps grouped forwards and
 //! grouped strided input gradients. [`avg_pool2d`] and [`max_pool2d`] replace flex's generic 3D
 //! pooling loops; [`channel_affine`] is batch norm's per-channel `x · scale + shift` in one pass.
-//! The GEMMs call the `gemm` crate directly on reusable buffers (`gemm.rs`). Other backends (the `gpu` feature's Vulkan) run Burn's own ops unchanged. Measurements:
-//! `BENCHMARKS.md`, issue 10.
+//! The GEMMs call the `gemm` crate directly on reusable buffers (`gemm.rs`). Other backends
+//! (the `gpu` feature's Vulkan) run Burn's own ops unchanged. Measurements: `BENCHMARKS.md`,
+//! issue 10.
 
 mod affine;
 mod avg_pool;
