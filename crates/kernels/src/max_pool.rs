@@ -185,6 +185,7 @@ fn forward(x: &FlexTensor, pool: &MaxPool2d, keep_argmax: bool) -> (FlexTensor, 
             .par_chunks_mut(ho * wo * per_task)
             .zip(xs.par_chunks(h * w * per_task));
         let pool_planes = |(out, input): (&mut [f32], &[f32]), mut at: Option<&mut [u32]>| {
+            let mut row_max = Vec::new();
             for (p, (out, input)) in out
                 .chunks_exact_mut(ho * wo)
                 .zip(input.chunks_exact(h * w))
@@ -194,7 +195,7 @@ fn forward(x: &FlexTensor, pool: &MaxPool2d, keep_argmax: bool) -> (FlexTensor, 
                     .as_deref_mut()
                     .map(|a| &mut a[p * ho * wo..(p + 1) * ho * wo]);
                 if at.is_none() && rows.dilation == 1 && cols.dilation == 1 {
-                    pool_plane_rows(input, out, w, &rows, &cols);
+                    pool_plane_rows(input, out, w, &rows, &cols, &mut row_max);
                 } else {
                     pool_plane(input, out, at, w, &rows, &cols);
                 }
@@ -249,11 +250,18 @@ fn pool_plane(
 /// row first reduces its window's input rows to one row (elementwise, vectorised), then takes
 /// each window across that row. `pool_plane`'s per-tap branches were 7% of ResNet-50's inference
 /// for its one 3x3 pool (`perf`).
-fn pool_plane_rows(input: &[f32], out: &mut [f32], w: usize, rows: &Axis, cols: &Axis) {
+fn pool_plane_rows(
+    input: &[f32],
+    out: &mut [f32],
+    w: usize,
+    rows: &Axis,
+    cols: &Axis,
+    row_max: &mut Vec<f32>,
+) {
     // NaN wins, as in `pool_plane`.
     let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
     let wo = cols.windows.len();
-    let mut row_max = vec![0f32; w];
+    row_max.resize(w, 0.0);
     for (&(y0, ny), out) in rows.windows.iter().zip(out.chunks_exact_mut(wo)) {
         if ny == 0 {
             out.fill(f32::NEG_INFINITY); // a window over padding only
