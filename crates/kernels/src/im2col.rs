@@ -137,7 +137,7 @@ impl Geometry {
             }
             let dst = &mut dst[cols.clone()];
             if sx == 1 {
-                dst.copy_from_slice(&src[..dst.len()]);
+                copy_row(dst, src);
             } else {
                 for (o, v) in dst.iter_mut().zip(src.iter().step_by(sx)) {
                     *o = *v;
@@ -183,6 +183,33 @@ impl Geometry {
                 }
             });
     }
+}
+
+/// `dst.copy_from_slice(&src[..dst.len()])`, for short rows without a libc call: a small map's
+/// im2col is tens of thousands of 5–16-float copies (LeNet's second convolution: 10), where
+/// `memmove`'s call and size dispatch cost more than the copy. Two overlapping fixed-size blocks
+/// cover such a row with inline vector moves; longer rows are bandwidth-bound and keep `memcpy`.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let src = &src[..n];
+    match n {
+        8..=16 => {
+            copy_block::<8>(&mut dst[..8], &src[..8]);
+            copy_block::<8>(&mut dst[n - 8..], &src[n - 8..]);
+        }
+        4..8 => {
+            copy_block::<4>(&mut dst[..4], &src[..4]);
+            copy_block::<4>(&mut dst[n - 4..], &src[n - 4..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+#[inline(always)]
+fn copy_block<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    let dst: &mut [f32; N] = dst.try_into().expect("N elements");
+    *dst = *<&[f32; N]>::try_from(src).expect("N elements");
 }
 
 /// The part of the output one kernel tap reads from the input (see [`Geometry::tap`]).

@@ -939,6 +939,23 @@ fn convnet_kernel_conv2d_on_large_maps_matches_reference() {
             axis(48, 3, 1, 1, (1, 1)),
             axis(48, 3, 1, 1, (1, 1)),
         ),
+        // im2col rows of 4–16 floats (the short-row copy): LeNet's second convolution (10),
+        // padded rows of 16 and 17, and 5-wide ones.
+        (
+            4,
+            6,
+            16,
+            axis(14, 5, 1, 1, (0, 0)),
+            axis(14, 5, 1, 1, (0, 0)),
+        ),
+        (
+            2,
+            3,
+            4,
+            axis(17, 3, 1, 1, (1, 1)),
+            axis(17, 3, 1, 1, (1, 1)),
+        ),
+        (2, 3, 4, axis(9, 3, 1, 1, (0, 0)), axis(7, 3, 1, 1, (0, 0))),
         // 1x1 past the one-GEMM limit: the input multiplied in place (no im2col) ...
         (
             3,
