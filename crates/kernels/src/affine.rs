@@ -49,31 +49,24 @@ fn affine(mut x: FlexTensor, scale: &FlexTensor, shift: Option<&[f32]>) -> FlexT
         "channel_affine: {c} channels, {} scales",
         scale.len()
     );
+    // Writes `out` from `input`, or rewrites `out` itself when there is no separate input.
+    let per_task = planes_per_task(plane);
     let apply = |out: &mut [f32], input: Option<&[f32]>| {
-        let per_task = planes_per_task(plane);
-        let run = |(task, out): (usize, &mut [f32])| {
+        let tasks = out.par_chunks_mut(plane * per_task).enumerate();
+        tasks.for_each(|(task, out)| {
             for (i, out) in out.chunks_exact_mut(plane).enumerate() {
                 let p = task * per_task + i;
-                let channel = p % c;
-                let (a, b) = (scale[channel], shift.map_or(0.0, |s| s[channel]));
+                let (a, b) = (scale[p % c], shift.map_or(0.0, |s| s[p % c]));
                 match input {
                     Some(input) => {
-                        let input = &input[p * plane..][..plane];
-                        for (o, v) in out.iter_mut().zip(input) {
+                        for (o, v) in out.iter_mut().zip(&input[p * plane..][..plane]) {
                             *o = v * a + b;
                         }
                     }
-                    None => {
-                        for o in out.iter_mut() {
-                            *o = *o * a + b;
-                        }
-                    }
+                    None => out.iter_mut().for_each(|o| *o = *o * a + b),
                 }
             }
-        };
-        out.par_chunks_mut(plane * per_task)
-            .enumerate()
-            .for_each(run);
+        });
     };
     if n * c * plane == 0 {
         return x;

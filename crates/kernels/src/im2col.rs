@@ -194,22 +194,20 @@ fn copy_row(dst: &mut [f32], src: &[f32]) {
     let n = dst.len();
     let src = &src[..n];
     match n {
-        8..=16 => {
-            copy_block::<8>(&mut dst[..8], &src[..8]);
-            copy_block::<8>(&mut dst[n - 8..], &src[n - 8..]);
-        }
-        4..8 => {
-            copy_block::<4>(&mut dst[..4], &src[..4]);
-            copy_block::<4>(&mut dst[n - 4..], &src[n - 4..]);
-        }
+        8..=16 => copy_ends::<8>(dst, src),
+        4..8 => copy_ends::<4>(dst, src),
         _ => dst.copy_from_slice(src),
     }
 }
 
+/// A row of `N..=2N` floats as its first and last `N` (overlapping when shorter than `2N`).
 #[inline(always)]
-fn copy_block<const N: usize>(dst: &mut [f32], src: &[f32]) {
-    let dst: &mut [f32; N] = dst.try_into().expect("N elements");
-    *dst = *<&[f32; N]>::try_from(src).expect("N elements");
+fn copy_ends<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    for at in [0, n - N] {
+        let block: &mut [f32; N] = (&mut dst[at..at + N]).try_into().expect("N elements");
+        *block = *<&[f32; N]>::try_from(&src[at..at + N]).expect("N elements");
+    }
 }
 
 /// The part of the output one kernel tap reads from the input (see [`Geometry::tap`]).

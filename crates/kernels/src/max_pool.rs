@@ -184,6 +184,8 @@ fn forward(x: &FlexTensor, pool: &MaxPool2d, keep_argmax: bool) -> (FlexTensor, 
         let tasks = out
             .par_chunks_mut(ho * wo * per_task)
             .zip(xs.par_chunks(h * w * per_task));
+        // Without an arg-max to keep, undilated windows take the row-wise loop.
+        let rows_first = !keep_argmax && rows.dilation == 1 && cols.dilation == 1;
         let pool_planes = |(out, input): (&mut [f32], &[f32]), mut at: Option<&mut [u32]>| {
             let mut row_max = Vec::new();
             for (p, (out, input)) in out
@@ -194,7 +196,7 @@ fn forward(x: &FlexTensor, pool: &MaxPool2d, keep_argmax: bool) -> (FlexTensor, 
                 let at = at
                     .as_deref_mut()
                     .map(|a| &mut a[p * ho * wo..(p + 1) * ho * wo]);
-                if at.is_none() && rows.dilation == 1 && cols.dilation == 1 {
+                if rows_first {
                     pool_plane_rows(input, out, w, &rows, &cols, &mut row_max);
                 } else {
                     pool_plane(input, out, at, w, &rows, &cols);
