@@ -256,6 +256,28 @@ fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
             "{e:#} vs {r:#}"
         );
     }
+    // `convnet eval` on the run scores its best checkpoint on the same test scenes again.
+    let ev = json(&convnet(&["eval", &s(&run), "--limit", "12", "--json"]));
+    assert_eq!(ev["test_scenes"], 12, "{ev:#}");
+    assert_eq!(ev["test_objects"], r["test_objects"], "{ev:#}");
+    assert!(
+        (ev["test_map50"].as_f64().unwrap() - map).abs() < 1e-9,
+        "{ev:#} vs {r:#}"
+    );
+    assert!(run.join("eval-pred.json").is_file());
+    let tta = json(&convnet(&[
+        "eval",
+        &s(&run),
+        "--limit",
+        "12",
+        "--flip-tta",
+        "--json",
+    ]));
+    assert_eq!(tta["flip_tta"], true, "{tta:#}");
+    assert!((0.0..=1.0).contains(&tta["test_map50"].as_f64().unwrap()));
+    let o = convnet(&["eval", &s(&run), "--ensemble", &s(&run)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("a detector's run"), "{}", stderr(&o));
     // A second run starts from the first (`--init`): every tensor, the head included, fits.
     let again = train(&dir.path().join("again"), &["--init", &s(&run)]);
     assert_eq!(again["init"]["loaded"], 32, "{again:#}");

@@ -24,7 +24,7 @@ use crate::localize::{YoloBatchTargets, YoloLossWeights, yolo_loss};
 use crate::trainer::{FreshRun, Ledger, Observer, TrainOutcome, check_finite};
 
 /// Boxes scoring below this are not kept for mAP (the curve's low-precision tail).
-pub const EVAL_SCORE: f32 = 0.01;
+pub const EVAL_SCORE: f32 = 0.005;
 /// NMS IoU threshold at evaluation and detection.
 pub const NMS_IOU: f32 = 0.45;
 
@@ -92,12 +92,35 @@ fn pictures(set: &DetectionSet, indices: &[usize], flips: &[bool], device: &Devi
     Tensor::from_data(TensorData::new(values, [indices.len(), 1, s, s]), device)
 }
 
-/// Every picture's detections (in pixels) above `score`, after per-class NMS.
+/// The head's raw output for pictures `chunk` of `set`, `[N, A (5 + C), S_h, S_w]` flattened.
+fn raw_output(
+    model: &Sequential,
+    set: &DetectionSet,
+    chunk: &[usize],
+    mirrored: bool,
+    head: &YoloHead,
+    device: &Device,
+) -> Result<(Vec<f32>, [usize; 4]), TrainError> {
+    let x = pictures(set, chunk, &vec![mirrored; chunk.len()], device);
+    let y = head_output(model, x, head, Mode::Eval)?;
+    let dims = y.dims();
+    let values = y
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| TrainError::Config(format!("{e:?}")))?;
+    Ok((values, dims))
+}
+
+/// Every picture's detections (in pixels) above `score`, after per-class NMS. With
+/// `flip_tta` each picture's output is averaged with its mirror image's (mirrored back): flip
+/// test-time augmentation, at twice the cost.
 pub fn detect_set(
     model: &Sequential,
     set: &DetectionSet,
     head: &YoloHead,
     score: f32,
+    flip_tta: bool,
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<Vec<Detection>>, TrainError> {
@@ -105,14 +128,20 @@ pub fn detect_set(
     let indices: Vec<usize> = (0..set.len()).collect();
     let s = set.size as f32;
     for chunk in indices.chunks(batch_size.max(1)) {
-        let x = pictures(set, chunk, &vec![false; chunk.len()], device);
-        let y = head_output(model, x, head, Mode::Eval)?;
-        let [n, c, gh, gw] = y.dims();
-        let values = y
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| TrainError::Config(format!("{e:?}")))?;
+        let (mut values, [n, c, gh, gw]) = raw_output(model, set, chunk, false, head, device)?;
+        if flip_tta {
+            let (mut mirrored, _) = raw_output(model, set, chunk, true, head, device)?;
+            for (one, back) in values
+                .chunks_mut(c * gh * gw)
+                .zip(mirrored.chunks_mut(c * gh * gw))
+            {
+                head.unmirror(back, [gh, gw])
+                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                for (v, m) in one.iter_mut().zip(back.iter()) {
+                    *v = 0.5 * (*v + m);
+                }
+            }
+        }
         for k in 0..n {
             let one = &values[k * c * gh * gw..(k + 1) * c * gh * gw];
             let dets = head
@@ -139,7 +168,7 @@ pub fn evaluate_detection(
     batch_size: usize,
     device: &Device,
 ) -> Result<f64, TrainError> {
-    let detections = detect_set(model, set, head, EVAL_SCORE, batch_size, device)?;
+    let detections = detect_set(model, set, head, EVAL_SCORE, false, batch_size, device)?;
     let (truth, scored) = as_map_inputs(set, &detections);
     Ok(voc_map(&truth, &scored, 0.5, Interpolation::AllPoint).mean)
 }

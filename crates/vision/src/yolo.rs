@@ -2,8 +2,11 @@
 //! `(t_x, t_y, t_w, t_h, t_o, class logits…)`. The box centre is the cell's corner plus
 //! `σ(t_x), σ(t_y)` cells, its size the anchor's times `e^{t_w}, e^{t_h}`, the objectness
 //! `σ(t_o)`; class probabilities are the softmax of the logits (none for a one-class model),
-//! and a box's score is objectness × its best class probability (Redmon and Farhadi, *YOLO9000*,
-//! 2017).
+//! and a box scores objectness × probability for each class (Redmon and Farhadi, *YOLO9000*,
+//! 2017). As in darknet, a box is a detection of every class whose score passes the threshold,
+//! not only of its most likely one: at a high threshold that is at most one class (the
+//! probabilities sum to 1), at mAP's low one a box the network is unsure about is ranked as a
+//! weaker detection of each candidate class instead of a miss for all but one.
 
 use crate::boxes::{CenterBox, Detection, nms_per_class};
 
@@ -39,8 +42,9 @@ impl YoloHead {
         5 + self.classes
     }
 
-    /// The boxes of one image's output `[A (5 + C), S_h, S_w]` (channels first, anchor-major)
-    /// whose score is above `score_threshold`, in fractions of the network input (0–1).
+    /// The boxes of one image's output `[A (5 + C), S_h, S_w]` (channels first, anchor-major),
+    /// one detection per class whose score is above `score_threshold`, in fractions of the
+    /// network input (0–1).
     pub fn decode(
         &self,
         output: &[f32],
@@ -65,23 +69,26 @@ impl YoloHead {
             for r in 0..gh {
                 for c in 0..gw {
                     let objectness = sigmoid(at(base + 4, r, c));
-                    let (class, probability) = if self.classes == 0 {
-                        (0, 1.0)
+                    // Scores first: most anchors score below the threshold for every class.
+                    let scores: Vec<(usize, f32)> = if self.classes == 0 {
+                        vec![(0, objectness)]
                     } else {
                         let logits: Vec<f32> =
                             (0..self.classes).map(|k| at(base + 5 + k, r, c)).collect();
                         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                         let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-                        let (best, &logit) = logits
+                        logits
                             .iter()
+                            .map(|l| objectness * (l - max).exp() / sum)
                             .enumerate()
-                            .max_by(|x, y| x.1.total_cmp(y.1))
-                            .expect("at least one class");
-                        (best, (logit - max).exp() / sum)
+                            .collect()
                     };
-                    let score = objectness * probability;
                     // NaN scores fall out here too.
-                    if score.is_nan() || score <= score_threshold {
+                    let kept: Vec<(usize, f32)> = scores
+                        .into_iter()
+                        .filter(|&(_, s)| s > score_threshold)
+                        .collect();
+                    if kept.is_empty() {
                         continue;
                     }
                     let b = CenterBox {
@@ -91,16 +98,44 @@ impl YoloHead {
                         h: at(base + 3, r, c).exp() * ah / gh as f32,
                     };
                     if [b.x, b.y, b.w, b.h].iter().all(|v| v.is_finite()) {
-                        out.push(Detection {
+                        out.extend(kept.into_iter().map(|(class, score)| Detection {
                             bbox: b.corners(),
                             score,
                             class,
-                        });
+                        }));
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Turns the output of a left-right mirrored picture, `[A (5 + C), S_h, S_w]`, into an output
+    /// for the picture itself: columns reversed and `t_x` negated (`σ(−t) = 1 − σ(t)` puts the
+    /// centre at the mirrored offset in the mirrored cell); sizes, objectness and classes keep.
+    /// Anchors need no change, a mirror keeps widths and heights. Averaging it with the
+    /// picture's own output is flip test-time augmentation.
+    pub fn unmirror(&self, output: &mut [f32], grid: [usize; 2]) -> Result<(), YoloShapeError> {
+        let [gh, gw] = grid;
+        let channels = self.anchors.len() * self.per_anchor();
+        if gh * gw == 0 || output.len() != channels * gh * gw {
+            return Err(YoloShapeError {
+                anchors: self.anchors.len(),
+                classes: self.classes,
+                expected: channels,
+                got: output.len().checked_div(gh * gw).unwrap_or(0),
+            });
+        }
+        for (channel, plane) in output.chunks_mut(gh * gw).enumerate() {
+            let is_x = channel % self.per_anchor() == 0;
+            for row in plane.chunks_mut(gw) {
+                row.reverse();
+                if is_x {
+                    row.iter_mut().for_each(|v| *v = -*v);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// [`decode`](Self::decode), then per-class non-max suppression.
@@ -160,6 +195,73 @@ mod tests {
         assert_eq!(d.class, 1);
         let p = 2f32.exp() / (2.0 + 2f32.exp());
         assert!((d.score - sigmoid(3.0) * p).abs() < 1e-6);
+    }
+
+    #[test]
+    fn unmirroring_a_mirrored_output_mirrors_its_boxes() {
+        let head = YoloHead {
+            anchors: vec![(1.0, 2.0), (3.0, 1.5)],
+            classes: 2,
+        };
+        let (gh, gw) = (3, 4);
+        let n = 2 * head.per_anchor() * gh * gw;
+        // A deterministic jumble of box offsets, sizes and (mostly confident) objectness.
+        let out: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 4.0)
+            .collect();
+        let mut back = out.clone();
+        head.unmirror(&mut back, [gh, gw]).unwrap();
+        let key = |d: &Detection| (d.class, (d.score * 1e6) as i64);
+        let mut original = head.decode(&out, [gh, gw], 0.05).unwrap();
+        let mut mirrored = head.decode(&back, [gh, gw], 0.05).unwrap();
+        assert!(!original.is_empty());
+        assert_eq!(original.len(), mirrored.len());
+        original.sort_by_key(key);
+        mirrored.sort_by_key(key);
+        for (a, b) in original.iter().zip(&mirrored) {
+            assert_eq!((a.class, a.score), (b.class, b.score));
+            for (u, v) in [(a.bbox.x1, 1.0 - b.bbox.x2), (a.bbox.x2, 1.0 - b.bbox.x1)] {
+                assert!((u - v).abs() < 1e-5, "{a:?} {b:?}");
+            }
+            assert!((a.bbox.y1 - b.bbox.y1).abs() < 1e-6 && (a.bbox.y2 - b.bbox.y2).abs() < 1e-6);
+        }
+        // Twice is the identity; a wrong size is an error.
+        head.unmirror(&mut back, [gh, gw]).unwrap();
+        assert_eq!(back, out);
+        assert!(head.unmirror(&mut back[1..], [gh, gw]).is_err());
+    }
+
+    #[test]
+    fn an_unsure_box_is_a_detection_of_each_likely_class() {
+        let head = YoloHead {
+            anchors: vec![(1.0, 1.0)],
+            classes: 3,
+        };
+        // Objectness σ(4); classes 0 and 2 equally likely (0.4683 each), class 1 not (0.0634).
+        let out = output(
+            &head,
+            2,
+            0,
+            (1, 0),
+            &[0.0, 0.0, 0.0, 0.0, 4.0, 2.0, -0.0, 2.0],
+        );
+        let z = 2.0 * 2f32.exp() + 1.0;
+        let expect = |k: usize| sigmoid(4.0) * if k == 1 { 1.0 } else { 2f32.exp() } / z;
+        for threshold in [0.01, 0.05] {
+            let dets = head.detect(&out, [2, 2], threshold, 0.4).unwrap();
+            let mut classes: Vec<usize> = dets.iter().map(|d| d.class).collect();
+            classes.sort();
+            assert_eq!(classes, vec![0, 1, 2], "threshold {threshold}");
+            for d in &dets {
+                assert_eq!(d.bbox, dets[0].bbox);
+                assert!((d.score - expect(d.class)).abs() < 1e-6);
+            }
+        }
+        // Above class 1's score (0.062) only the two likely classes remain; above 0.5 none.
+        let dets = head.detect(&out, [2, 2], 0.1, 0.4).unwrap();
+        assert_eq!(dets.len(), 2);
+        assert!(dets.iter().all(|d| d.class != 1));
+        assert!(head.detect(&out, [2, 2], 0.5, 0.4).unwrap().is_empty());
     }
 
     #[test]

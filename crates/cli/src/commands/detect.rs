@@ -290,10 +290,7 @@ pub fn train(
     mut bars: super::progress::Bars,
 ) -> Result<()> {
     use convnet_data::synthetic::detection_scenes;
-    use convnet_train::detect::{
-        DetectionData, EVAL_SCORE, as_map_inputs, detect_set, train_detection,
-    };
-    use convnet_vision::map::{Interpolation, coco_map, voc_map};
+    use convnet_train::detect::{DetectionData, train_detection};
 
     if config.dataset != super::segment::SCENES {
         bail!(
@@ -401,29 +398,9 @@ pub fn train(
     )?;
     let best = convnet_train::Checkpoint::resolve(&outcome.best_checkpoint)?;
     let model = convnet_train::Checkpoint::load(&best)?.model(&best, device)?;
-    let detections = detect_set(&model, &test, &head, EVAL_SCORE, 32, device)?;
-    let (truth, scored) = as_map_inputs(&test, &detections);
-    let voc = voc_map(&truth, &scored, 0.5, Interpolation::AllPoint);
-    let voc11 = voc_map(&truth, &scored, 0.5, Interpolation::ElevenPoint);
-    let coco = coco_map(&truth, &scored, 100);
-    test.write_coco(&run_dir.join("test-gt.json"))?;
-    let results: Vec<_> = scored
-        .iter()
-        .map(|d| {
-            json!({"image_id": d.image, "category_id": d.class + 1, "score": d.score,
-                   "bbox": [d.bbox.x1, d.bbox.y1, d.bbox.x2 - d.bbox.x1, d.bbox.y2 - d.bbox.y1]})
-        })
-        .collect();
-    convnet_train::write_atomically(
-        &run_dir.join("test-pred.json"),
-        serde_json::to_string(&results)?.as_bytes(),
-    )?;
-    let per_class: Vec<_> = classes
-        .iter()
-        .enumerate()
-        .map(|(c, name)| json!({"class": name, "ap50": voc.per_class.get(&(c as u64)), "coco_ap": coco.per_class.get(&(c as u64))}))
-        .collect();
-    let report = json!({
+    let files = [run_dir.join("test-gt.json"), run_dir.join("test-pred.json")];
+    let test_scores = evaluate_on(&model, &test, &head, &classes, &files, false, device)?;
+    let mut report = json!({
         "model": spec.name,
         "init": init,
         "classes": classes,
@@ -432,14 +409,9 @@ pub fn train(
         "seconds_per_epoch": outcome.seconds_per_epoch(),
         "best_epoch": outcome.best_epoch,
         "best_val_map50": outcome.best_val_accuracy,
-        "test_scenes": test.len(),
-        "test_objects": truth.len(),
-        "test_map50": voc.mean,
-        "test_map50_11point": voc11.mean,
-        "test_coco_map": coco.map,
-        "test_per_class": per_class,
         "run_dir": run_dir,
     });
+    merge(&mut report, test_scores);
     convnet_train::write_atomically(
         &run_dir.join("test-metrics.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
@@ -448,20 +420,7 @@ pub fn train(
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!(
-        "test: mAP@0.5 {:.4} (VOC all-point; 11-point {:.4}), COCO mAP@[.5:.95] {:.4} on {} scenes (best checkpoint, epoch {})",
-        voc.mean,
-        voc11.mean,
-        coco.map,
-        test.len(),
-        outcome.best_epoch.unwrap_or(0)
-    );
-    for (c, name) in classes.iter().enumerate() {
-        println!(
-            "  {name:<14} AP@0.5 {:.4}",
-            voc.per_class.get(&(c as u64)).copied().unwrap_or(0.0)
-        );
-    }
+    print_scores(&report, &classes, outcome.best_epoch);
     println!("{:.1} s per epoch", outcome.seconds_per_epoch());
     println!(
         "metrics:     {}",
@@ -472,5 +431,137 @@ pub fn train(
         run_dir.join("test-gt.json").display()
     );
     println!("checkpoints: {}", outcome.best_checkpoint.display());
+    Ok(())
+}
+
+/// `a`'s fields with `b`'s added (both JSON objects).
+fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    if let (Some(a), serde_json::Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+}
+
+/// mAP of `model` on the held-out `test` scenes: VOC all-point and 11-point AP@0.5, COCO
+/// mAP@[.5:.95], per class; the ground truth and the detections written as COCO JSON to
+/// `files` for other tools.
+fn evaluate_on(
+    model: &convnet_layers::Sequential,
+    test: &convnet_data::synthetic::DetectionSet,
+    head: &YoloHead,
+    classes: &[String],
+    files: &[PathBuf; 2],
+    flip_tta: bool,
+    device: &Device,
+) -> Result<serde_json::Value> {
+    use convnet_train::detect::{EVAL_SCORE, as_map_inputs, detect_set};
+    use convnet_vision::map::{Interpolation, coco_map, voc_map};
+
+    let detections = detect_set(model, test, head, EVAL_SCORE, flip_tta, 32, device)?;
+    let (truth, scored) = as_map_inputs(test, &detections);
+    let voc = voc_map(&truth, &scored, 0.5, Interpolation::AllPoint);
+    let voc11 = voc_map(&truth, &scored, 0.5, Interpolation::ElevenPoint);
+    let coco = coco_map(&truth, &scored, 100);
+    test.write_coco(&files[0])?;
+    let results: Vec<_> = scored
+        .iter()
+        .map(|d| {
+            json!({"image_id": d.image, "category_id": d.class + 1, "score": d.score,
+                   "bbox": [d.bbox.x1, d.bbox.y1, d.bbox.x2 - d.bbox.x1, d.bbox.y2 - d.bbox.y1]})
+        })
+        .collect();
+    convnet_train::write_atomically(&files[1], serde_json::to_string(&results)?.as_bytes())?;
+    let per_class: Vec<_> = classes
+        .iter()
+        .enumerate()
+        .map(|(c, name)| json!({"class": name, "ap50": voc.per_class.get(&(c as u64)), "coco_ap": coco.per_class.get(&(c as u64))}))
+        .collect();
+    Ok(json!({
+        "flip_tta": flip_tta,
+        "test_scenes": test.len(),
+        "test_objects": truth.len(),
+        "test_map50": voc.mean,
+        "test_map50_11point": voc11.mean,
+        "test_coco_map": coco.map,
+        "test_per_class": per_class,
+    }))
+}
+
+/// The test part of a report, as a table.
+fn print_scores(report: &serde_json::Value, classes: &[String], epoch: Option<usize>) {
+    let number = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "test: mAP@0.5 {:.4} (VOC all-point; 11-point {:.4}), COCO mAP@[.5:.95] {:.4} on {} scenes{}{}",
+        number("test_map50"),
+        number("test_map50_11point"),
+        number("test_coco_map"),
+        report["test_scenes"],
+        if report["flip_tta"] == true {
+            " with flip TTA"
+        } else {
+            ""
+        },
+        epoch.map_or(String::new(), |e| format!(" (best checkpoint, epoch {e})"))
+    );
+    for (c, name) in classes.iter().enumerate() {
+        println!(
+            "  {name:<14} AP@0.5 {:.4}",
+            report["test_per_class"][c]["ap50"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
+
+/// `convnet eval RUN` for a detector trained with `convnet train --task detect`: its best
+/// checkpoint on the same held-out generated test scenes the training run scored (first
+/// `limit` of them), optionally with flip test-time augmentation; the COCO files written
+/// beside the run's own as `eval-gt.json` and `eval-pred.json`.
+pub fn evaluate_run(
+    run_dir: &Path,
+    data: Option<&Path>,
+    limit: Option<usize>,
+    flip_tta: bool,
+    json_out: bool,
+    device: &Device,
+) -> Result<()> {
+    use convnet_data::fashion_mnist::{self, Split};
+    use convnet_data::synthetic::detection_scenes;
+
+    let head_file: HeadFile = serde_json::from_str(&std::fs::read_to_string(
+        run_dir.join(HEAD_FILE),
+    )?)
+    .with_context(|| {
+        format!(
+            "{} is not a detector's head file",
+            run_dir.join(HEAD_FILE).display()
+        )
+    })?;
+    let ckpt = convnet_train::Checkpoint::resolve(run_dir)?;
+    let model = convnet_train::Checkpoint::load(&ckpt)?.model(&ckpt, device)?;
+    let [_, side, _] = head_file.input;
+    let items = fashion_mnist::load(&fashion_mnist::locate(data)?, Split::Test)?;
+    let test = detection_scenes(&items, limit.unwrap_or(TEST_SCENES), side, TEST_SEED)?;
+    let head = YoloHead {
+        anchors: head_file.anchors,
+        classes: head_file.classes.len(),
+    };
+    let files = [run_dir.join("eval-gt.json"), run_dir.join("eval-pred.json")];
+    let mut report = evaluate_on(
+        &model,
+        &test,
+        &head,
+        &head_file.classes,
+        &files,
+        flip_tta,
+        device,
+    )?;
+    merge(
+        &mut report,
+        json!({"checkpoint": ckpt, "classes": head_file.classes}),
+    );
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", ckpt.display());
+        print_scores(&report, &head_file.classes, None);
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `convnet eval`: accuracy, a per-class precision / recall table and a confusion-matrix
-//! picture for a trained classifier (or an ensemble) on a data set's test split.
+//! picture for a trained classifier (or an ensemble) on a data set's test split; for a detector
+//! (a run with a YOLO head file), mAP on the held-out generated scenes.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,8 @@ use super::dataset::{DataSource, Locations};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A run directory (its best checkpoint) or a checkpoint file.
+    /// A run directory (its best checkpoint) or a checkpoint file. A detector's run directory
+    /// (`convnet train --task detect`) is scored by mAP on its held-out generated scenes.
     checkpoint: PathBuf,
 
     /// More checkpoints or run directories whose probabilities are averaged with the first.
@@ -47,6 +49,11 @@ pub struct Args {
     #[arg(long, short)]
     out: Option<PathBuf>,
 
+    /// Detectors: average each picture's output with its mirror image's (flip test-time
+    /// augmentation, twice the work).
+    #[arg(long)]
+    flip_tta: bool,
+
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     json: bool,
@@ -68,6 +75,31 @@ fn cell(v: Option<f64>) -> String {
 }
 
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
+    // A detector's run is scored by mAP on generated scenes, not by accuracy.
+    let run_dir = if args.checkpoint.is_dir() {
+        args.checkpoint.clone()
+    } else {
+        run_dir_of(&args.checkpoint)
+    };
+    if run_dir.join(super::detect::HEAD_FILE).is_file() {
+        if args.checkpoint != run_dir || !args.ensemble.is_empty() || args.split != "test" {
+            anyhow::bail!(
+                "{} is a detector's run: it is evaluated as a whole run directory on the generated test scenes (no --ensemble or --split)",
+                run_dir.display()
+            );
+        }
+        return super::detect::evaluate_run(
+            &run_dir,
+            args.data.as_deref(),
+            args.limit,
+            args.flip_tta,
+            args.json,
+            device,
+        );
+    }
+    if args.flip_tta {
+        anyhow::bail!("--flip-tta is for detectors' runs only");
+    }
     let mut paths = vec![args.checkpoint.clone()];
     paths.extend(args.ensemble.iter().cloned());
     let ensemble = Ensemble::load(&paths, device)?;
