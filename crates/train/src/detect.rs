@@ -112,36 +112,55 @@ fn raw_output(
     Ok((values, dims))
 }
 
-/// Every picture's detections (in pixels) above `score`, after per-class NMS. With
-/// `flip_tta` each picture's output is averaged with its mirror image's (mirrored back): flip
-/// test-time augmentation, at twice the cost.
+/// Every picture's detections (in pixels) above `score`, after per-class NMS, by one detector
+/// or the average output of several (`members`: each network with the head it was trained
+/// for; outputs are rebased to the first head's anchors). With `flip_tta` each picture's output
+/// is also averaged with its mirror image's (mirrored back): flip test-time augmentation, at
+/// twice the cost.
 pub fn detect_set(
-    model: &Sequential,
+    members: &[(&Sequential, &YoloHead)],
     set: &DetectionSet,
-    head: &YoloHead,
     score: f32,
     flip_tta: bool,
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<Vec<Detection>>, TrainError> {
+    let config = |e: convnet_vision::yolo::YoloShapeError| TrainError::Config(e.to_string());
+    let &[(_, head), ..] = members else {
+        return Err(TrainError::Config("no detector to run".into()));
+    };
     let mut out = Vec::with_capacity(set.len());
     let indices: Vec<usize> = (0..set.len()).collect();
     let s = set.size as f32;
+    let views: &[bool] = if flip_tta { &[false, true] } else { &[false] };
     for chunk in indices.chunks(batch_size.max(1)) {
-        let (mut values, [n, c, gh, gw]) = raw_output(model, set, chunk, false, head, device)?;
-        if flip_tta {
-            let (mut mirrored, _) = raw_output(model, set, chunk, true, head, device)?;
-            for (one, back) in values
-                .chunks_mut(c * gh * gw)
-                .zip(mirrored.chunks_mut(c * gh * gw))
-            {
-                head.unmirror(back, [gh, gw])
-                    .map_err(|e| TrainError::Config(e.to_string()))?;
-                for (v, m) in one.iter_mut().zip(back.iter()) {
-                    *v = 0.5 * (*v + m);
+        let mut sum: Option<(Vec<f32>, [usize; 4])> = None;
+        for &(model, own) in members {
+            for &mirrored in views {
+                let (mut values, dims) = raw_output(model, set, chunk, mirrored, own, device)?;
+                let [_, c, gh, gw] = dims;
+                for one in values.chunks_mut(c * gh * gw) {
+                    if mirrored {
+                        own.unmirror(one, [gh, gw]).map_err(config)?;
+                    }
+                    own.rebase(one, [gh, gw], head).map_err(config)?;
+                }
+                match &mut sum {
+                    None => sum = Some((values, dims)),
+                    Some((total, first)) if *first == dims => {
+                        total.iter_mut().zip(&values).for_each(|(t, v)| *t += v)
+                    }
+                    Some((_, first)) => {
+                        return Err(TrainError::Config(format!(
+                            "the ensemble's outputs differ in shape: {first:?} and {dims:?}"
+                        )));
+                    }
                 }
             }
         }
+        let (mut values, [n, c, gh, gw]) = sum.expect("at least one member and view");
+        let parts = (members.len() * views.len()) as f32;
+        values.iter_mut().for_each(|v| *v /= parts);
         for k in 0..n {
             let one = &values[k * c * gh * gw..(k + 1) * c * gh * gw];
             let dets = head
@@ -168,7 +187,7 @@ pub fn evaluate_detection(
     batch_size: usize,
     device: &Device,
 ) -> Result<f64, TrainError> {
-    let detections = detect_set(model, set, head, EVAL_SCORE, false, batch_size, device)?;
+    let detections = detect_set(&[(model, head)], set, EVAL_SCORE, false, batch_size, device)?;
     let (truth, scored) = as_map_inputs(set, &detections);
     Ok(voc_map(&truth, &scored, 0.5, Interpolation::AllPoint).mean)
 }

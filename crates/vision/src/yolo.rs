@@ -138,6 +138,42 @@ impl YoloHead {
         Ok(())
     }
 
+    /// Rewrites this head's output `[A (5 + C), S_h, S_w]` so that `to` (the same number of
+    /// anchors and classes, other anchor shapes) decodes the same boxes: `t_w += ln(a_w / b_w)`,
+    /// `t_h += ln(a_h / b_h)` per anchor. Outputs of detectors with different k-means anchors
+    /// can then be averaged (an ensemble).
+    pub fn rebase(
+        &self,
+        output: &mut [f32],
+        grid: [usize; 2],
+        to: &YoloHead,
+    ) -> Result<(), YoloShapeError> {
+        let plane = grid[0] * grid[1];
+        let channels = self.anchors.len() * self.per_anchor();
+        if plane == 0
+            || output.len() != channels * plane
+            || to.anchors.len() != self.anchors.len()
+            || to.classes != self.classes
+        {
+            return Err(YoloShapeError {
+                anchors: to.anchors.len(),
+                classes: to.classes,
+                expected: to.anchors.len() * to.per_anchor(),
+                got: output.len().checked_div(plane).unwrap_or(0),
+            });
+        }
+        for (a, (&(aw, ah), &(bw, bh))) in self.anchors.iter().zip(&to.anchors).enumerate() {
+            let base = a * self.per_anchor();
+            for (offset, shift) in [(2, (aw / bw).ln()), (3, (ah / bh).ln())] {
+                let start = (base + offset) * plane;
+                output[start..start + plane]
+                    .iter_mut()
+                    .for_each(|t| *t += shift);
+            }
+        }
+        Ok(())
+    }
+
     /// [`decode`](Self::decode), then per-class non-max suppression.
     pub fn detect(
         &self,
@@ -229,6 +265,39 @@ mod tests {
         head.unmirror(&mut back, [gh, gw]).unwrap();
         assert_eq!(back, out);
         assert!(head.unmirror(&mut back[1..], [gh, gw]).is_err());
+    }
+
+    #[test]
+    fn a_rebased_output_decodes_the_same_boxes_with_other_anchors() {
+        let head = YoloHead {
+            anchors: vec![(1.0, 2.0), (3.0, 1.5)],
+            classes: 2,
+        };
+        let other = YoloHead {
+            anchors: vec![(1.25, 1.5), (2.0, 2.5)],
+            classes: 2,
+        };
+        let n = 2 * head.per_anchor() * 9;
+        let out: Vec<f32> = (0..n).map(|i| ((i * 29 % 17) as f32 - 8.0) / 3.0).collect();
+        let mut moved = out.clone();
+        head.rebase(&mut moved, [3, 3], &other).unwrap();
+        let a = head.decode(&out, [3, 3], 0.05).unwrap();
+        let b = other.decode(&moved, [3, 3], 0.05).unwrap();
+        assert!(!a.is_empty());
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(&b) {
+            assert_eq!((a.class, a.score), (b.class, b.score));
+            let (p, q) = (a.bbox, b.bbox);
+            for (u, v) in [(p.x1, q.x1), (p.y1, q.y1), (p.x2, q.x2), (p.y2, q.y2)] {
+                assert!((u - v).abs() < 1e-5, "{p:?} {q:?}");
+            }
+        }
+        let three = YoloHead {
+            anchors: vec![(1.0, 1.0); 3],
+            classes: 2,
+        };
+        assert!(head.rebase(&mut moved, [3, 3], &three).is_err());
+        assert!(head.rebase(&mut moved[1..], [3, 3], &other).is_err());
     }
 
     #[test]

@@ -150,15 +150,9 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
 /// and scaled to the network's input (boxes are scaled back).
 fn run_trained(args: &Args, device: &Device) -> Result<()> {
     let dir = Path::new(&args.model);
-    let head_file: HeadFile = serde_json::from_str(&std::fs::read_to_string(dir.join(HEAD_FILE))?)
-        .with_context(|| {
-            format!(
-                "{} is not a detector's head file",
-                dir.join(HEAD_FILE).display()
-            )
-        })?;
-    let ckpt = convnet_train::Checkpoint::resolve(dir)?;
-    let model = convnet_train::Checkpoint::load(&ckpt)?.model(&ckpt, device)?;
+    let Trained {
+        head_file, model, ..
+    } = Trained::load(dir, device)?;
     let [channels, side, _] = head_file.input;
     if channels != 1 {
         bail!("{}: only greyscale detectors are supported", dir.display());
@@ -280,6 +274,35 @@ struct HeadFile {
     input: [usize; 3],
 }
 
+/// A detector trained here: its head file and best checkpoint.
+struct Trained {
+    head_file: HeadFile,
+    model: convnet_layers::Sequential,
+    checkpoint: PathBuf,
+}
+
+impl Trained {
+    fn load(run_dir: &Path, device: &Device) -> Result<Self> {
+        let path = run_dir.join(HEAD_FILE);
+        let head_file: HeadFile = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("{} is not a detector's head file", path.display()))?;
+        let checkpoint = convnet_train::Checkpoint::resolve(run_dir)?;
+        let model = convnet_train::Checkpoint::load(&checkpoint)?.model(&checkpoint, device)?;
+        Ok(Self {
+            head_file,
+            model,
+            checkpoint,
+        })
+    }
+
+    fn head(&self) -> YoloHead {
+        YoloHead {
+            anchors: self.head_file.anchors.clone(),
+            classes: self.head_file.classes.len(),
+        }
+    }
+}
+
 /// `convnet train --task detect`: a Tiny-YOLO on generated scenes, anchors by k-means on the
 /// training boxes, then mAP on the held-out test scenes (written as COCO JSON too).
 pub fn train(
@@ -399,7 +422,7 @@ pub fn train(
     let best = convnet_train::Checkpoint::resolve(&outcome.best_checkpoint)?;
     let model = convnet_train::Checkpoint::load(&best)?.model(&best, device)?;
     let files = [run_dir.join("test-gt.json"), run_dir.join("test-pred.json")];
-    let test_scores = evaluate_on(&model, &test, &head, &classes, &files, false, device)?;
+    let test_scores = evaluate_on(&[(&model, &head)], &test, &classes, &files, false, device)?;
     let mut report = json!({
         "model": spec.name,
         "init": init,
@@ -445,9 +468,8 @@ fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
 /// mAP@[.5:.95], per class; the ground truth and the detections written as COCO JSON to
 /// `files` for other tools.
 fn evaluate_on(
-    model: &convnet_layers::Sequential,
+    members: &[(&convnet_layers::Sequential, &YoloHead)],
     test: &convnet_data::synthetic::DetectionSet,
-    head: &YoloHead,
     classes: &[String],
     files: &[PathBuf; 2],
     flip_tta: bool,
@@ -456,7 +478,7 @@ fn evaluate_on(
     use convnet_train::detect::{EVAL_SCORE, as_map_inputs, detect_set};
     use convnet_vision::map::{Interpolation, coco_map, voc_map};
 
-    let detections = detect_set(model, test, head, EVAL_SCORE, flip_tta, 32, device)?;
+    let detections = detect_set(members, test, EVAL_SCORE, flip_tta, 32, device)?;
     let (truth, scored) = as_map_inputs(test, &detections);
     let voc = voc_map(&truth, &scored, 0.5, Interpolation::AllPoint);
     let voc11 = voc_map(&truth, &scored, 0.5, Interpolation::ElevenPoint);
@@ -512,10 +534,12 @@ fn print_scores(report: &serde_json::Value, classes: &[String], epoch: Option<us
 
 /// `convnet eval RUN` for a detector trained with `convnet train --task detect`: its best
 /// checkpoint on the same held-out generated test scenes the training run scored (first
-/// `limit` of them), optionally with flip test-time augmentation; the COCO files written
-/// beside the run's own as `eval-gt.json` and `eval-pred.json`.
+/// `limit` of them), alone or averaged with the detectors of `ensemble` (other such runs, for
+/// the same classes and picture size), optionally with flip test-time augmentation; the COCO
+/// files written beside the run's own as `eval-gt.json` and `eval-pred.json`.
 pub fn evaluate_run(
     run_dir: &Path,
+    ensemble: &[PathBuf],
     data: Option<&Path>,
     limit: Option<usize>,
     flip_tta: bool,
@@ -525,43 +549,43 @@ pub fn evaluate_run(
     use convnet_data::fashion_mnist::{self, Split};
     use convnet_data::synthetic::detection_scenes;
 
-    let head_file: HeadFile = serde_json::from_str(&std::fs::read_to_string(
-        run_dir.join(HEAD_FILE),
-    )?)
-    .with_context(|| {
-        format!(
-            "{} is not a detector's head file",
-            run_dir.join(HEAD_FILE).display()
-        )
-    })?;
-    let ckpt = convnet_train::Checkpoint::resolve(run_dir)?;
-    let model = convnet_train::Checkpoint::load(&ckpt)?.model(&ckpt, device)?;
-    let [_, side, _] = head_file.input;
+    let first = Trained::load(run_dir, device)?;
+    let mut runs = vec![];
+    for dir in ensemble {
+        let other = Trained::load(dir, device)?;
+        if other.head_file.classes != first.head_file.classes
+            || other.head_file.input != first.head_file.input
+            || other.head_file.anchors.len() != first.head_file.anchors.len()
+        {
+            bail!(
+                "{} and {} detect different classes, take different pictures or have different numbers of anchors: they cannot be averaged",
+                run_dir.display(),
+                dir.display()
+            );
+        }
+        runs.push(other);
+    }
+    runs.insert(0, first);
+    let heads: Vec<YoloHead> = runs.iter().map(Trained::head).collect();
+    let members: Vec<_> = runs.iter().map(|r| &r.model).zip(&heads).collect();
+    let classes = &runs[0].head_file.classes;
+    let [_, side, _] = runs[0].head_file.input;
     let items = fashion_mnist::load(&fashion_mnist::locate(data)?, Split::Test)?;
     let test = detection_scenes(&items, limit.unwrap_or(TEST_SCENES), side, TEST_SEED)?;
-    let head = YoloHead {
-        anchors: head_file.anchors,
-        classes: head_file.classes.len(),
-    };
     let files = [run_dir.join("eval-gt.json"), run_dir.join("eval-pred.json")];
-    let mut report = evaluate_on(
-        &model,
-        &test,
-        &head,
-        &head_file.classes,
-        &files,
-        flip_tta,
-        device,
-    )?;
+    let mut report = evaluate_on(&members, &test, classes, &files, flip_tta, device)?;
+    let checkpoints: Vec<&PathBuf> = runs.iter().map(|r| &r.checkpoint).collect();
     merge(
         &mut report,
-        json!({"checkpoint": ckpt, "classes": head_file.classes}),
+        json!({"checkpoints": checkpoints, "classes": classes}),
     );
     if json_out {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{}", ckpt.display());
-        print_scores(&report, &head_file.classes, None);
+        for c in &checkpoints {
+            println!("{}", c.display());
+        }
+        print_scores(&report, classes, None);
     }
     Ok(())
 }

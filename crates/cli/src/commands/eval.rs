@@ -82,14 +82,15 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         run_dir_of(&args.checkpoint)
     };
     if run_dir.join(super::detect::HEAD_FILE).is_file() {
-        if args.checkpoint != run_dir || !args.ensemble.is_empty() || args.split != "test" {
+        if args.checkpoint != run_dir || args.split != "test" {
             anyhow::bail!(
-                "{} is a detector's run: it is evaluated as a whole run directory on the generated test scenes (no --ensemble or --split)",
+                "{} is a detector's run: it is evaluated as a whole run directory on the generated test scenes (no --split)",
                 run_dir.display()
             );
         }
         return super::detect::evaluate_run(
             &run_dir,
+            &args.ensemble,
             args.data.as_deref(),
             args.limit,
             args.flip_tta,
