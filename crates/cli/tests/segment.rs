@@ -111,6 +111,32 @@ fn a_mask_folder_trains_and_segment_writes_mask_and_overlay() {
     assert_eq!(history.lines().count(), 5);
     assert!(run.join("curves.png").is_file() && run.join("test-metrics.json").is_file());
 
+    // `convnet eval` scores the run's best checkpoint on the folder's test/ pictures again;
+    // the run with itself as an ensemble averages equal maps; flip TTA gives a valid score.
+    let eval = |extra: &[&str]| {
+        let run_text = s(&run);
+        let mut args = vec!["eval", &run_text, "--json"];
+        args.extend_from_slice(extra);
+        let out = convnet(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+    let run_text = s(&run);
+    for e in [eval(&[]), eval(&["--ensemble", &run_text])] {
+        assert_eq!(e["test_images"], 8, "{e}");
+        assert!(
+            (e["test_mean_iou"].as_f64().unwrap() - miou).abs() < 1e-9,
+            "{e} vs {report}"
+        );
+        assert_eq!(e["test_per_class"], report["test_per_class"]);
+    }
+    let tta = eval(&["--flip-tta"]);
+    assert_eq!(tta["flip_tta"], true);
+    assert!((0.0..=1.0).contains(&tta["test_mean_iou"].as_f64().unwrap()));
+    let out = convnet(&["eval", &run_text, "--limit", "3"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--limit"), "{}", stderr(&out));
+
     // A larger picture than the network's input: the mask comes back at the picture's size.
     let (picture, truth) = scene(3, 32);
     let big = image::imageops::resize(&picture, 64, 48, image::imageops::FilterType::Nearest);

@@ -219,15 +219,67 @@ pub fn evaluate_segmentation(
     batch_size: usize,
     device: &Device,
 ) -> Result<(f64, SegmentationMetrics), TrainError> {
+    evaluate_segmentation_ensemble(
+        &[(model, normalization)],
+        set,
+        loss,
+        false,
+        batch_size,
+        device,
+    )
+}
+
+/// Mean loss and metrics on `set` of the average score maps of `members` (each network with
+/// the normalisation it was trained with). With `flip_tta` each picture's scores are also
+/// averaged with its mirror image's, mirrored back (flip test-time augmentation).
+pub fn evaluate_segmentation_ensemble(
+    members: &[(&Sequential, &Normalization)],
+    set: &SegmentationSet,
+    loss: SegmentationLoss,
+    flip_tta: bool,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(f64, SegmentationMetrics), TrainError> {
+    if members.is_empty() {
+        return Err(TrainError::Config("no segmentation network to run".into()));
+    }
     let mut metrics = SegmentationMetrics::new(set.num_classes());
     let mut loss_sum = 0.0;
     let indices: Vec<usize> = (0..set.len()).collect();
+    let views: &[bool] = if flip_tta { &[false, true] } else { &[false] };
     for chunk in indices.chunks(batch_size.max(1)) {
-        let batch = set.batch(chunk, normalization, None, 0, 0);
-        let truth: Vec<usize> = batch.masks.iter().map(|&m| m as usize).collect();
-        let (x, y) = tensors(batch, device);
-        let input = x.dims();
-        let s = score_maps(model.forward(x, Mode::Eval)?, input, set.num_classes())?;
+        let mut sum: Option<Tensor<4>> = None;
+        let mut labels = None;
+        let mut truth = Vec::new();
+        for &(model, normalization) in members {
+            let batch = set.batch(chunk, normalization, None, 0, 0);
+            if truth.is_empty() {
+                truth = batch.masks.iter().map(|&m| m as usize).collect();
+            }
+            let (x, y) = tensors(batch, device);
+            let input = x.dims();
+            for &mirrored in views {
+                let s = if mirrored {
+                    let y = model.forward(x.clone().flip([3]), Mode::Eval)?;
+                    score_maps(y, input, set.num_classes())?.flip([3])
+                } else {
+                    score_maps(
+                        model.forward(x.clone(), Mode::Eval)?,
+                        input,
+                        set.num_classes(),
+                    )?
+                };
+                sum = Some(match sum {
+                    Some(total) => total + s,
+                    None => s,
+                });
+            }
+            labels.get_or_insert(y);
+        }
+        let s = sum
+            .expect("at least one member")
+            .div_scalar((members.len() * views.len()) as f64);
+        let y = labels.expect("at least one member");
         loss_sum += loss.forward(s.clone(), y).into_scalar::<f64>() * chunk.len() as f64;
         metrics.add(&truth, &argmax_pixels(s));
     }

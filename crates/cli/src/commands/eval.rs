@@ -1,6 +1,7 @@
 //! `convnet eval`: accuracy, a per-class precision / recall table and a confusion-matrix
 //! picture for a trained classifier (or an ensemble) on a data set's test split; for a detector
-//! (a run with a YOLO head file), mAP on the held-out generated scenes.
+//! (a run with a YOLO head file), mAP on the held-out generated scenes; for a segmentation
+//! network, mean IoU on its data set's test pictures.
 
 use std::path::{Path, PathBuf};
 
@@ -49,8 +50,8 @@ pub struct Args {
     #[arg(long, short)]
     out: Option<PathBuf>,
 
-    /// Detectors: average each picture's output with its mirror image's (flip test-time
-    /// augmentation, twice the work).
+    /// Detectors and segmentation networks: average each picture's output with its mirror
+    /// image's (flip test-time augmentation, twice the work).
     #[arg(long)]
     flip_tta: bool,
 
@@ -98,13 +99,29 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
             device,
         );
     }
-    if args.flip_tta {
-        anyhow::bail!("--flip-tta is for detectors' runs only");
-    }
     let mut paths = vec![args.checkpoint.clone()];
     paths.extend(args.ensemble.iter().cloned());
     let ensemble = Ensemble::load(&paths, device)?;
     let first = &ensemble.members[0];
+    // Score maps [k, H, W] rather than scores [k]: a segmentation network.
+    if first.model.output_shape()?.dims().len() == 3 {
+        if args.dataset.is_some() || args.labels.is_some() || args.split != "test" {
+            anyhow::bail!(
+                "a segmentation network is evaluated on the test set of the data set it was trained on (no --dataset, --labels or --split)"
+            );
+        }
+        return super::segment::evaluate(
+            &ensemble,
+            args.data.as_deref(),
+            args.limit,
+            args.flip_tta,
+            args.json,
+            device,
+        );
+    }
+    if args.flip_tta {
+        anyhow::bail!("--flip-tta is for detectors and segmentation networks");
+    }
     let dataset = args
         .dataset
         .clone()

@@ -189,13 +189,6 @@ pub fn train(
         None => None,
     };
     let classes = &data.train.classes;
-    let per_class = |m: &SegmentationMetrics| {
-        classes
-            .iter()
-            .enumerate()
-            .map(|(c, name)| json!({"class": name, "iou": m.iou(c), "dice": m.dice(c)}))
-            .collect::<Vec<_>>()
-    };
     let report = json!({
         "model": spec.name,
         "init": init,
@@ -208,7 +201,7 @@ pub fn train(
         "test_pixel_accuracy": tested.as_ref().map(|(_, m)| m.pixel_accuracy()),
         "test_mean_iou": tested.as_ref().map(|(_, m)| m.mean_iou()),
         "test_mean_dice": tested.as_ref().map(|(_, m)| m.mean_dice()),
-        "test_per_class": tested.as_ref().map(|(_, m)| per_class(m)),
+        "test_per_class": tested.as_ref().map(|(_, m)| per_class(m, classes)),
         "run_dir": run_dir,
         "best_checkpoint": outcome.best_checkpoint,
     });
@@ -221,17 +214,8 @@ pub fn train(
         return Ok(());
     }
     if let Some((_, m)) = &tested {
-        println!(
-            "test: mean IoU {:.4}, pixel accuracy {:.2}%, mean Dice {:.4} (best checkpoint, epoch {})",
-            m.mean_iou(),
-            100.0 * m.pixel_accuracy(),
-            m.mean_dice(),
-            outcome.best_epoch.unwrap_or(0)
-        );
-        for (c, name) in classes.iter().enumerate() {
-            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-            println!("  {name:<14} IoU {}  Dice {}", f(m.iou(c)), f(m.dice(c)));
-        }
+        let epoch = outcome.best_epoch.unwrap_or(0);
+        print_metrics(m, classes, &format!("best checkpoint, epoch {epoch}"));
     }
     println!("{:.1} s per epoch", outcome.seconds_per_epoch());
     println!("history:     {}", run_dir.join("history.csv").display());
@@ -241,6 +225,125 @@ pub fn train(
         run_dir.join("test-metrics.json").display()
     );
     println!("checkpoints: {}", outcome.best_checkpoint.display());
+    Ok(())
+}
+
+/// Each class's IoU and Dice, for the JSON reports.
+fn per_class(m: &SegmentationMetrics, classes: &[String]) -> Vec<serde_json::Value> {
+    classes
+        .iter()
+        .enumerate()
+        .map(|(c, name)| json!({"class": name, "iou": m.iou(c), "dice": m.dice(c)}))
+        .collect()
+}
+
+fn print_metrics(m: &SegmentationMetrics, classes: &[String], what: &str) {
+    println!(
+        "test: mean IoU {:.4}, pixel accuracy {:.2}%, mean Dice {:.4} ({what})",
+        m.mean_iou(),
+        100.0 * m.pixel_accuracy(),
+        m.mean_dice(),
+    );
+    for (c, name) in classes.iter().enumerate() {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        println!("  {name:<14} IoU {}  Dice {}", f(m.iou(c)), f(m.dice(c)));
+    }
+}
+
+/// The test set of a segmentation run's data set, as `convnet train --task segment` made it:
+/// the generated test scenes (the first `limit`; two classes for a `--binary` run), or a
+/// folder data set's `test/` folder.
+fn test_set(
+    dataset: &str,
+    input: &[usize],
+    classes: usize,
+    data: Option<&Path>,
+    limit: Option<usize>,
+) -> Result<SegmentationSet> {
+    let &[channels, h, w] = input else {
+        bail!("a segmentation network takes [C, H, W] pictures, not {input:?}");
+    };
+    let set = if dataset == SCENES {
+        let items = fashion_mnist::load(&fashion_mnist::locate(data)?, Split::Test)?;
+        let scenes = segmentation_scenes(&items, limit.unwrap_or(TEST_SCENES), h, TEST_SEED)?;
+        if classes == 2 {
+            scenes.binary()
+        } else {
+            scenes
+        }
+    } else {
+        let dir = Path::new(dataset).join("test");
+        if !dir.is_dir() {
+            bail!(
+                "{dataset} has no test/ folder to evaluate on (a folder data set needs train/ and test/)"
+            );
+        }
+        if limit.is_some() {
+            bail!("--limit is for the generated scenes; a folder's test set is used whole");
+        }
+        load_mask_folder(&dir, channels, Some([h, w]))?
+    };
+    if set.classes.len() != classes {
+        bail!(
+            "the test set has {} classes, the network {classes}",
+            set.classes.len()
+        );
+    }
+    Ok(set)
+}
+
+/// `convnet eval` for segmentation networks (or an ensemble of them, their score maps
+/// averaged): mean IoU, pixel accuracy and Dice on the test set of the data set the first was
+/// trained on, optionally with flip test-time augmentation.
+pub fn evaluate(
+    ensemble: &super::classifier::Ensemble,
+    data: Option<&Path>,
+    limit: Option<usize>,
+    flip_tta: bool,
+    json_out: bool,
+    device: &Device,
+) -> Result<()> {
+    let first = &ensemble.members[0];
+    let classes = ensemble.classes();
+    let dataset = &first.meta.config.dataset;
+    let test = test_set(dataset, &first.input, classes.len(), data, limit)?;
+    let members: Vec<_> = ensemble
+        .members
+        .iter()
+        .map(|m| (&m.model, &m.normalization))
+        .collect();
+    let (_, m) = convnet_train::segment::evaluate_segmentation_ensemble(
+        &members,
+        &test,
+        convnet_train::segment::SegmentationLoss::CrossEntropy,
+        flip_tta,
+        32,
+        device,
+    )?;
+    let checkpoints: Vec<&PathBuf> = ensemble.members.iter().map(|m| &m.path).collect();
+    if json_out {
+        let report = json!({
+            "checkpoints": checkpoints,
+            "dataset": dataset,
+            "flip_tta": flip_tta,
+            "test_images": test.len(),
+            "test_pixel_accuracy": m.pixel_accuracy(),
+            "test_mean_iou": m.mean_iou(),
+            "test_mean_dice": m.mean_dice(),
+            "test_per_class": per_class(&m, classes),
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for c in &checkpoints {
+        println!("{}", c.display());
+    }
+    let what = format!(
+        "{} test pictures of {dataset}{}",
+        test.len(),
+        if flip_tta { ", flip TTA" } else { "" }
+    );
+    print_metrics(&m, classes, &what);
     Ok(())
 }
 
