@@ -435,12 +435,7 @@ pub fn train(
         "run_dir": run_dir,
     });
     merge(&mut report, test_scores);
-    convnet_train::write_atomically(
-        &run_dir.join("test-metrics.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if super::train::write_test_report(run_dir, &report, args.json)? {
         return Ok(());
     }
     print_scores(&report, &classes, outcome.best_epoch);
@@ -540,10 +535,7 @@ fn print_scores(report: &serde_json::Value, classes: &[String], epoch: Option<us
 pub fn evaluate_run(
     run_dir: &Path,
     ensemble: &[PathBuf],
-    data: Option<&Path>,
-    limit: Option<usize>,
-    flip_tta: bool,
-    json_out: bool,
+    options: &super::eval::Options,
     device: &Device,
 ) -> Result<()> {
     use convnet_data::fashion_mnist::{self, Split};
@@ -570,16 +562,21 @@ pub fn evaluate_run(
     let members: Vec<_> = runs.iter().map(|r| &r.model).zip(&heads).collect();
     let classes = &runs[0].head_file.classes;
     let [_, side, _] = runs[0].head_file.input;
-    let items = fashion_mnist::load(&fashion_mnist::locate(data)?, Split::Test)?;
-    let test = detection_scenes(&items, limit.unwrap_or(TEST_SCENES), side, TEST_SEED)?;
+    let items = fashion_mnist::load(&fashion_mnist::locate(options.data)?, Split::Test)?;
+    let test = detection_scenes(
+        &items,
+        options.limit.unwrap_or(TEST_SCENES),
+        side,
+        TEST_SEED,
+    )?;
     let files = [run_dir.join("eval-gt.json"), run_dir.join("eval-pred.json")];
-    let mut report = evaluate_on(&members, &test, classes, &files, flip_tta, device)?;
+    let mut report = evaluate_on(&members, &test, classes, &files, options.flip_tta, device)?;
     let checkpoints: Vec<&PathBuf> = runs.iter().map(|r| &r.checkpoint).collect();
     merge(
         &mut report,
         json!({"checkpoints": checkpoints, "classes": classes}),
     );
-    if json_out {
+    if options.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for c in &checkpoints {

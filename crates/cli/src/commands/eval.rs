@@ -60,6 +60,16 @@ pub struct Args {
     json: bool,
 }
 
+/// What `convnet eval` passes on to detectors' and segmentation networks' evaluations.
+pub struct Options<'a> {
+    /// Where Fashion-MNIST's IDX files are (the generated scenes are made of them).
+    pub data: Option<&'a Path>,
+    /// The first N test pictures only.
+    pub limit: Option<usize>,
+    pub flip_tta: bool,
+    pub json: bool,
+}
+
 /// `RUN/checkpoints/x.ckpt` -> `RUN`; a checkpoint elsewhere -> its folder.
 fn run_dir_of(checkpoint: &Path) -> PathBuf {
     let folder = checkpoint.parent().unwrap_or(Path::new("."));
@@ -73,6 +83,15 @@ fn run_dir_of(checkpoint: &Path) -> PathBuf {
 
 fn cell(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.3}", v))
+}
+
+fn options(args: &Args) -> Options<'_> {
+    Options {
+        data: args.data.as_deref(),
+        limit: args.limit,
+        flip_tta: args.flip_tta,
+        json: args.json,
+    }
 }
 
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
@@ -89,15 +108,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
                 run_dir.display()
             );
         }
-        return super::detect::evaluate_run(
-            &run_dir,
-            &args.ensemble,
-            args.data.as_deref(),
-            args.limit,
-            args.flip_tta,
-            args.json,
-            device,
-        );
+        return super::detect::evaluate_run(&run_dir, &args.ensemble, &options(&args), device);
     }
     let mut paths = vec![args.checkpoint.clone()];
     paths.extend(args.ensemble.iter().cloned());
@@ -110,14 +121,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
                 "a segmentation network is evaluated on the test set of the data set it was trained on (no --dataset, --labels or --split)"
             );
         }
-        return super::segment::evaluate(
-            &ensemble,
-            args.data.as_deref(),
-            args.limit,
-            args.flip_tta,
-            args.json,
-            device,
-        );
+        return super::segment::evaluate(&ensemble, &options(&args), device);
     }
     if args.flip_tta {
         anyhow::bail!("--flip-tta is for detectors and segmentation networks");

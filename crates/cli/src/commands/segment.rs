@@ -205,12 +205,7 @@ pub fn train(
         "run_dir": run_dir,
         "best_checkpoint": outcome.best_checkpoint,
     });
-    convnet_train::write_atomically(
-        &run_dir.join("test-metrics.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if super::train::write_test_report(run_dir, &report, args.json)? {
         return Ok(());
     }
     if let Some((_, m)) = &tested {
@@ -297,16 +292,20 @@ fn test_set(
 /// trained on, optionally with flip test-time augmentation.
 pub fn evaluate(
     ensemble: &super::classifier::Ensemble,
-    data: Option<&Path>,
-    limit: Option<usize>,
-    flip_tta: bool,
-    json_out: bool,
+    options: &super::eval::Options,
     device: &Device,
 ) -> Result<()> {
+    let flip_tta = options.flip_tta;
     let first = &ensemble.members[0];
     let classes = ensemble.classes();
     let dataset = &first.meta.config.dataset;
-    let test = test_set(dataset, &first.input, classes.len(), data, limit)?;
+    let test = test_set(
+        dataset,
+        &first.input,
+        classes.len(),
+        options.data,
+        options.limit,
+    )?;
     let members: Vec<_> = ensemble
         .members
         .iter()
@@ -321,7 +320,7 @@ pub fn evaluate(
         device,
     )?;
     let checkpoints: Vec<&PathBuf> = ensemble.members.iter().map(|m| &m.path).collect();
-    if json_out {
+    if options.json {
         let report = json!({
             "checkpoints": checkpoints,
             "dataset": dataset,

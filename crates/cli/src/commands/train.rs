@@ -623,3 +623,20 @@ pub(crate) fn run_with(
     }
     Ok(())
 }
+
+/// Writes a run's `test-metrics.json`; with `--json` also prints it and returns true (the
+/// caller prints nothing more).
+pub(crate) fn write_test_report(
+    run_dir: &Path,
+    report: &serde_json::Value,
+    json: bool,
+) -> Result<bool> {
+    convnet_train::write_atomically(
+        &run_dir.join("test-metrics.json"),
+        serde_json::to_string_pretty(report)?.as_bytes(),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    }
+    Ok(json)
+}
