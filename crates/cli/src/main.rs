@@ -41,7 +41,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Train a classifier (progress, validation, history.csv, curves.png, checkpoints).
     Train(Box<commands::train::Args>),
-    /// Accuracy, per-class precision and recall, and a confusion matrix for a trained model.
+    /// Accuracy, per-class precision and recall, and a confusion matrix for a trained classifier;
+    /// mAP for a detector, mean IoU for a segmentation network.
     Eval(commands::eval::Args),
     /// Mean average precision of detections (COCO JSON): COCO mAP@[.5:.95] and VOC AP.
     EvalDetections(commands::eval_detections::Args),

@@ -18,7 +18,8 @@ use super::dataset::{DataSource, Locations};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A run directory (its best checkpoint) or a checkpoint file. A detector's run directory
-    /// (`convnet train --task detect`) is scored by mAP on its held-out generated scenes.
+    /// (`convnet train --task detect`) is scored by mAP on its held-out generated scenes, a
+    /// segmentation network by mean IoU on its data set's test pictures.
     checkpoint: PathBuf,
 
     /// More checkpoints or run directories whose probabilities are averaged with the first.
