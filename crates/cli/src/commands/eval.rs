@@ -86,6 +86,11 @@ fn cell(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.3}", v))
 }
 
+/// Whether options that only classifiers' evaluation reads were given.
+fn classifier_only(args: &Args) -> bool {
+    args.dataset.is_some() || args.labels.is_some() || args.out.is_some() || args.split != "test"
+}
+
 fn options(args: &Args) -> Options<'_> {
     Options {
         data: args.data.as_deref(),
@@ -103,9 +108,9 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         run_dir_of(&args.checkpoint)
     };
     if run_dir.join(super::detect::HEAD_FILE).is_file() {
-        if args.checkpoint != run_dir || args.split != "test" {
+        if args.checkpoint != run_dir || classifier_only(&args) {
             anyhow::bail!(
-                "{} is a detector's run: it is evaluated as a whole run directory on the generated test scenes (no --split)",
+                "{} is a detector's run: it is evaluated as a whole run directory on the generated test scenes (no --dataset, --labels, --split or --out)",
                 run_dir.display()
             );
         }
@@ -117,9 +122,9 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     let first = &ensemble.members[0];
     // Score maps [k, H, W] rather than scores [k]: a segmentation network.
     if first.model.output_shape()?.dims().len() == 3 {
-        if args.dataset.is_some() || args.labels.is_some() || args.split != "test" {
+        if classifier_only(&args) {
             anyhow::bail!(
-                "a segmentation network is evaluated on the test set of the data set it was trained on (no --dataset, --labels or --split)"
+                "a segmentation network is evaluated on the test set of the data set it was trained on (no --dataset, --labels, --split or --out)"
             );
         }
         return super::segment::evaluate(&ensemble, &options(&args), device);
