@@ -430,6 +430,81 @@ mod tests {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
 
+    /// A random 3-class network on 8x8 pictures: two same-padded convolutions whose random
+    /// kernels are not left-right symmetric.
+    fn lopsided_net() -> Sequential {
+        let spec = ModelSpec::parse(
+            r#"
+name = "lopsided"
+input = [1, 8, 8]
+[[layers]]
+type = "conv2d"
+filters = 6
+kernel = 3
+padding = "same"
+activation = "relu"
+[[layers]]
+type = "conv2d"
+filters = 3
+kernel = 3
+padding = "same"
+"#,
+            "lopsided.toml",
+        )
+        .unwrap();
+        spec.build(&device()).unwrap()
+    }
+
+    /// Pseudo-random pictures and masks, and their mirror images.
+    fn pictures_and_mirrors() -> (SegmentationSet, SegmentationSet) {
+        let (n, side) = (5, 8);
+        let images: Vec<u8> = (0..n * side * side).map(|i| (i * 73 % 251) as u8).collect();
+        let masks: Vec<u8> = (0..n * side * side)
+            .map(|i| (i * 7 / 5 % 3) as u8)
+            .collect();
+        let mirror = |v: &[u8]| -> Vec<u8> {
+            v.chunks(side)
+                .flat_map(|row| row.iter().rev().copied())
+                .collect()
+        };
+        let set = |images, masks| SegmentationSet {
+            images,
+            masks,
+            shape: [1, side, side],
+            classes: vec!["a".into(), "b".into(), "c".into()],
+        };
+        (
+            set(images.clone(), masks.clone()),
+            set(mirror(&images), mirror(&masks)),
+        )
+    }
+
+    #[test]
+    fn flip_tta_scores_a_set_and_its_mirror_image_alike() {
+        let net = lopsided_net();
+        let norm = Normalization::identity(1);
+        let (set, mirrored) = pictures_and_mirrors();
+        let run = |set: &SegmentationSet, members: &[(&Sequential, &Normalization)], tta| {
+            let loss = SegmentationLoss::CrossEntropy;
+            evaluate_segmentation_ensemble(members, set, loss, tta, 2, &device()).unwrap()
+        };
+        let one = [(&net, &norm)];
+        // Without TTA the lopsided network tells a picture from its mirror image...
+        let (plain, plain_mirrored) = (run(&set, &one, false), run(&mirrored, &one, false));
+        assert_ne!(plain.1.mean_iou(), plain_mirrored.1.mean_iou());
+        // ...with it, each picture's maps average with its mirror's mirrored back, so a set and
+        // its mirror image score the same.
+        let (tta, tta_mirrored) = (run(&set, &one, true), run(&mirrored, &one, true));
+        for c in 0..3 {
+            assert_eq!(tta.1.iou(c), tta_mirrored.1.iou(c), "class {c}");
+        }
+        close(tta.0, tta_mirrored.0);
+        // An ensemble of one network twice averages equal maps.
+        let twice = run(&set, &[(&net, &norm), (&net, &norm)], false);
+        assert_eq!(twice.1.mean_iou(), plain.1.mean_iou());
+        close(twice.0, plain.0);
+    }
+
     #[test]
     fn cross_entropy_is_the_mean_over_pixels() {
         let (logits, targets) = example();
