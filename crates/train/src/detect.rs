@@ -347,3 +347,99 @@ pub fn train_detection(
     }
     Ok(ledger.finish(model.valid()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A random detector on 32x32 pictures: an 8x8 grid, one anchor, two classes, with
+    /// kernels that are not left-right symmetric.
+    fn lopsided_detector() -> (Sequential, YoloHead) {
+        let spec = ModelSpec::parse(
+            r#"
+name = "lopsided"
+input = [1, 32, 32]
+[[layers]]
+type = "conv2d"
+filters = 6
+kernel = 3
+padding = "same"
+activation = "relu"
+[[layers]]
+type = "max_pool2d"
+pool = 4
+[[layers]]
+type = "conv2d"
+filters = 7
+kernel = 3
+padding = "same"
+"#,
+            "lopsided.toml",
+        )
+        .unwrap();
+        let head = YoloHead {
+            anchors: vec![(1.5, 2.0)],
+            classes: 2,
+        };
+        (spec.build(&Device::flex()).unwrap(), head)
+    }
+
+    fn scenes(mirrored: bool) -> DetectionSet {
+        let (n, side) = (3, 32);
+        let mut images: Vec<u8> = (0..n * side * side).map(|i| (i * 53 % 241) as u8).collect();
+        if mirrored {
+            images.chunks_mut(side).for_each(|row| row.reverse());
+        }
+        DetectionSet {
+            images,
+            objects: vec![vec![]; n],
+            size: side,
+            classes: vec!["a".into(), "b".into()],
+        }
+    }
+
+    /// Detections sorted by class and score, for comparing sets found in different orders.
+    fn sorted(mut d: Vec<Detection>) -> Vec<Detection> {
+        d.sort_by(|a, b| (a.class, a.score).partial_cmp(&(b.class, b.score)).unwrap());
+        d
+    }
+
+    #[test]
+    fn flip_tta_finds_the_mirror_image_of_its_boxes_in_a_mirrored_picture() {
+        let (net, head) = lopsided_detector();
+        let d = Device::flex();
+        let find = |mirrored, tta| {
+            detect_set(&[(&net, &head)], &scenes(mirrored), 0.2, tta, 2, &d).unwrap()
+        };
+        let same = |a: &[Detection], b: &[Detection]| {
+            let (a, b) = (sorted(a.to_vec()), sorted(b.to_vec()));
+            a.len() == b.len()
+                && a.iter().zip(&b).all(|(p, q)| {
+                    p.class == q.class
+                        && p.score == q.score
+                        && (p.bbox.x1 - (32.0 - q.bbox.x2)).abs() < 1e-3
+                        && (p.bbox.x2 - (32.0 - q.bbox.x1)).abs() < 1e-3
+                        && (p.bbox.y1 - q.bbox.y1).abs() < 1e-3
+                })
+        };
+        let (plain, plain_mirrored) = (find(false, false), find(true, false));
+        assert!(plain.iter().any(|d| !d.is_empty()));
+        // The lopsided network alone finds different boxes in a mirrored picture...
+        assert!(plain.iter().zip(&plain_mirrored).any(|(a, b)| !same(a, b)));
+        // ...averaged with its mirrored view, it finds the mirror images of the same boxes.
+        let (tta, tta_mirrored) = (find(false, true), find(true, true));
+        for (a, b) in tta.iter().zip(&tta_mirrored) {
+            assert!(same(a, b), "{a:?}\n{b:?}");
+        }
+        // An ensemble of one detector twice finds what it finds alone.
+        let twice = detect_set(
+            &[(&net, &head), (&net, &head)],
+            &scenes(false),
+            0.2,
+            false,
+            2,
+            &d,
+        );
+        assert_eq!(twice.unwrap(), plain);
+    }
+}
