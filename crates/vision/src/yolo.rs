@@ -42,6 +42,25 @@ impl YoloHead {
         5 + self.classes
     }
 
+    /// Why `len` numbers are not an output of this head on a `grid`.
+    fn shape_error(&self, len: usize, grid: [usize; 2]) -> YoloShapeError {
+        YoloShapeError {
+            anchors: self.anchors.len(),
+            classes: self.classes,
+            expected: self.anchors.len() * self.per_anchor(),
+            got: len.checked_div(grid[0] * grid[1]).unwrap_or(0),
+        }
+    }
+
+    /// Whether `len` numbers are an output `[A (5 + C), S_h, S_w]` of this head on `grid`.
+    fn check(&self, len: usize, grid: [usize; 2]) -> Result<(), YoloShapeError> {
+        let cells = grid[0] * grid[1];
+        if cells == 0 || len != self.anchors.len() * self.per_anchor() * cells {
+            return Err(self.shape_error(len, grid));
+        }
+        Ok(())
+    }
+
     /// The boxes of one image's output `[A (5 + C), S_h, S_w]` (channels first, anchor-major),
     /// one detection per class whose score is above `score_threshold`, in fractions of the
     /// network input (0–1).
@@ -51,17 +70,8 @@ impl YoloHead {
         grid: [usize; 2],
         score_threshold: f32,
     ) -> Result<Vec<Detection>, YoloShapeError> {
+        self.check(output.len(), grid)?;
         let [gh, gw] = grid;
-        let cells = gh * gw;
-        let channels = self.anchors.len() * self.per_anchor();
-        if cells == 0 || output.len() != channels * cells {
-            return Err(YoloShapeError {
-                anchors: self.anchors.len(),
-                classes: self.classes,
-                expected: channels,
-                got: output.len().checked_div(cells).unwrap_or(0),
-            });
-        }
         let at = |channel: usize, r: usize, c: usize| output[(channel * gh + r) * gw + c];
         let mut out = Vec::new();
         for (a, &(aw, ah)) in self.anchors.iter().enumerate() {
@@ -84,11 +94,8 @@ impl YoloHead {
                             .collect()
                     };
                     // NaN scores fall out here too.
-                    let kept: Vec<(usize, f32)> = scores
-                        .into_iter()
-                        .filter(|&(_, s)| s > score_threshold)
-                        .collect();
-                    if kept.is_empty() {
+                    let passes = |&(_, s): &(usize, f32)| s > score_threshold;
+                    if !scores.iter().any(passes) {
                         continue;
                     }
                     let b = CenterBox {
@@ -98,10 +105,12 @@ impl YoloHead {
                         h: at(base + 3, r, c).exp() * ah / gh as f32,
                     };
                     if [b.x, b.y, b.w, b.h].iter().all(|v| v.is_finite()) {
-                        out.extend(kept.into_iter().map(|(class, score)| Detection {
-                            bbox: b.corners(),
-                            score,
-                            class,
+                        out.extend(scores.into_iter().filter(passes).map(|(class, score)| {
+                            Detection {
+                                bbox: b.corners(),
+                                score,
+                                class,
+                            }
                         }));
                     }
                 }
@@ -116,16 +125,8 @@ impl YoloHead {
     /// Anchors need no change, a mirror keeps widths and heights. Averaging it with the
     /// picture's own output is flip test-time augmentation.
     pub fn unmirror(&self, output: &mut [f32], grid: [usize; 2]) -> Result<(), YoloShapeError> {
+        self.check(output.len(), grid)?;
         let [gh, gw] = grid;
-        let channels = self.anchors.len() * self.per_anchor();
-        if gh * gw == 0 || output.len() != channels * gh * gw {
-            return Err(YoloShapeError {
-                anchors: self.anchors.len(),
-                classes: self.classes,
-                expected: channels,
-                got: output.len().checked_div(gh * gw).unwrap_or(0),
-            });
-        }
         for (channel, plane) in output.chunks_mut(gh * gw).enumerate() {
             let is_x = channel % self.per_anchor() == 0;
             for row in plane.chunks_mut(gw) {
@@ -148,20 +149,11 @@ impl YoloHead {
         grid: [usize; 2],
         to: &YoloHead,
     ) -> Result<(), YoloShapeError> {
-        let plane = grid[0] * grid[1];
-        let channels = self.anchors.len() * self.per_anchor();
-        if plane == 0
-            || output.len() != channels * plane
-            || to.anchors.len() != self.anchors.len()
-            || to.classes != self.classes
-        {
-            return Err(YoloShapeError {
-                anchors: to.anchors.len(),
-                classes: to.classes,
-                expected: to.anchors.len() * to.per_anchor(),
-                got: output.len().checked_div(plane).unwrap_or(0),
-            });
+        self.check(output.len(), grid)?;
+        if to.anchors.len() != self.anchors.len() || to.classes != self.classes {
+            return Err(to.shape_error(output.len(), grid));
         }
+        let plane = grid[0] * grid[1];
         for (a, (&(aw, ah), &(bw, bh))) in self.anchors.iter().zip(&to.anchors).enumerate() {
             let base = a * self.per_anchor();
             for (offset, shift) in [(2, (aw / bw).ln()), (3, (ah / bh).ln())] {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
+use convnet_data::fashion_mnist::Split;
 use convnet_data::folder::decode_image;
 use convnet_layers::Mode;
 use convnet_vision::Detection;
@@ -274,6 +275,22 @@ struct HeadFile {
     input: [usize; 3],
 }
 
+/// The held-out scenes, the same for training's report and `convnet eval`: test items, a fixed
+/// seed, the first `limit` (default 500).
+fn test_scenes(
+    data: Option<&Path>,
+    limit: Option<usize>,
+    side: usize,
+) -> Result<convnet_data::synthetic::DetectionSet> {
+    let items = super::segment::scene_items(data, Split::Test)?;
+    Ok(convnet_data::synthetic::detection_scenes(
+        &items,
+        limit.unwrap_or(TEST_SCENES),
+        side,
+        TEST_SEED,
+    )?)
+}
+
 /// A detector trained here: its head file and best checkpoint.
 struct Trained {
     head_file: HeadFile,
@@ -322,17 +339,12 @@ pub fn train(
         );
     }
     let side = args.size.unwrap_or(96);
-    let (items, test_items) = super::segment::scene_items(args)?;
+    let items = super::segment::scene_items(args.data.as_deref(), Split::Train)?;
     let n = args.train_size.or(args.limit).unwrap_or(TRAIN_SCENES);
     let all = detection_scenes(&items, n, side, args.seed)?;
     let val_n = ((n as f64) * config.val_fraction).round() as usize;
     let (train, validation) = (all.slice(0..n - val_n), all.slice(n - val_n..n));
-    let test = detection_scenes(
-        &test_items,
-        args.test_limit.unwrap_or(TEST_SCENES),
-        side,
-        TEST_SEED,
-    )?;
+    let test = test_scenes(args.data.as_deref(), args.test_limit, side)?;
     let classes = train.classes.clone();
     let spec = if pretrained::is_spec_file(&config.model) {
         convnet_layers::ModelSpec::from_file(Path::new(&config.model))?
@@ -538,9 +550,6 @@ pub fn evaluate_run(
     options: &super::eval::Options,
     device: &Device,
 ) -> Result<()> {
-    use convnet_data::fashion_mnist::{self, Split};
-    use convnet_data::synthetic::detection_scenes;
-
     let first = Trained::load(run_dir, device)?;
     let mut runs = vec![];
     for dir in ensemble {
@@ -562,13 +571,7 @@ pub fn evaluate_run(
     let members: Vec<_> = runs.iter().map(|r| &r.model).zip(&heads).collect();
     let classes = &runs[0].head_file.classes;
     let [_, side, _] = runs[0].head_file.input;
-    let items = fashion_mnist::load(&fashion_mnist::locate(options.data)?, Split::Test)?;
-    let test = detection_scenes(
-        &items,
-        options.limit.unwrap_or(TEST_SCENES),
-        side,
-        TEST_SEED,
-    )?;
+    let test = test_scenes(options.data, options.limit, side)?;
     let files = [run_dir.join("eval-gt.json"), run_dir.join("eval-pred.json")];
     let mut report = evaluate_on(&members, &test, classes, &files, options.flip_tta, device)?;
     let checkpoints: Vec<&PathBuf> = runs.iter().map(|r| &r.checkpoint).collect();

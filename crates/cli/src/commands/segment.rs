@@ -58,12 +58,20 @@ fn joint_augment(text: &str) -> Result<Option<JointAugment>> {
 
 /// The Fashion-MNIST items generated scenes are made of: training items for the training
 /// scenes, test items for the test scenes.
-pub(super) fn scene_items(args: &TrainArgs) -> Result<(ImageSet, ImageSet)> {
-    let dir = fashion_mnist::locate(args.data.as_deref())?;
-    Ok((
-        fashion_mnist::load(&dir, Split::Train)?,
-        fashion_mnist::load(&dir, Split::Test)?,
-    ))
+pub(super) fn scene_items(data: Option<&Path>, split: Split) -> Result<ImageSet> {
+    Ok(fashion_mnist::load(&fashion_mnist::locate(data)?, split)?)
+}
+
+/// The held-out scenes, the same for training's report and `convnet eval`: test items, a fixed
+/// seed, the first `limit` (default 500).
+fn test_scenes(data: Option<&Path>, limit: Option<usize>, side: usize) -> Result<SegmentationSet> {
+    let items = scene_items(data, Split::Test)?;
+    Ok(segmentation_scenes(
+        &items,
+        limit.unwrap_or(TEST_SCENES),
+        side,
+        TEST_SEED,
+    )?)
 }
 
 /// The training and test sets named by `--dataset`.
@@ -74,15 +82,10 @@ fn load_sets(
     let size = args.size;
     if dataset == SCENES {
         let side = size.unwrap_or(64);
-        let (items, test_items) = scene_items(args)?;
+        let items = scene_items(args.data.as_deref(), Split::Train)?;
         let n = args.train_size.or(args.limit).unwrap_or(TRAIN_SCENES);
         let train = segmentation_scenes(&items, n, side, args.seed)?;
-        let test = segmentation_scenes(
-            &test_items,
-            args.test_limit.unwrap_or(TEST_SCENES),
-            side,
-            TEST_SEED,
-        )?;
+        let test = test_scenes(args.data.as_deref(), args.test_limit, side)?;
         return Ok((train, Some(test)));
     }
     let dir = Path::new(dataset);
@@ -259,8 +262,7 @@ fn test_set(
         bail!("a segmentation network takes [C, H, W] pictures, not {input:?}");
     };
     let set = if dataset == SCENES {
-        let items = fashion_mnist::load(&fashion_mnist::locate(data)?, Split::Test)?;
-        let scenes = segmentation_scenes(&items, limit.unwrap_or(TEST_SCENES), h, TEST_SEED)?;
+        let scenes = test_scenes(data, limit, h)?;
         if classes == 2 {
             scenes.binary()
         } else {
