@@ -6,7 +6,8 @@
 //! gradient (3/4 of a 3x3 convolution's backward time); the input gradient is `col2im(Wᵀ·dY)`
 //! or, for stride 1, a forward convolution (`input_grad.rs`). Flex keeps grouped forwards and
 //! grouped strided input gradients. [`avg_pool2d`] and [`max_pool2d`] replace flex's generic 3D
-//! pooling loops; [`channel_affine`] is batch norm's per-channel `x · scale + shift` in one pass.
+//! pooling loops; [`channel_affine`] is batch norm's per-channel `x · scale + shift` in one pass;
+//! [`leaky_relu`] replaces the mask-and-select composition Burn's autodiff records.
 //! The GEMMs call the `gemm` crate directly on reusable buffers (`gemm.rs`). Other backends
 //! (the `gpu` feature's Vulkan) run Burn's own ops unchanged. Measurements: `BENCHMARKS.md`,
 //! issue 10.
@@ -18,6 +19,7 @@ mod forward;
 mod gemm;
 mod im2col;
 mod input_grad;
+mod leaky;
 mod max_pool;
 mod pool;
 mod weight_grad;
@@ -127,6 +129,19 @@ pub fn channel_affine<const D: usize>(
         x.into_dispatch(),
         scale.into_dispatch(),
         shift.into_dispatch(),
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// Leaky ReLU, `x` for `x >= 0` and `slope · x` below (Burn's `leaky_relu`): on flex for f32
+/// with a slope in (0, 1], `leaky.rs`'s single pass and its backward; otherwise Burn's own.
+pub fn leaky_relu<const D: usize>(x: Tensor<D>, slope: f64) -> Tensor<D> {
+    if !on_flex(&x.device()) || x.dtype() != DType::F32 || !(slope > 0.0 && slope <= 1.0) {
+        return burn::tensor::activation::leaky_relu(x, slope);
+    }
+    let out = <burn::backend::Dispatch as leaky::FastLeaky>::leaky_relu_flex(
+        x.into_dispatch(),
+        slope as f32,
     );
     Tensor::from_dispatch(out)
 }

@@ -45,7 +45,8 @@ impl Activation {
             Activation::Tanh => activation::tanh(x),
             Activation::Softmax => activation::softmax(x, 1),
             Activation::Silu => activation::silu(x),
-            Activation::Leaky => activation::leaky_relu(x, LEAKY_SLOPE),
+            // Burn's autodiff records leaky ReLU as a mask and a `mask_where`, slow on flex.
+            Activation::Leaky => convnet_kernels::leaky_relu(x, LEAKY_SLOPE),
         }
     }
 
@@ -141,6 +142,53 @@ mod tests {
             .map(|&v| if v < 0.0 { 0.1 * v } else { v })
             .collect();
         assert!(close(&get(Activation::Leaky), &leaky));
+    }
+
+    /// Leaky ReLU (convnet's kernel on flex) against Burn's own composition, forward and
+    /// backward, on more elements than one parallel chunk, with zeros, negative zeros and NaNs;
+    /// and its in-place inference path leaves a shared input alone.
+    #[test]
+    fn leaky_matches_burns_leaky_relu_forward_and_backward() {
+        let n = 40_000;
+        let xs: Vec<f32> = (0..n)
+            .map(|i| match i % 97 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f32::NAN,
+                _ => ((i * 7919) % 2001) as f32 / 100.0 - 10.0,
+            })
+            .collect();
+        let upstream: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
+        let bits = |t: Tensor<1>| -> Vec<u32> {
+            let v = t.into_data().try_to_vec::<f32>().unwrap();
+            v.iter().map(|v| v.to_bits()).collect()
+        };
+        let device = Device::flex().autodiff();
+        let run = |ours: bool| {
+            let x =
+                Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device).require_grad();
+            let y = if ours {
+                Activation::Leaky.apply(x.clone())
+            } else {
+                activation::leaky_relu(x.clone(), LEAKY_SLOPE)
+            };
+            let g = Tensor::<1>::from_data(TensorData::new(upstream.clone(), [n]), &device);
+            let grads = (y.clone() * g).sum().backward();
+            (bits(y), bits(x.grad(&grads).unwrap()))
+        };
+        let (ours, burns) = (run(true), run(false));
+        assert_eq!(ours.0, burns.0, "forward");
+        assert_eq!(ours.1, burns.1, "gradient");
+
+        let device = Device::flex();
+        let x = Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device);
+        let shared = Activation::Leaky.apply(x.clone()) + x.clone();
+        let want = activation::leaky_relu(x.clone(), LEAKY_SLOPE) + x.clone();
+        assert_eq!(bits(shared), bits(want), "with the input shared");
+        let fresh = Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device);
+        assert_eq!(bits(x), bits(fresh), "the shared input");
+        let unique = Tensor::<1>::from_data(TensorData::new(xs, [n]), &device);
+        assert_eq!(bits(Activation::Leaky.apply(unique)), ours.0, "in place");
     }
 
     /// ReLU6 passes the gradient strictly inside (0, 6) and NaN through, as PyTorch's does.
