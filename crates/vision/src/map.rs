@@ -175,6 +175,20 @@ pub fn coco_map(truth: &[GroundTruth], detections: &[Scored], max_dets: usize) -
         .chain(detections.iter().map(|d| d.image))
         .collect();
     let classes: BTreeSet<u64> = truth.iter().map(|g| g.class).collect();
+    // Each (class, image)'s boxes and best detections, gathered once: filtering the whole lists
+    // per class, threshold and image made large files quadratic.
+    let mut gts_of: BTreeMap<(u64, u64), Vec<BBox>> = BTreeMap::new();
+    for g in truth {
+        gts_of.entry((g.class, g.image)).or_default().push(g.bbox);
+    }
+    let mut dets_of: BTreeMap<(u64, u64), Vec<Scored>> = BTreeMap::new();
+    for d in detections {
+        dets_of.entry((d.class, d.image)).or_default().push(*d);
+    }
+    for dets in dets_of.values_mut() {
+        dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+        dets.truncate(max_dets);
+    }
     // precision[t][class] = 101 interpolated values, or None for a class without ground truth.
     let mut ap_per_class: BTreeMap<u64, Vec<Option<Vec<f64>>>> = BTreeMap::new();
     for &class in &classes {
@@ -184,20 +198,10 @@ pub fn coco_map(truth: &[GroundTruth], detections: &[Scored], max_dets: usize) -
             // Scores and matches of every image's kept detections, image by image.
             let mut scored: Vec<(f32, bool)> = Vec::new();
             for &image in &images {
-                let gts: Vec<BBox> = truth
-                    .iter()
-                    .filter(|g| g.image == image && g.class == class)
-                    .map(|g| g.bbox)
-                    .collect();
-                let mut dets: Vec<Scored> = detections
-                    .iter()
-                    .filter(|d| d.image == image && d.class == class)
-                    .copied()
-                    .collect();
-                dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-                dets.truncate(max_dets);
+                let gts = gts_of.get(&(class, image)).map_or(&[][..], Vec::as_slice);
+                let dets = dets_of.get(&(class, image)).map_or(&[][..], Vec::as_slice);
                 let mut taken = vec![false; gts.len()];
-                for d in &dets {
+                for d in dets {
                     let mut best_iou = t.min(1.0 - 1e-10);
                     let mut matched = None;
                     for (g, gt) in gts.iter().enumerate() {
