@@ -127,9 +127,7 @@ impl Axis {
             .collect();
         Some(Self { windows, dilation })
     }
-}
 
-impl Axis {
     /// Whether output `o`'s window is exactly inputs `2o` and `2o + 1` (a 2x2 stride-2 pool
     /// without padding, or with ceil mode that adds no partial window).
     fn tiles_pairs(&self) -> bool {
@@ -194,8 +192,7 @@ fn forward(x: &FlexTensor, pool: &MaxPool2d, keep_argmax: bool) -> (FlexTensor, 
             .par_chunks_mut(ho * wo * per_task)
             .zip(xs.par_chunks(h * w * per_task));
         // Without an arg-max to keep, undilated windows take the row-wise loop.
-        let undilated = rows.dilation == 1 && cols.dilation == 1;
-        let rows_first = !keep_argmax && undilated;
+        let rows_first = !keep_argmax && rows.dilation == 1 && cols.dilation == 1;
         let pairs = rows.tiles_pairs() && cols.tiles_pairs();
         let pool_planes = |(out, input): (&mut [f32], &[f32]), mut at: Option<&mut [u32]>| {
             let mut row_max = Vec::new();
