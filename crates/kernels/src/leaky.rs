@@ -31,36 +31,34 @@ pub trait FastLeaky: Backend {
 
 impl FastLeaky for Flex {
     fn leaky_relu_flex(x: FlexTensor, slope: f32) -> FlexTensor {
-        map(x, |v| if v >= 0.0 { v } else { v * slope })
+        let mut x = owned(x);
+        let len = x.layout().shape().num_elements();
+        let xs = x
+            .try_storage_mut::<f32>()
+            .expect("leaky_relu: owned f32 input");
+        xs[..len].par_chunks_mut(CHUNK).for_each(|chunk| {
+            for v in chunk {
+                *v = if *v >= 0.0 { *v } else { *v * slope };
+            }
+        });
+        x
     }
 }
 
-/// `f` applied to every element, in place when `x` is contiguous and not shared.
-fn map(mut x: FlexTensor, f: impl Fn(f32) -> f32 + Sync) -> FlexTensor {
-    let dims = x.layout().shape().to_vec();
-    let len: usize = dims.iter().product();
-    if len == 0 {
-        return x;
+/// `t` itself when it is contiguous and not shared, so that it can be rewritten in place (the
+/// usual case: a layer's fresh output), else a contiguous copy.
+fn owned(t: FlexTensor) -> FlexTensor {
+    let len = t.layout().shape().num_elements();
+    if t.is_unique() && t.layout().contiguous_offsets() == Some((0, len)) {
+        return t;
     }
-    // `try_storage_mut` refuses a buffer another tensor shares.
-    let in_place = x.layout().contiguous_offsets() == Some((0, len));
-    if in_place && let Some(storage) = x.try_storage_mut::<f32>() {
-        storage[..len]
-            .par_chunks_mut(CHUNK)
-            .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = f(*v)));
-        return x;
-    }
-    let x = x.to_contiguous();
-    let input = x.as_slice::<f32>().expect("leaky_relu: f32 input");
-    let mut out = vec![0f32; len];
-    out.par_chunks_mut(CHUNK)
-        .zip(input.par_chunks(CHUNK))
-        .for_each(|(out, input)| {
-            for (o, &v) in out.iter_mut().zip(input) {
-                *o = f(v);
-            }
-        });
-    FlexTensor::from_data(TensorData::new(out, dims))
+    let dims = t.layout().shape().to_vec();
+    let t = t.to_contiguous();
+    let values = t
+        .as_slice::<f32>()
+        .expect("leaky_relu: f32 tensor")
+        .to_vec();
+    FlexTensor::from_data(TensorData::new(values, dims))
 }
 
 #[derive(Debug)]
@@ -82,34 +80,20 @@ impl Backward<Flex, 1> for LeakyBackward {
         let (output, slope) = ops.state;
         let output = output.to_contiguous();
         let ys = output.as_slice::<f32>().expect("leaky_relu: f32 output");
-        let scale = |gs: &mut [f32], ys: &[f32]| {
-            for (g, &y) in gs.iter_mut().zip(ys) {
-                if y < 0.0 {
-                    *g *= slope;
+        let mut grad = owned(grad);
+        let gs = grad
+            .try_storage_mut::<f32>()
+            .expect("leaky_relu: owned f32 gradient");
+        gs[..ys.len()]
+            .par_chunks_mut(CHUNK)
+            .zip(ys.par_chunks(CHUNK))
+            .for_each(|(gs, ys)| {
+                for (g, &y) in gs.iter_mut().zip(ys) {
+                    if y < 0.0 {
+                        *g *= slope;
+                    }
                 }
-            }
-        };
-        let mut grad = grad;
-        let len = ys.len();
-        let in_place = grad.layout().contiguous_offsets() == Some((0, len));
-        match grad.try_storage_mut::<f32>().filter(|_| in_place) {
-            Some(gs) => gs[..len]
-                .par_chunks_mut(CHUNK)
-                .zip(ys.par_chunks(CHUNK))
-                .for_each(|(gs, ys)| scale(gs, ys)),
-            None => {
-                let grad_in = grad.to_contiguous();
-                let mut dx = grad_in
-                    .as_slice::<f32>()
-                    .expect("leaky_relu: f32 gradient")
-                    .to_vec();
-                dx.par_chunks_mut(CHUNK)
-                    .zip(ys.par_chunks(CHUNK))
-                    .for_each(|(gs, ys)| scale(gs, ys));
-                let dims = grad.layout().shape().to_vec();
-                grad = FlexTensor::from_data(TensorData::new(dx, dims));
-            }
-        }
+            });
         grads.register::<Flex>(node.id, grad);
     }
 }
