@@ -143,9 +143,7 @@ pub fn detect_set(
                     if mirrored {
                         own.unmirror(one, [gh, gw]).map_err(config)?;
                     }
-                    if own.anchors != head.anchors {
-                        own.rebase(one, [gh, gw], head).map_err(config)?;
-                    }
+                    own.rebase(one, [gh, gw], head).map_err(config)?;
                 }
                 match &mut sum {
                     None => sum = Some((values, dims)),
