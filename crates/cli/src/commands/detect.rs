@@ -341,9 +341,9 @@ pub fn train(
     let side = args.size.unwrap_or(96);
     let items = super::segment::scene_items(args.data.as_deref(), Split::Train)?;
     let n = args.train_size.or(args.limit).unwrap_or(TRAIN_SCENES);
-    let all = detection_scenes(&items, n, side, args.seed)?;
+    let mut train = detection_scenes(&items, n, side, args.seed)?;
     let val_n = ((n as f64) * config.val_fraction).round() as usize;
-    let (train, validation) = (all.slice(0..n - val_n), all.slice(n - val_n..n));
+    let validation = train.split_off(n - val_n)?;
     let test = test_scenes(args.data.as_deref(), args.test_limit, side)?;
     let classes = train.classes.clone();
     let spec = if pretrained::is_spec_file(&config.model) {

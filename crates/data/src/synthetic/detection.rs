@@ -9,6 +9,7 @@ use super::scenes::{background, paste, to_pixels};
 use super::uniform;
 use crate::{DataError, ImageSet};
 use rand::RngExt;
+use rayon::prelude::*;
 
 const TAG: u64 = 0xde7;
 
@@ -61,56 +62,70 @@ pub fn detection_scenes(
             "detection scenes must be 32 to 1024 pixels wide, not {size}"
         )));
     }
-    let mut images = Vec::with_capacity(n * size * size);
-    let mut objects = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut rng = example_rng(seed, TAG, i);
-        let mut value = background(size, &mut rng);
-        let mut placed: Vec<[f32; 3]> = Vec::new();
-        let mut scene = Vec::new();
-        let count = rng.random_range(1..=4);
-        for _ in 0..count {
-            let index = rng.random_range(0..items.len());
-            let side = uniform(&mut rng, 0.25, 0.5) * size as f32;
-            let half = side / 2.0;
-            let spot = (0..10).find_map(|_| {
-                let c = [
-                    uniform(&mut rng, half, size as f32 - half),
-                    uniform(&mut rng, half, size as f32 - half),
-                    side,
-                ];
-                placed
-                    .iter()
-                    .all(|&p| square_iou(p, c) <= MAX_OVERLAP)
-                    .then_some(c)
-            });
-            let Some(spot) = spot else { continue };
-            placed.push(spot);
-            if let Some(bbox) = paste(
-                &mut value,
-                size,
-                items,
-                index,
-                [spot[0], spot[1]],
-                side,
-                &mut rng,
-                |_| {},
-            ) {
-                scene.push(DetectionObject {
-                    bbox,
-                    class: items.labels[index],
-                });
-            }
-        }
-        images.extend(to_pixels(value));
-        objects.push(scene);
-    }
+    // Scene `i` draws only from its own generator, so the scenes are made in parallel, each
+    // straight into its place.
+    let mut images = vec![0u8; n * size * size];
+    let objects = images
+        .par_chunks_mut(size * size)
+        .enumerate()
+        .map(|(i, out)| {
+            let (pixels, scene) = scene(items, size, &mut example_rng(seed, TAG, i));
+            out.copy_from_slice(&pixels);
+            scene
+        })
+        .collect();
     Ok(DetectionSet {
         images,
         objects,
         size,
         classes: items.classes.clone(),
     })
+}
+
+/// One scene: its pixels and its objects.
+fn scene(
+    items: &ImageSet,
+    size: usize,
+    rng: &mut crate::AugmentRng,
+) -> (Vec<u8>, Vec<DetectionObject>) {
+    let mut value = background(size, rng);
+    let mut placed: Vec<[f32; 3]> = Vec::new();
+    let mut scene = Vec::new();
+    let count = rng.random_range(1..=4);
+    for _ in 0..count {
+        let index = rng.random_range(0..items.len());
+        let side = uniform(rng, 0.25, 0.5) * size as f32;
+        let half = side / 2.0;
+        let spot = (0..10).find_map(|_| {
+            let c = [
+                uniform(rng, half, size as f32 - half),
+                uniform(rng, half, size as f32 - half),
+                side,
+            ];
+            placed
+                .iter()
+                .all(|&p| square_iou(p, c) <= MAX_OVERLAP)
+                .then_some(c)
+        });
+        let Some(spot) = spot else { continue };
+        placed.push(spot);
+        if let Some(bbox) = paste(
+            &mut value,
+            size,
+            items,
+            index,
+            [spot[0], spot[1]],
+            side,
+            rng,
+            |_| {},
+        ) {
+            scene.push(DetectionObject {
+                bbox,
+                class: items.labels[index],
+            });
+        }
+    }
+    (to_pixels(value), scene)
 }
 
 impl DetectionSet {
@@ -127,15 +142,23 @@ impl DetectionSet {
         &self.images[i * plane..(i + 1) * plane]
     }
 
-    /// The scenes `range` as a set of their own.
-    pub fn slice(&self, range: std::ops::Range<usize>) -> DetectionSet {
-        let plane = self.size * self.size;
-        DetectionSet {
-            images: self.images[range.start * plane..range.end * plane].to_vec(),
-            objects: self.objects[range].to_vec(),
+    /// Splits off the scenes from `at` on as a set of their own, keeping the first `at` here
+    /// without copying them (a million scenes are ~9 GB, which a copy would double; only the
+    /// tail is copied, and the head keeps its capacity, as shrinking it could copy it too).
+    pub fn split_off(&mut self, at: usize) -> Result<DetectionSet, DataError> {
+        if at > self.len() {
+            return Err(DataError::Segmentation(format!(
+                "cannot split {} scenes at {at}",
+                self.len()
+            )));
+        }
+        let images = self.images.split_off(at * self.size * self.size);
+        Ok(DetectionSet {
+            images,
+            objects: self.objects.split_off(at),
             size: self.size,
             classes: self.classes.clone(),
-        }
+        })
     }
 
     /// The pictures `indices` as values in [0, 1], `[B, 1, S, S]` row-major.
@@ -222,5 +245,32 @@ mod tests {
             }
         }
         assert!(several > 10, "{several} scenes with several items");
+    }
+
+    #[test]
+    fn parallel_scenes_are_the_sequential_ones_in_order() {
+        let items = two_items();
+        let set = detection_scenes(&items, 40, 32, 5).unwrap();
+        for i in 0..40 {
+            let (pixels, objects) = scene(&items, 32, &mut example_rng(5, TAG, i));
+            assert_eq!(set.image(i), &pixels[..], "scene {i}");
+            assert_eq!(set.objects[i], objects, "scene {i}");
+        }
+    }
+
+    #[test]
+    fn split_off_keeps_each_scene_with_its_boxes() {
+        let whole = detection_scenes(&two_items(), 7, 32, 1).unwrap();
+        let mut head = whole.clone();
+        let tail = head.split_off(5).unwrap();
+        assert_eq!((head.len(), tail.len()), (5, 2));
+        for i in 0..7 {
+            let (set, j) = if i < 5 { (&head, i) } else { (&tail, i - 5) };
+            assert_eq!(set.image(j), whole.image(i));
+            assert_eq!(set.objects[j], whole.objects[i]);
+        }
+        assert_eq!(head.images.len(), 5 * 32 * 32);
+        assert!(head.clone().split_off(8).is_err());
+        assert!(head.clone().split_off(5).unwrap().is_empty());
     }
 }

@@ -6,6 +6,7 @@ use super::motion::Item;
 use super::{example_rng, normal, uniform};
 use crate::{DataError, ImageSet, SegmentationSet};
 use rand::RngExt;
+use rayon::prelude::*;
 
 const TAG: u64 = 0x5c3;
 
@@ -41,13 +42,17 @@ pub fn segmentation_scenes(
         ));
     }
     let plane = size * size;
-    let (mut images, mut masks) = (Vec::with_capacity(n * plane), Vec::with_capacity(n * plane));
-    for i in 0..n {
-        let mut rng = example_rng(seed, TAG, i);
-        let (image, mask) = scene(items, size, &mut rng);
-        images.extend(image);
-        masks.extend(mask);
-    }
+    // Scene `i` draws only from its own generator, so the scenes are made in parallel.
+    let (mut images, mut masks) = (vec![0u8; n * plane], vec![0u8; n * plane]);
+    images
+        .par_chunks_mut(plane)
+        .zip(masks.par_chunks_mut(plane))
+        .enumerate()
+        .for_each(|(i, (image_out, mask_out))| {
+            let (image, mask) = scene(items, size, &mut example_rng(seed, TAG, i));
+            image_out.copy_from_slice(&image);
+            mask_out.copy_from_slice(&mask);
+        });
     let mut classes = vec!["background".to_string()];
     classes.extend(items.classes.iter().cloned());
     SegmentationSet::new(images, masks, [1, size, size], classes)
