@@ -341,10 +341,12 @@ pub fn train(
     let side = args.size.unwrap_or(96);
     let items = super::segment::scene_items(args.data.as_deref(), Split::Train)?;
     let n = args.train_size.or(args.limit).unwrap_or(TRAIN_SCENES);
+    let started = std::time::Instant::now();
     let mut train = detection_scenes(&items, n, side, args.seed)?;
     let val_n = ((n as f64) * config.val_fraction).round() as usize;
     let validation = train.split_off(n - val_n)?;
     let test = test_scenes(args.data.as_deref(), args.test_limit, side)?;
+    let generated = started.elapsed().as_secs_f64();
     let classes = train.classes.clone();
     let spec = if pretrained::is_spec_file(&config.model) {
         convnet_layers::ModelSpec::from_file(Path::new(&config.model))?
@@ -394,7 +396,7 @@ pub fn train(
         classes: classes.len(),
     };
     bars.line(&format!(
-        "data: {} training, {} validation, {} test scenes of {side}x{side}; {} anchors (cells) {:?}, mean IoU {:.3}",
+        "data: {} training, {} validation, {} test scenes of {side}x{side} ({generated:.1} s to generate); {} anchors (cells) {:?}, mean IoU {:.3}",
         train.len(),
         validation.len(),
         test.len(),

@@ -122,7 +122,9 @@ pub fn train(
     device: &Device,
     mut bars: Bars,
 ) -> Result<()> {
+    let started = std::time::Instant::now();
     let (mut train, mut test) = load_sets(args, &config.dataset)?;
+    let loaded = started.elapsed().as_secs_f64();
     if args.binary {
         train = train.binary();
         test = test.map(|t| t.binary());
@@ -138,7 +140,7 @@ pub fn train(
     }
     let (train, validation) = train.split(config.val_fraction, config.seed)?;
     bars.line(&format!(
-        "data: {} training, {} validation, {} test pictures of {:?} in {} classes ({})",
+        "data: {} training, {} validation, {} test pictures of {:?} in {} classes ({}) ({loaded:.1} s to load)",
         train.len(),
         validation.len(),
         test.as_ref().map_or(0, |t| t.len()),
