@@ -2,7 +2,7 @@
 # Trains the generated-scene detector of BENCHMARKS.md ("Tiny-YOLO on generated scenes") from
 # nothing in one go, and scores it on the 500 held-out test scenes: the backbone on
 # Fashion-MNIST's items (4 epochs, ~6 minutes on 2 cores), then one cosine schedule over
-# SCENES new scenes (default 1,440,000: ~1.5 hours on 2 cores, ~14 GB of memory), then
+# SCENES new scenes (default 1,440,000: over 2 hours on 2 cores, ~14 GB of memory), then
 # `convnet eval` with and without flip test-time augmentation. Not part of CI.
 #
 #   scripts/detector-run.sh [SCENES] [OUT_DIR]
