@@ -292,10 +292,47 @@ fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
     );
     let o = convnet(&["eval", &s(&run.join("checkpoints"))]);
     assert!(!o.status.success());
-    // A second run starts from the first (`--init`): every tensor, the head included, fits.
-    let again = train(&dir.path().join("again"), &["--init", &s(&run)]);
+    // One of the run's checkpoint files (here its best) is scored like the run directory.
+    let best = run.join("checkpoints").join("best.ckpt");
+    let file = json(&convnet(&["eval", &s(&best), "--limit", "12", "--json"]));
+    assert!(
+        (file["test_map50"].as_f64().unwrap() - map).abs() < 1e-9,
+        "{file:#} vs {r:#}"
+    );
+    // A second run starts from the first (`--init`): every tensor, the head included, fits;
+    // it also saves inside its epoch (what it writes there is checked in convnet-train).
+    let again = train(
+        &dir.path().join("again"),
+        &["--init", &s(&run), "--save-every", "1"],
+    );
     assert_eq!(again["init"]["loaded"], 32, "{again:#}");
     assert_eq!(again["init"]["fresh"], 0, "{again:#}");
+    let o = convnet(&[
+        "train",
+        "--task",
+        "detect",
+        "--save-every",
+        "0",
+        "--out",
+        &s(&dir.path().join("y")),
+    ]);
+    assert!(
+        stderr(&o).contains("--save-every must be at least 1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = convnet(&[
+        "train",
+        "--save-every",
+        "10",
+        "--out",
+        &s(&dir.path().join("z")),
+    ]);
+    assert!(
+        stderr(&o).contains("--save-every is for detection"),
+        "{}",
+        stderr(&o)
+    );
     // Detect with the trained run on a picture of another size: boxes come back in its pixels.
     let picture = dir.path().join("scene.png");
     image::GrayImage::from_fn(150, 120, |x, y| {

@@ -34,6 +34,9 @@ pub struct CheckpointMeta {
     pub epoch: usize,
     /// Optimizer steps taken.
     pub global_step: usize,
+    /// Written inside an epoch (`--save-every`): the steps of epoch `epoch + 1` taken so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_into_epoch: Option<usize>,
     pub best_val_accuracy: Option<f64>,
     pub best_epoch: Option<usize>,
     pub config: TrainConfig,

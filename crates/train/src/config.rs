@@ -36,6 +36,10 @@ pub struct TrainConfig {
     /// The weights file the run started from (`--init`), for the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// Detection and segmentation: also write `last` every this many steps inside an epoch,
+    /// so a long epoch stopped part-way keeps its latest weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_every: Option<usize>,
 }
 
 impl TrainConfig {
@@ -56,6 +60,7 @@ impl TrainConfig {
             only_classes: Vec::new(),
             per_class: None,
             init: None,
+            save_every: None,
         }
     }
 
@@ -75,6 +80,9 @@ impl TrainConfig {
         }
         if self.patience == Some(0) {
             return bad("--patience must be at least 1".into());
+        }
+        if self.save_every == Some(0) {
+            return bad("--save-every must be at least 1 step".into());
         }
         self.optimizer.validate()
     }

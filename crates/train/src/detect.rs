@@ -314,6 +314,7 @@ pub fn train_detection(
                 .map(|t| t.responsible.iter().sum::<f32>() as f64)
                 .sum::<f64>();
             seen += chunk.len();
+            ledger.save_within_epoch(epoch, step + 1, steps_per_epoch, &model)?;
             observer.step(step + 1, loss_sum / seen as f64, found / objects.max(1.0));
         }
         let seconds = started.elapsed().as_secs_f64();
@@ -355,7 +356,14 @@ mod tests {
     /// A random detector on 32x32 pictures: an 8x8 grid, one anchor, two classes, with
     /// kernels that are not left-right symmetric.
     fn lopsided_detector() -> (Sequential, YoloHead) {
-        let spec = ModelSpec::parse(
+        (
+            lopsided_spec().build(&Device::flex()).unwrap(),
+            lopsided_head(),
+        )
+    }
+
+    fn lopsided_spec() -> ModelSpec {
+        ModelSpec::parse(
             r#"
 name = "lopsided"
 input = [1, 32, 32]
@@ -376,12 +384,14 @@ padding = "same"
 "#,
             "lopsided.toml",
         )
-        .unwrap();
-        let head = YoloHead {
+        .unwrap()
+    }
+
+    fn lopsided_head() -> YoloHead {
+        YoloHead {
             anchors: vec![(1.5, 2.0)],
             classes: 2,
-        };
-        (spec.build(&Device::flex()).unwrap(), head)
+        }
     }
 
     fn scenes(mirrored: bool) -> DetectionSet {
@@ -441,5 +451,104 @@ padding = "same"
             &d,
         );
         assert_eq!(twice.unwrap(), plain);
+    }
+
+    /// Reads the run's `last` checkpoint as each step ends: (epoch, global step, steps into
+    /// the epoch) of what is on disk then.
+    struct PeekAtLast {
+        path: std::path::PathBuf,
+        seen: Vec<Option<(usize, usize, Option<usize>)>>,
+    }
+
+    impl Observer for PeekAtLast {
+        fn step(&mut self, _step: usize, _loss: f64, _accuracy: f64) {
+            let meta = crate::Checkpoint::load(&self.path).ok().map(|c| {
+                assert!(c.optimizer.is_none());
+                (c.meta.epoch, c.meta.global_step, c.meta.steps_into_epoch)
+            });
+            self.seen.push(meta);
+        }
+    }
+
+    #[test]
+    fn save_every_writes_last_inside_each_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        // 7 scenes in batches of 2: 4 steps an epoch; every 2nd step saves, except an epoch's
+        // last, which the epoch's end saves (with its validation and history).
+        let mut train = scenes(false);
+        train.images = train.images.repeat(3)[..7 * 32 * 32].to_vec();
+        train.objects = (0..7)
+            .map(|i| {
+                vec![DetectionObject {
+                    bbox: [4.0 + i as f32, 6.0, 20.0 + i as f32, 26.0],
+                    class: i % 2,
+                }]
+            })
+            .collect();
+        let data = DetectionData {
+            train,
+            validation: Some(scenes(false)),
+            head: lopsided_head(),
+            flip: true,
+        };
+        let mut config = TrainConfig::new("lopsided", "scenes");
+        config.epochs = 2;
+        config.batch_size = 2;
+        config.save_every = Some(2);
+        let mut peek = PeekAtLast {
+            path: dir.path().join("checkpoints").join(crate::checkpoint::LAST),
+            seen: vec![],
+        };
+        let spec = lopsided_spec();
+        let outcome = train_detection(
+            &spec,
+            None,
+            &data,
+            &config,
+            dir.path(),
+            &Device::flex(),
+            &mut peek,
+        )
+        .unwrap();
+        let mid_first = Some((0, 2, Some(2)));
+        let end_first = Some((1, 4, None));
+        let mid_second = Some((1, 6, Some(2)));
+        assert_eq!(
+            peek.seen,
+            [
+                None, mid_first, mid_first, mid_first, end_first, mid_second, mid_second,
+                mid_second
+            ]
+        );
+        let last = crate::Checkpoint::load(&outcome.last_checkpoint).unwrap();
+        assert_eq!(
+            (
+                last.meta.epoch,
+                last.meta.global_step,
+                last.meta.steps_into_epoch
+            ),
+            (2, 8, None)
+        );
+        assert_eq!(last.meta.config.save_every, Some(2));
+        // Without it nothing is written inside an epoch.
+        config.save_every = None;
+        let other = tempfile::tempdir().unwrap();
+        peek.path = other
+            .path()
+            .join("checkpoints")
+            .join(crate::checkpoint::LAST);
+        peek.seen.clear();
+        train_detection(
+            &spec,
+            None,
+            &data,
+            &config,
+            other.path(),
+            &Device::flex(),
+            &mut peek,
+        )
+        .unwrap();
+        assert_eq!(&peek.seen[..4], [None; 4]);
+        assert_eq!(peek.seen[4], end_first);
     }
 }

@@ -365,6 +365,7 @@ pub fn train_segmentation(
             correct += hits as u64;
             pixels += (n * h * w) as u64;
             seen += n;
+            ledger.save_within_epoch(epoch, step + 1, steps_per_epoch, &model)?;
             observer.step(
                 step + 1,
                 loss_sum / seen as f64,

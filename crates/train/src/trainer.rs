@@ -96,7 +96,23 @@ pub(crate) fn save_epoch(
 ) -> Result<(), TrainError> {
     let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
     let (last_path, best_path) = (ckpt_dir.join(LAST), ckpt_dir.join(BEST));
-    let checkpoint = Checkpoint {
+    let checkpoint = checkpoint_of(state, model, optimizer, &last_path)?;
+    if improved {
+        checkpoint.save(&[&last_path, &best_path])?;
+    } else {
+        checkpoint.save(&[&last_path])?;
+    }
+    write_reports(run_dir, state.history)
+}
+
+/// The checkpoint of `state` and `model`; `path` names it in errors.
+fn checkpoint_of(
+    state: &EpochState<'_>,
+    model: &Sequential,
+    optimizer: Option<Vec<u8>>,
+    path: &Path,
+) -> Result<Checkpoint, TrainError> {
+    Ok(Checkpoint {
         meta: CheckpointMeta {
             format: FORMAT_VERSION,
             spec: state.spec.to_toml()?,
@@ -104,23 +120,18 @@ pub(crate) fn save_epoch(
             normalization: state.normalization.into(),
             epoch: state.epoch,
             global_step: state.global_step,
+            steps_into_epoch: None,
             best_val_accuracy: state.best.map(|(_, a)| a).filter(|a| a.is_finite()),
             best_epoch: state.best.map(|(e, _)| e),
             config: state.config.clone(),
             history: state.history.to_vec(),
         },
         model: weights::to_bytes(model).map_err(|message| TrainError::Checkpoint {
-            path: last_path.clone(),
+            path: path.to_path_buf(),
             message,
         })?,
         optimizer,
-    };
-    if improved {
-        checkpoint.save(&[&last_path, &best_path])?;
-    } else {
-        checkpoint.save(&[&last_path])?;
-    }
-    write_reports(run_dir, state.history)
+    })
 }
 
 /// A NaN or infinite loss stops the run, naming the last checkpoint still good.
@@ -286,6 +297,39 @@ impl<'a> Ledger<'a> {
         )?;
         observer.epoch_end(&record, improved);
         Ok(())
+    }
+
+    /// With `--save-every N`, after every N-th step of `epoch` short of its last (whose end
+    /// `end_epoch` saves), writes the weights so far as `last` (atomically, without optimizer
+    /// state): a long epoch stopped part-way keeps them. Returns whether it wrote.
+    pub fn save_within_epoch(
+        &self,
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        model: &Sequential,
+    ) -> Result<bool, TrainError> {
+        let Some(every) = self.config.save_every else {
+            return Ok(false);
+        };
+        if step % every != 0 || step >= steps {
+            return Ok(false);
+        }
+        let last_path = self.run_dir.join(CHECKPOINT_DIR).join(LAST);
+        let state = EpochState {
+            spec: self.spec,
+            classes: self.classes,
+            normalization: self.normalization,
+            config: self.config,
+            epoch: epoch - 1,
+            global_step: self.global_step,
+            best: self.best,
+            history: &self.history,
+        };
+        let mut checkpoint = checkpoint_of(&state, model, None, &last_path)?;
+        checkpoint.meta.steps_into_epoch = Some(step);
+        checkpoint.save(&[&last_path])?;
+        Ok(true)
     }
 
     pub fn finish(self, model: Sequential) -> TrainOutcome {

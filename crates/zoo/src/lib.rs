@@ -228,8 +228,16 @@ pub const MODELS: &[ZooEntry] = &[
         description: "Tiny-YOLO-style detector: 6 conv-BN-leaky layers, stride 16: 1 x 96 x 96 -> 6 x 6 x 3 anchors x (5 + 10 classes)",
     },
     ZooEntry {
+        name: "tiny-yolo-wide",
+        description: "tiny-yolo with 512 filters in its last 3x3 convolution: 1.6M parameters instead of 1.0M",
+    },
+    ZooEntry {
         name: "tiny-yolo-backbone",
         description: "tiny-yolo's convolutions + global pool + dense (inputs under 48x48 zero-padded to it): a classifier whose weights start the detector (--init)",
+    },
+    ZooEntry {
+        name: "tiny-yolo-wide-backbone",
+        description: "the same for tiny-yolo-wide",
     },
 ];
 
@@ -279,10 +287,16 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         .encoder_spec()
         .map_err(ZooError::Config),
         "fcn-small" => FcnConfig::small().spec().map_err(ZooError::Config),
-        "tiny-yolo" => TinyYoloConfig::scenes().spec().map_err(ZooError::Config),
-        "tiny-yolo-backbone" => TinyYoloConfig::scenes()
-            .backbone_spec()
+        n @ ("tiny-yolo" | "tiny-yolo-wide") => TinyYoloConfig::by_name(n)
+            .ok_or_else(|| unknown(name))?
+            .spec()
             .map_err(ZooError::Config),
+        n @ ("tiny-yolo-backbone" | "tiny-yolo-wide-backbone") => {
+            TinyYoloConfig::by_name(n.trim_end_matches("-backbone"))
+                .ok_or_else(|| unknown(name))?
+                .backbone_spec()
+                .map_err(ZooError::Config)
+        }
         _ => imagenet_spec(name, &ZooOptions::default()).ok_or_else(|| unknown(name)),
     }
 }
@@ -338,14 +352,19 @@ pub fn classifier_spec(
             .and_then(|u| u.encoder_spec())
             .map_err(ZooError::Config),
         ("unet-small-encoder", _) => Err(wrong("square images [channels, size, size]")),
-        ("tiny-yolo-backbone", &[c, h, w]) => TinyYoloConfig {
-            input: [c, h, w],
-            classes: num_classes,
-            ..TinyYoloConfig::scenes()
+        (backbone @ ("tiny-yolo-backbone" | "tiny-yolo-wide-backbone"), &[c, h, w]) => {
+            TinyYoloConfig {
+                input: [c, h, w],
+                classes: num_classes,
+                ..TinyYoloConfig::by_name(backbone.trim_end_matches("-backbone"))
+                    .ok_or_else(|| unknown(name))?
+            }
+            .backbone_spec()
+            .map_err(ZooError::Config)
         }
-        .backbone_spec()
-        .map_err(ZooError::Config),
-        ("tiny-yolo-backbone", _) => Err(wrong("square images [channels, size, size]")),
+        ("tiny-yolo-backbone" | "tiny-yolo-wide-backbone", _) => {
+            Err(wrong("square images [channels, size, size]"))
+        }
         (_, &[c, h, w]) if h == w => imagenet_spec(
             name,
             &ZooOptions {
@@ -474,7 +493,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-encoder, fcn-small, tiny-yolo, tiny-yolo-backbone, alexnet, vgg11,"
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-encoder, fcn-small, tiny-yolo, tiny-yolo-wide, tiny-yolo-backbone, tiny-yolo-wide-backbone, alexnet, vgg11,"
             ),
             "{err}"
         );

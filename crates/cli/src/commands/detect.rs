@@ -291,7 +291,7 @@ fn test_scenes(
     )?)
 }
 
-/// A detector trained here: its head file and best checkpoint.
+/// A detector trained here: its head file and a checkpoint (the best unless named).
 struct Trained {
     head_file: HeadFile,
     model: convnet_layers::Sequential,
@@ -299,11 +299,20 @@ struct Trained {
 }
 
 impl Trained {
-    fn load(run_dir: &Path, device: &Device) -> Result<Self> {
-        let path = run_dir.join(HEAD_FILE);
-        let head_file: HeadFile = serde_json::from_str(&std::fs::read_to_string(&path)?)
-            .with_context(|| format!("{} is not a detector's head file", path.display()))?;
-        let checkpoint = convnet_train::Checkpoint::resolve(run_dir)?;
+    /// `path`: a run directory (its best checkpoint, else its last) or one of its checkpoints.
+    fn load(path: &Path, device: &Device) -> Result<Self> {
+        let run_dir = if path.is_dir() {
+            path.to_path_buf()
+        } else {
+            super::eval::run_dir_of(path)
+        };
+        let head_path = run_dir.join(HEAD_FILE);
+        let head_file: HeadFile =
+            serde_json::from_str(&std::fs::read_to_string(&head_path).with_context(|| {
+                format!("{} is not in a detector's run directory", path.display())
+            })?)
+            .with_context(|| format!("{} is not a detector's head file", head_path.display()))?;
+        let checkpoint = convnet_train::Checkpoint::resolve(path)?;
         let model = convnet_train::Checkpoint::load(&checkpoint)?.model(&checkpoint, device)?;
         Ok(Self {
             head_file,
@@ -350,17 +359,17 @@ pub fn train(
     let classes = train.classes.clone();
     let spec = if pretrained::is_spec_file(&config.model) {
         convnet_layers::ModelSpec::from_file(Path::new(&config.model))?
-    } else if config.model == "tiny-yolo" {
+    } else if let Some(zoo) = convnet_zoo::TinyYoloConfig::by_name(&config.model) {
         convnet_zoo::TinyYoloConfig {
             input: [1, side, side],
             anchors: args.anchors,
             classes: classes.len(),
-            ..convnet_zoo::TinyYoloConfig::scenes()
+            ..zoo
         }
         .spec()
         .map_err(anyhow::Error::msg)?
     } else {
-        bail!("detection models: tiny-yolo, or a spec file ending in a YOLO head");
+        bail!("detection models: tiny-yolo, tiny-yolo-wide, or a spec file ending in a YOLO head");
     };
     let out = spec.build(device)?.output_shape()?;
     let &[channels, gh, gw] = out.dims() else {
@@ -546,13 +555,16 @@ fn print_scores(report: &serde_json::Value, classes: &[String], epoch: Option<us
 /// `limit` of them), alone or averaged with the detectors of `ensemble` (other such runs, for
 /// the same classes and picture size), optionally with flip test-time augmentation; the COCO
 /// files written beside the run's own as `eval-gt.json` and `eval-pred.json`.
+/// Scores `checkpoint` (a detector's run directory or one of its checkpoint files), averaged
+/// with the `ensemble`'s, on the held-out scenes; the COCO files go to `run_dir`.
 pub fn evaluate_run(
+    checkpoint: &Path,
     run_dir: &Path,
     ensemble: &[PathBuf],
     options: &super::eval::Options,
     device: &Device,
 ) -> Result<()> {
-    let first = Trained::load(run_dir, device)?;
+    let first = Trained::load(checkpoint, device)?;
     let mut runs = vec![];
     for dir in ensemble {
         let other = Trained::load(dir, device)?;

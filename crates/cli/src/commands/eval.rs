@@ -17,9 +17,10 @@ use super::dataset::{DataSource, Locations};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A run directory (its best checkpoint) or a checkpoint file. A detector's run directory
-    /// (`convnet train --task detect`) is scored by mAP on its held-out generated scenes, a
-    /// segmentation network by mean IoU on its data set's test pictures.
+    /// A run directory (its best checkpoint) or a checkpoint file. A detector's run (its
+    /// directory or one of its checkpoints, `convnet train --task detect`) is scored by mAP on
+    /// its held-out generated scenes, a segmentation network by mean IoU on its data set's test
+    /// pictures.
     checkpoint: PathBuf,
 
     /// More checkpoints or run directories whose probabilities are averaged with the first.
@@ -72,7 +73,7 @@ pub struct Options<'a> {
 }
 
 /// `RUN/checkpoints/x.ckpt` -> `RUN`; a checkpoint elsewhere -> its folder.
-fn run_dir_of(checkpoint: &Path) -> PathBuf {
+pub(super) fn run_dir_of(checkpoint: &Path) -> PathBuf {
     let folder = checkpoint.parent().unwrap_or(Path::new("."));
     match folder.file_name() {
         Some(n) if n == convnet_train::checkpoint::CHECKPOINT_DIR => {
@@ -108,13 +109,19 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         run_dir_of(&args.checkpoint)
     };
     if run_dir.join(super::detect::HEAD_FILE).is_file() {
-        if args.checkpoint != run_dir || classifier_only(&args) {
+        if classifier_only(&args) {
             anyhow::bail!(
-                "{} is a detector's run: it is evaluated as a whole run directory on the generated test scenes (no --dataset, --labels, --split or --out)",
+                "{} is a detector's run: it is evaluated on the generated test scenes (no --dataset, --labels, --split or --out)",
                 run_dir.display()
             );
         }
-        return super::detect::evaluate_run(&run_dir, &args.ensemble, &options(&args), device);
+        return super::detect::evaluate_run(
+            &args.checkpoint,
+            &run_dir,
+            &args.ensemble,
+            &options(&args),
+            device,
+        );
     }
     let mut paths = vec![args.checkpoint.clone()];
     paths.extend(args.ensemble.iter().cloned());

@@ -120,6 +120,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         seed: args.seed,
         val_split: args.val_split,
         patience: args.patience,
+        save_every: None,
         only_classes: args.only_classes,
         per_class: args.per_class,
         limit: None,

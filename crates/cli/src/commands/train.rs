@@ -103,6 +103,12 @@ pub struct Args {
     #[arg(long)]
     pub(crate) patience: Option<usize>,
 
+    /// Detection and segmentation: inside an epoch, also write checkpoints/last.ckpt every N
+    /// steps (weights only), so a long epoch stopped part-way keeps its latest weights
+    /// (`convnet eval RUN/checkpoints/last.ckpt` scores them). Runs do not resume from it.
+    #[arg(long, value_name = "N")]
+    pub(crate) save_every: Option<usize>,
+
     /// Keep only these classes (original indices: `5,6,7` or `5-9`), relabelled 0..k in that
     /// order; applies to the test set too.
     #[arg(long, value_name = "LIST")]
@@ -446,6 +452,14 @@ pub(crate) fn run_with(
             );
         }
         config.init = Some(init.display().to_string());
+    }
+    if args.save_every.is_some() {
+        if !matches!(args.task, Task::Segment | Task::Detect) {
+            bail!(
+                "--save-every is for detection and segmentation runs; a classifier's epochs end with a checkpoint it can resume from (--resume)"
+            );
+        }
+        config.save_every = args.save_every;
     }
     if let Some(t) = &transfer {
         config.freeze_before = Some(t.unfreeze_from.clone().unwrap_or(HEAD_START.to_string()));
