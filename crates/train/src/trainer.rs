@@ -312,7 +312,7 @@ impl<'a> Ledger<'a> {
         let Some(every) = self.config.save_every else {
             return Ok(false);
         };
-        if step % every != 0 || step >= steps {
+        if !step.is_multiple_of(every) || step >= steps {
             return Ok(false);
         }
         let last_path = self.run_dir.join(CHECKPOINT_DIR).join(LAST);
