@@ -550,13 +550,12 @@ fn print_scores(report: &serde_json::Value, classes: &[String], epoch: Option<us
     }
 }
 
-/// `convnet eval RUN` for a detector trained with `convnet train --task detect`: its best
-/// checkpoint on the same held-out generated test scenes the training run scored (first
-/// `limit` of them), alone or averaged with the detectors of `ensemble` (other such runs, for
-/// the same classes and picture size), optionally with flip test-time augmentation; the COCO
-/// files written beside the run's own as `eval-gt.json` and `eval-pred.json`.
-/// Scores `checkpoint` (a detector's run directory or one of its checkpoint files), averaged
-/// with the `ensemble`'s, on the held-out scenes; the COCO files go to `run_dir`.
+/// `convnet eval RUN` for a detector trained with `convnet train --task detect`: `checkpoint`
+/// (the run directory, for its best checkpoint, or one of its checkpoint files) on the same
+/// held-out generated test scenes the training run scored (first `limit` of them), alone or
+/// averaged with the detectors of `ensemble` (other such runs, for the same classes and
+/// picture size), optionally with flip test-time augmentation; the COCO files written beside
+/// the run's own (in `run_dir`) as `eval-gt.json` and `eval-pred.json`.
 pub fn evaluate_run(
     checkpoint: &Path,
     run_dir: &Path,
