@@ -301,19 +301,19 @@ impl<'a> Ledger<'a> {
 
     /// With `--save-every N`, after every N-th step of `epoch` short of its last (whose end
     /// `end_epoch` saves), writes the weights so far as `last` (atomically, without optimizer
-    /// state): a long epoch stopped part-way keeps them. Returns whether it wrote.
+    /// state): a long epoch stopped part-way keeps them.
     pub fn save_within_epoch(
         &self,
         epoch: usize,
         step: usize,
         steps: usize,
         model: &Sequential,
-    ) -> Result<bool, TrainError> {
+    ) -> Result<(), TrainError> {
         let Some(every) = self.config.save_every else {
-            return Ok(false);
+            return Ok(());
         };
         if !step.is_multiple_of(every) || step >= steps {
-            return Ok(false);
+            return Ok(());
         }
         let last_path = self.run_dir.join(CHECKPOINT_DIR).join(LAST);
         let state = EpochState {
@@ -328,8 +328,7 @@ impl<'a> Ledger<'a> {
         };
         let mut checkpoint = checkpoint_of(&state, model, None, &last_path)?;
         checkpoint.meta.steps_into_epoch = Some(step);
-        checkpoint.save(&[&last_path])?;
-        Ok(true)
+        checkpoint.save(&[&last_path])
     }
 
     pub fn finish(self, model: Sequential) -> TrainOutcome {

@@ -264,6 +264,11 @@ fn normalize(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
 }
 
+/// The detector whose backbone `name` (`tiny-yolo-backbone`, `tiny-yolo-wide-backbone`) is.
+fn tiny_yolo_of_backbone(name: &str) -> Option<TinyYoloConfig> {
+    TinyYoloConfig::by_name(name.strip_suffix("-backbone")?)
+}
+
 fn unknown(name: &str) -> ZooError {
     ZooError::Unknown {
         name: name.to_string(),
@@ -291,12 +296,10 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
             .ok_or_else(|| unknown(name))?
             .spec()
             .map_err(ZooError::Config),
-        n @ ("tiny-yolo-backbone" | "tiny-yolo-wide-backbone") => {
-            TinyYoloConfig::by_name(n.trim_end_matches("-backbone"))
-                .ok_or_else(|| unknown(name))?
-                .backbone_spec()
-                .map_err(ZooError::Config)
-        }
+        n @ ("tiny-yolo-backbone" | "tiny-yolo-wide-backbone") => tiny_yolo_of_backbone(n)
+            .ok_or_else(|| unknown(name))?
+            .backbone_spec()
+            .map_err(ZooError::Config),
         _ => imagenet_spec(name, &ZooOptions::default()).ok_or_else(|| unknown(name)),
     }
 }
@@ -356,8 +359,7 @@ pub fn classifier_spec(
             TinyYoloConfig {
                 input: [c, h, w],
                 classes: num_classes,
-                ..TinyYoloConfig::by_name(backbone.trim_end_matches("-backbone"))
-                    .ok_or_else(|| unknown(name))?
+                ..tiny_yolo_of_backbone(backbone).ok_or_else(|| unknown(name))?
             }
             .backbone_spec()
             .map_err(ZooError::Config)

@@ -293,6 +293,7 @@ fn test_scenes(
 
 /// A detector trained here: its head file and a checkpoint (the best unless named).
 struct Trained {
+    run_dir: PathBuf,
     head_file: HeadFile,
     model: convnet_layers::Sequential,
     checkpoint: PathBuf,
@@ -315,6 +316,7 @@ impl Trained {
         let checkpoint = convnet_train::Checkpoint::resolve(path)?;
         let model = convnet_train::Checkpoint::load(&checkpoint)?.model(&checkpoint, device)?;
         Ok(Self {
+            run_dir,
             head_file,
             model,
             checkpoint,
@@ -555,10 +557,9 @@ fn print_scores(report: &serde_json::Value, classes: &[String], epoch: Option<us
 /// held-out generated test scenes the training run scored (first `limit` of them), alone or
 /// averaged with the detectors of `ensemble` (other such runs, for the same classes and
 /// picture size), optionally with flip test-time augmentation; the COCO files written beside
-/// the run's own (in `run_dir`) as `eval-gt.json` and `eval-pred.json`.
+/// the run's own as `eval-gt.json` and `eval-pred.json`.
 pub fn evaluate_run(
     checkpoint: &Path,
-    run_dir: &Path,
     ensemble: &[PathBuf],
     options: &super::eval::Options,
     device: &Device,
@@ -573,7 +574,7 @@ pub fn evaluate_run(
         {
             bail!(
                 "{} and {} detect different classes, take different pictures or have different numbers of anchors: they cannot be averaged",
-                run_dir.display(),
+                first.run_dir.display(),
                 dir.display()
             );
         }
@@ -585,6 +586,7 @@ pub fn evaluate_run(
     let classes = &runs[0].head_file.classes;
     let [_, side, _] = runs[0].head_file.input;
     let test = test_scenes(options.data, options.limit, side)?;
+    let run_dir = &runs[0].run_dir;
     let files = [run_dir.join("eval-gt.json"), run_dir.join("eval-pred.json")];
     let mut report = evaluate_on(&members, &test, classes, &files, options.flip_tta, device)?;
     let checkpoints: Vec<&PathBuf> = runs.iter().map(|r| &r.checkpoint).collect();

@@ -117,7 +117,6 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         }
         return super::detect::evaluate_run(
             &args.checkpoint,
-            &run_dir,
             &args.ensemble,
             &options(&args),
             device,
