@@ -299,14 +299,42 @@ fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
         (file["test_map50"].as_f64().unwrap() - map).abs() < 1e-9,
         "{file:#} vs {r:#}"
     );
-    // A second run starts from the first (`--init`): every tensor, the head included, fits;
-    // it also saves inside its epoch (what it writes there is checked in convnet-train).
+    // A second run on other scenes (another seed) starts from the first (`--init`): every
+    // tensor, the head included, fits, and the head keeps the anchors it was trained for
+    // rather than k-means' on the new scenes; it also saves inside its epoch (what it writes
+    // there is checked in convnet-train).
     let again = train(
         &dir.path().join("again"),
-        &["--init", &s(&run), "--save-every", "1"],
+        &["--init", &s(&run), "--seed", "7", "--save-every", "1"],
     );
     assert_eq!(again["init"]["loaded"], 32, "{again:#}");
     assert_eq!(again["init"]["fresh"], 0, "{again:#}");
+    assert_eq!(again["anchors"], r["anchors"], "{again:#} vs {r:#}");
+    let head = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("head.json")).unwrap()).unwrap()
+    };
+    assert_eq!(
+        head(&dir.path().join("again"))["anchors"],
+        head(&run)["anchors"]
+    );
+    let o = convnet(&[
+        "train",
+        "--task",
+        "detect",
+        "--train-size",
+        "48",
+        "--init",
+        &s(&run),
+        "--anchors",
+        "2",
+        "--out",
+        &s(&dir.path().join("x")),
+    ]);
+    assert!(
+        stderr(&o).contains("is a detector with 3 anchors; this run asks for 2"),
+        "{}",
+        stderr(&o)
+    );
     let o = convnet(&[
         "train",
         "--task",

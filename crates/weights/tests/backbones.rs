@@ -49,12 +49,18 @@ fn place(backbone: &ModelSpec, full: &ModelSpec) -> usize {
 
 #[test]
 fn the_unet_encoder_fills_the_contracting_path_of_the_nested_unet() {
-    // Trained on 28x28 Fashion-MNIST items, used on 64x64 scenes with 11 classes.
-    let encoder = classifier_spec("unet-small-encoder", &[1, 28, 28], 10).unwrap();
-    let unet = segmenter_spec("unet-small", &[1, 64, 64], 11).unwrap();
-    // Depth 3: three contracting blocks and the bottleneck, two convs (no bias) and two batch
-    // norms (4 tensors) each.
-    assert_eq!(place(&encoder, &unet), 4 * 2 * (1 + 4));
+    // Trained on 28x28 Fashion-MNIST items, used on 64x64 scenes with 11 classes. Depth d:
+    // d contracting blocks and the bottleneck, two convs (no bias) and two batch norms
+    // (4 tensors) each.
+    for (unet, depth) in [("unet-small", 3), ("unet-small-deep", 4)] {
+        let encoder = classifier_spec(&format!("{unet}-encoder"), &[1, 28, 28], 10).unwrap();
+        let segmenter = segmenter_spec(unet, &[1, 64, 64], 11).unwrap();
+        assert_eq!(
+            place(&encoder, &segmenter),
+            (depth + 1) * 2 * (1 + 4),
+            "{unet}"
+        );
+    }
 }
 
 #[test]

@@ -216,8 +216,16 @@ pub const MODELS: &[ZooEntry] = &[
         description: "U-Net, depth 3, 16-128 filters, batch norm: 1 x 64 x 64, 11 classes (the generated scenes)",
     },
     ZooEntry {
+        name: "unet-small-deep",
+        description: "unet-small one level deeper: depth 4, 16-256 filters, 1.9M parameters",
+    },
+    ZooEntry {
         name: "unet-small-encoder",
         description: "unet-small's contracting path + global pool + dense: a classifier whose weights start a U-Net (--init)",
+    },
+    ZooEntry {
+        name: "unet-small-deep-encoder",
+        description: "the same for unet-small-deep",
     },
     ZooEntry {
         name: "fcn-small",
@@ -269,6 +277,11 @@ fn tiny_yolo_of_backbone(name: &str) -> Option<TinyYoloConfig> {
     TinyYoloConfig::by_name(name.strip_suffix("-backbone")?)
 }
 
+/// The U-Net whose contracting path `name` (`unet-small-encoder`, ...) is.
+fn unet_of_encoder(name: &str) -> Option<UNetConfig> {
+    UNetConfig::by_name(name.strip_suffix("-encoder")?)
+}
+
 fn unknown(name: &str) -> ZooError {
     ZooError::Unknown {
         name: name.to_string(),
@@ -283,11 +296,13 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "fmnist-cnn" => Ok(FmnistCnnConfig::textbook().spec()),
         "signal-cnn" => Ok(SignalCnnConfig::ecg().spec()),
         "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
-        "unet" => UNetConfig::paper().spec().map_err(ZooError::Config),
-        "unet-small" => UNetConfig::small().spec().map_err(ZooError::Config),
-        "unet-small-encoder" => UNetConfig {
+        n @ ("unet" | "unet-small" | "unet-small-deep") => UNetConfig::by_name(n)
+            .ok_or_else(|| unknown(name))?
+            .spec()
+            .map_err(ZooError::Config),
+        n @ ("unet-small-encoder" | "unet-small-deep-encoder") => UNetConfig {
             num_classes: 10,
-            ..UNetConfig::small()
+            ..unet_of_encoder(n).ok_or_else(|| unknown(name))?
         }
         .encoder_spec()
         .map_err(ZooError::Config),
@@ -350,11 +365,16 @@ pub fn classifier_spec(
         }
         .spec()),
         ("volume-cnn", _) => Err(wrong("volumes [channels, depth, height, width]")),
-        ("unet-small-encoder", &[c, h, w]) if h == w => UNetConfig::small()
-            .fitted([c, h, w], num_classes)
-            .and_then(|u| u.encoder_spec())
-            .map_err(ZooError::Config),
-        ("unet-small-encoder", _) => Err(wrong("square images [channels, size, size]")),
+        (encoder @ ("unet-small-encoder" | "unet-small-deep-encoder"), &[c, h, w]) if h == w => {
+            unet_of_encoder(encoder)
+                .ok_or_else(|| unknown(name))?
+                .fitted([c, h, w], num_classes)
+                .and_then(|u| u.encoder_spec())
+                .map_err(ZooError::Config)
+        }
+        ("unet-small-encoder" | "unet-small-deep-encoder", _) => {
+            Err(wrong("square images [channels, size, size]"))
+        }
         (backbone @ ("tiny-yolo-backbone" | "tiny-yolo-wide-backbone"), &[c, h, w]) => {
             TinyYoloConfig {
                 input: [c, h, w],
@@ -384,7 +404,7 @@ pub fn classifier_spec(
 }
 
 /// The names of the built-in segmentation networks.
-pub const SEGMENTERS: &[&str] = &["unet", "unet-small", "fcn-small"];
+pub const SEGMENTERS: &[&str] = &["unet", "unet-small", "unet-small-deep", "fcn-small"];
 
 /// The spec of a built-in segmentation network for pictures of shape `input` (`[C, H, W]`)
 /// and `num_classes` classes; every pixel gets a score per class.
@@ -402,10 +422,8 @@ pub fn segmenter_spec(
     };
     let input = [c, h, w];
     let spec = match normalize(name).as_str() {
-        "unet" => UNetConfig::paper()
-            .fitted(input, num_classes)
-            .and_then(|u| u.spec()),
-        "unet-small" => UNetConfig::small()
+        n @ ("unet" | "unet-small" | "unet-small-deep") => UNetConfig::by_name(n)
+            .ok_or_else(|| unknown(name))?
             .fitted(input, num_classes)
             .and_then(|u| u.spec()),
         "fcn-small" => FcnConfig::small()
@@ -495,7 +513,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-encoder, fcn-small, tiny-yolo, tiny-yolo-wide, tiny-yolo-backbone, tiny-yolo-wide-backbone, alexnet, vgg11,"
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-deep, unet-small-encoder, unet-small-deep-encoder, fcn-small, tiny-yolo, tiny-yolo-wide, tiny-yolo-backbone, tiny-yolo-wide-backbone, alexnet, vgg11,"
             ),
             "{err}"
         );

@@ -299,20 +299,35 @@ struct Trained {
     checkpoint: PathBuf,
 }
 
-impl Trained {
-    /// `path`: a run directory (its best checkpoint, else its last) or one of its checkpoints.
-    fn load(path: &Path, device: &Device) -> Result<Self> {
+impl HeadFile {
+    /// The run directory of `path` (a run directory or one of its checkpoints) and its head
+    /// file's path.
+    fn locate(path: &Path) -> (PathBuf, PathBuf) {
         let run_dir = if path.is_dir() {
             path.to_path_buf()
         } else {
             super::eval::run_dir_of(path)
         };
         let head_path = run_dir.join(HEAD_FILE);
-        let head_file: HeadFile =
-            serde_json::from_str(&std::fs::read_to_string(&head_path).with_context(|| {
-                format!("{} is not in a detector's run directory", path.display())
-            })?)
-            .with_context(|| format!("{} is not a detector's head file", head_path.display()))?;
+        (run_dir, head_path)
+    }
+
+    fn read(head_path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(head_path)
+            .with_context(|| format!("cannot read {}", head_path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a detector's head file", head_path.display()))
+    }
+}
+
+impl Trained {
+    /// `path`: a run directory (its best checkpoint, else its last) or one of its checkpoints.
+    fn load(path: &Path, device: &Device) -> Result<Self> {
+        let (run_dir, head_path) = HeadFile::locate(path);
+        if !head_path.is_file() {
+            bail!("{} is not in a detector's run directory", path.display());
+        }
+        let head_file = HeadFile::read(&head_path)?;
         let checkpoint = convnet_train::Checkpoint::resolve(path)?;
         let model = convnet_train::Checkpoint::load(&checkpoint)?.model(&checkpoint, device)?;
         Ok(Self {
@@ -329,6 +344,41 @@ impl Trained {
             classes: self.head_file.classes.len(),
         }
     }
+}
+
+/// The anchors of the detector run that `--init` names, when it is one: its head was trained
+/// for them, so a detector that goes on training keeps them rather than k-means' new ones.
+/// `None` for other initial weights (a backbone, a `.pth`); an error when the run's head does
+/// not fit (another anchor count or other classes).
+fn inherited_anchors(
+    init: Option<&Path>,
+    anchors: usize,
+    classes: &[String],
+) -> Result<Option<(HeadFile, PathBuf)>> {
+    let Some(init) = init else {
+        return Ok(None);
+    };
+    let (_, head_path) = HeadFile::locate(init);
+    if !head_path.is_file() {
+        return Ok(None);
+    }
+    let head = HeadFile::read(&head_path)?;
+    if head.anchors.len() != anchors {
+        bail!(
+            "--init {} is a detector with {} anchors; this run asks for {anchors} (--anchors)",
+            init.display(),
+            head.anchors.len()
+        );
+    }
+    if head.classes != classes {
+        bail!(
+            "--init {} is a detector of other classes ({}); these scenes have {}",
+            init.display(),
+            head.classes.join(", "),
+            classes.join(", ")
+        );
+    }
+    Ok(Some((head, head_path)))
 }
 
 /// `convnet train --task detect`: a Tiny-YOLO on generated scenes, anchors by k-means on the
@@ -396,24 +446,33 @@ pub fn train(
         .flatten()
         .map(|o| (o.bbox[2] - o.bbox[0], o.bbox[3] - o.bbox[1]))
         .collect();
-    let found = convnet_vision::anchors::kmeans_anchors(&boxes, args.anchors, config.seed)?;
     let cell = [side as f32 / gw as f32, side as f32 / gh as f32];
+    let (anchors, origin) = match inherited_anchors(args.init.as_deref(), args.anchors, &classes)? {
+        Some((head, head_path)) => (head.anchors, format!("from {}", head_path.display())),
+        None => {
+            let found = convnet_vision::anchors::kmeans_anchors(&boxes, args.anchors, config.seed)?;
+            let anchors = found
+                .shapes
+                .iter()
+                .map(|&(w, h)| (w / cell[0], h / cell[1]))
+                .collect();
+            (
+                anchors,
+                format!("by k-means, mean IoU {:.3}", found.mean_iou),
+            )
+        }
+    };
     let head = YoloHead {
-        anchors: found
-            .shapes
-            .iter()
-            .map(|&(w, h)| (w / cell[0], h / cell[1]))
-            .collect(),
+        anchors,
         classes: classes.len(),
     };
     bars.line(&format!(
-        "data: {} training, {} validation, {} test scenes of {side}x{side} ({generated:.1} s to generate); {} anchors (cells) {:?}, mean IoU {:.3}",
+        "data: {} training, {} validation, {} test scenes of {side}x{side} ({generated:.1} s to generate); {} anchors (cells) {:?}, {origin}",
         train.len(),
         validation.len(),
         test.len(),
         args.anchors,
         head.anchors,
-        found.mean_iou
     ));
     let head_file = HeadFile {
         anchors: head.anchors.clone(),

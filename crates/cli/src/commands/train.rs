@@ -308,8 +308,13 @@ pub(super) fn initial_model(
         return Ok((None, serde_json::Value::Null));
     };
     let (model, report) = pretrained::initial_model(spec, path, device)?;
+    let rest = if report.missing.is_empty() {
+        "none starts fresh"
+    } else {
+        "the rest start fresh"
+    };
     bars.line(&format!(
-        "init: {} of the model's {} tensors from {} ({} of its tensors not used); the rest start fresh",
+        "init: {} of the model's {} tensors from {} ({} of its tensors not used); {rest}",
         report.loaded.len(),
         report.loaded.len() + report.missing.len(),
         path.display(),
