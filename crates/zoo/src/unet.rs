@@ -223,66 +223,55 @@ mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
     use convnet_layers::{Mode, Summarize};
 
-    #[test]
-    fn the_paper_network_has_its_size_counted_by_hand() {
-        // The paper's figure 1, layer by layer: 3x3 convs 1->64->64, 64->128->128, ...,
-        // 512->1024->1024, 2x2 up-convolutions halving the channels, convs on the concatenated
-        // maps, and the 1x1 head to 2 classes.
-        let summary = UNetConfig::paper()
+    /// Trainable parameters counted layer by layer: each level's two 3x3 convs (cin -> f -> f)
+    /// carry a bias, or with batch norm no bias and BN's 2 numbers per channel; each 2x2
+    /// up-convolution 2f -> f has a bias and is followed by convs 2f (concat) -> f -> f; the
+    /// 1x1 head maps the first level's filters to the classes.
+    fn counted_by_hand(depth: usize, filters: usize, classes: usize, batch_norm: bool) -> usize {
+        let per_conv = |f: usize| if batch_norm { 2 * f } else { f };
+        let (mut total, mut cin) = (0, 1);
+        for d in 0..=depth {
+            let f = filters << d;
+            total += cin * f * 9 + per_conv(f) + f * f * 9 + per_conv(f);
+            cin = f;
+        }
+        for d in 0..depth {
+            let f = filters << d;
+            total += 2 * f * f * 4 + f + 2 * f * f * 9 + per_conv(f) + f * f * 9 + per_conv(f);
+        }
+        total + filters * classes + classes
+    }
+
+    fn summary_of(config: &UNetConfig) -> convnet_layers::Summary {
+        config
             .spec()
             .unwrap()
             .build(&Device::flex())
             .unwrap()
             .summary()
-            .unwrap();
-        let mut expected = 0;
-        let mut cin = 1;
-        for d in 0..=4 {
-            let f = 64 << d;
-            expected += cin * f * 9 + f + f * f * 9 + f;
-            cin = f;
-        }
-        for d in (0..4).rev() {
-            let f = 64 << d;
-            // Up-convolution 2f -> f, then 2f (concat) -> f -> f.
-            expected += 2 * f * f * 4 + f + 2 * f * f * 9 + f + f * f * 9 + f;
-        }
-        expected += 64 * 2 + 2;
+            .unwrap()
+    }
+
+    #[test]
+    fn the_paper_network_has_its_size_counted_by_hand() {
+        // The paper's figure 1: 3x3 convs 1->64->64, 64->128->128, ..., 512->1024->1024,
+        // up-convolutions halving the channels, and the 1x1 head to 2 classes.
+        let expected = counted_by_hand(4, 64, 2, false);
         assert_eq!(expected, 31_030_658);
+        let summary = summary_of(&UNetConfig::paper());
         assert_eq!(summary.trainable_params, expected);
         assert_eq!(summary.output_shape.dims(), &[2, 256, 256]);
     }
 
     #[test]
     fn the_small_variants_have_their_size_counted_by_hand() {
-        // Batch-normed 3x3 convs have no bias and 2 trainable numbers per channel; the
-        // up-convolutions (2f -> f, 2x2) have a bias; the 1x1 head 16 -> 11 has one.
-        let counted = |depth: usize| {
-            let (mut total, mut cin) = (0, 1);
-            for d in 0..=depth {
-                let f = 16 << d;
-                total += cin * f * 9 + 2 * f + f * f * 9 + 2 * f;
-                cin = f;
-            }
-            for d in 0..depth {
-                let f = 16 << d;
-                total += 2 * f * f * 4 + f + 2 * f * f * 9 + 2 * f + f * f * 9 + 2 * f;
-            }
-            total + 16 * 11 + 11
-        };
         for (config, expected) in [
             (UNetConfig::small(), 482_619),
             (UNetConfig::small_deep(), 1_942_459),
         ] {
             let depth = config.depth;
-            let summary = config
-                .spec()
-                .unwrap()
-                .build(&Device::flex())
-                .unwrap()
-                .summary()
-                .unwrap();
-            assert_eq!(counted(depth), expected);
+            assert_eq!(counted_by_hand(depth, 16, 11, true), expected);
+            let summary = summary_of(&config);
             assert_eq!(summary.trainable_params, expected, "depth {depth}");
             assert_eq!(summary.output_shape.dims(), &[11, 64, 64]);
         }

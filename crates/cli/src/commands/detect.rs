@@ -382,7 +382,8 @@ fn inherited_anchors(
 }
 
 /// `convnet train --task detect`: a Tiny-YOLO on generated scenes, anchors by k-means on the
-/// training boxes, then mAP on the held-out test scenes (written as COCO JSON too).
+/// training boxes (or the `--init` detector's), then mAP on the held-out test scenes (written
+/// as COCO JSON too).
 pub fn train(
     args: &super::train::Args,
     config: convnet_train::TrainConfig,

@@ -143,7 +143,8 @@ pub struct Args {
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     pub(crate) resume: Option<PathBuf>,
 
-    /// Detection: anchors per grid cell, found by k-means (1 - IoU) on the training boxes.
+    /// Detection: anchors per grid cell, found by k-means (1 - IoU) on the training boxes; a
+    /// detector's run named by `--init` keeps its own anchors.
     #[arg(long, default_value_t = 3)]
     pub(crate) anchors: usize,
 
