@@ -346,6 +346,13 @@ impl Trained {
     }
 }
 
+/// The detector's run directory that `path` (a run directory or one of its checkpoints) is
+/// in, if it is a detector's (it has a head file).
+pub(super) fn detector_run_of(path: &Path) -> Option<PathBuf> {
+    let (run_dir, head_path) = HeadFile::locate(path);
+    head_path.is_file().then_some(run_dir)
+}
+
 /// The anchors of the detector run that `--init` names, when it is one: its head was trained
 /// for them, so a detector that goes on training keeps them rather than k-means' new ones.
 /// `None` for other initial weights (a backbone, a `.pth`); an error when the run's head does
@@ -441,16 +448,16 @@ pub fn train(
             args.anchors * (5 + classes.len())
         );
     }
-    let boxes: Vec<(f32, f32)> = train
-        .objects
-        .iter()
-        .flatten()
-        .map(|o| (o.bbox[2] - o.bbox[0], o.bbox[3] - o.bbox[1]))
-        .collect();
     let cell = [side as f32 / gw as f32, side as f32 / gh as f32];
     let (anchors, origin) = match inherited_anchors(args.init.as_deref(), args.anchors, &classes)? {
         Some((head, head_path)) => (head.anchors, format!("from {}", head_path.display())),
         None => {
+            let boxes: Vec<(f32, f32)> = train
+                .objects
+                .iter()
+                .flatten()
+                .map(|o| (o.bbox[2] - o.bbox[0], o.bbox[3] - o.bbox[1]))
+                .collect();
             let found = convnet_vision::anchors::kmeans_anchors(&boxes, args.anchors, config.seed)?;
             let anchors = found
                 .shapes

@@ -103,12 +103,7 @@ fn options(args: &Args) -> Options<'_> {
 
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     // A detector's run is scored by mAP on generated scenes, not by accuracy.
-    let run_dir = if args.checkpoint.is_dir() {
-        args.checkpoint.clone()
-    } else {
-        run_dir_of(&args.checkpoint)
-    };
-    if run_dir.join(super::detect::HEAD_FILE).is_file() {
+    if let Some(run_dir) = super::detect::detector_run_of(&args.checkpoint) {
         if classifier_only(&args) {
             anyhow::bail!(
                 "{} is a detector's run: it is evaluated on the generated test scenes (no --dataset, --labels, --split or --out)",
