@@ -317,6 +317,29 @@ fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
         head(&dir.path().join("again"))["anchors"],
         head(&run)["anchors"]
     );
+    // The detector's convolutions start the U-Net built on them; its head stays behind.
+    let seg = json(&convnet(&[
+        "train",
+        "--task",
+        "segment",
+        "--model",
+        "unet-tiny-yolo",
+        "--train-size",
+        "32",
+        "--test-limit",
+        "8",
+        "--epochs",
+        "1",
+        "--batch",
+        "16",
+        "--init",
+        &s(&run),
+        "--out",
+        &s(&dir.path().join("seg")),
+        "--json",
+    ]));
+    assert_eq!(seg["init"]["loaded"], 30, "{seg:#}");
+    assert_eq!(seg["init"]["unused"], 2, "{seg:#}");
     let o = convnet(&[
         "train",
         "--task",

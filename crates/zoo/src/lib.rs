@@ -29,7 +29,7 @@ pub use fmnist_cnn::FmnistCnnConfig;
 pub use lenet::LeNet5Config;
 pub use signal_cnn::SignalCnnConfig;
 pub use tiny_yolo::TinyYoloConfig;
-pub use unet::UNetConfig;
+pub use unet::{Contracting, UNetConfig};
 pub use volume_cnn::VolumeCnnConfig;
 
 /// A built-in model name with what it is.
@@ -220,6 +220,14 @@ pub const MODELS: &[ZooEntry] = &[
         description: "unet-small one level deeper: depth 4, 16-256 filters, 1.9M parameters",
     },
     ZooEntry {
+        name: "unet-tiny-yolo",
+        description: "U-Net whose contracting path is tiny-yolo's convolutions (fill it from a trained detector with --init): 1 x 64 x 64, 11 classes",
+    },
+    ZooEntry {
+        name: "unet-tiny-yolo-wide",
+        description: "the same over tiny-yolo-wide's convolutions",
+    },
+    ZooEntry {
         name: "unet-small-encoder",
         description: "unet-small's contracting path + global pool + dense: a classifier whose weights start a U-Net (--init)",
     },
@@ -296,7 +304,11 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "fmnist-cnn" => Ok(FmnistCnnConfig::textbook().spec()),
         "signal-cnn" => Ok(SignalCnnConfig::ecg().spec()),
         "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
-        n @ ("unet" | "unet-small" | "unet-small-deep") => UNetConfig::by_name(n)
+        n @ ("unet"
+        | "unet-small"
+        | "unet-small-deep"
+        | "unet-tiny-yolo"
+        | "unet-tiny-yolo-wide") => UNetConfig::by_name(n)
             .ok_or_else(|| unknown(name))?
             .spec()
             .map_err(ZooError::Config),
@@ -404,7 +416,14 @@ pub fn classifier_spec(
 }
 
 /// The names of the built-in segmentation networks.
-pub const SEGMENTERS: &[&str] = &["unet", "unet-small", "unet-small-deep", "fcn-small"];
+pub const SEGMENTERS: &[&str] = &[
+    "unet",
+    "unet-small",
+    "unet-small-deep",
+    "unet-tiny-yolo",
+    "unet-tiny-yolo-wide",
+    "fcn-small",
+];
 
 /// The spec of a built-in segmentation network for pictures of shape `input` (`[C, H, W]`)
 /// and `num_classes` classes; every pixel gets a score per class.
@@ -422,7 +441,11 @@ pub fn segmenter_spec(
     };
     let input = [c, h, w];
     let spec = match normalize(name).as_str() {
-        n @ ("unet" | "unet-small" | "unet-small-deep") => UNetConfig::by_name(n)
+        n @ ("unet"
+        | "unet-small"
+        | "unet-small-deep"
+        | "unet-tiny-yolo"
+        | "unet-tiny-yolo-wide") => UNetConfig::by_name(n)
             .ok_or_else(|| unknown(name))?
             .fitted(input, num_classes)
             .and_then(|u| u.spec()),
@@ -513,7 +536,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-deep, unet-small-encoder, unet-small-deep-encoder, fcn-small, tiny-yolo, tiny-yolo-wide, tiny-yolo-backbone, tiny-yolo-wide-backbone, alexnet, vgg11,"
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-deep, unet-tiny-yolo, unet-tiny-yolo-wide, unet-small-encoder, unet-small-deep-encoder, fcn-small, tiny-yolo, tiny-yolo-wide, tiny-yolo-backbone, tiny-yolo-wide-backbone, alexnet, vgg11,"
             ),
             "{err}"
         );

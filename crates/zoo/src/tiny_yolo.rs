@@ -111,33 +111,46 @@ impl TinyYoloConfig {
     fn features(&self) -> Vec<LayerSpec> {
         let mut layers = Vec::new();
         for (i, &filters) in self.filters.iter().enumerate() {
-            layers.push(named(
-                format!("conv{i}"),
-                LayerConfig::Conv2d(
-                    ConvConfig::new(filters, 3)
-                        .with_padding(Padding::Same)
-                        .with_bias(false),
-                ),
-            ));
-            layers.push(named(
-                format!("bn{i}"),
-                LayerConfig::BatchNorm(BatchNormConfig::default()),
-            ));
-            layers.push(named(
-                format!("leaky{i}"),
-                LayerConfig::Activation {
-                    activation: Activation::Leaky,
-                },
-            ));
+            layers.extend(unit(i, filters));
             if i < 4 {
-                layers.push(named(
-                    format!("pool{i}"),
-                    LayerConfig::MaxPool2d(PoolConfig::new(2)),
-                ));
+                layers.push(pool(i));
             }
         }
         layers
     }
+}
+
+/// The detector's `i`th unit: a 3x3 convolution (no bias) → batch norm → leaky ReLU, named
+/// `conv{i}`, `bn{i}`, `leaky{i}` wherever it is used, so a trained detector's weights find it.
+pub(crate) fn unit(i: usize, filters: usize) -> Vec<LayerSpec> {
+    vec![
+        named(
+            format!("conv{i}"),
+            LayerConfig::Conv2d(
+                ConvConfig::new(filters, 3)
+                    .with_padding(Padding::Same)
+                    .with_bias(false),
+            ),
+        ),
+        named(
+            format!("bn{i}"),
+            LayerConfig::BatchNorm(BatchNormConfig::default()),
+        ),
+        named(
+            format!("leaky{i}"),
+            LayerConfig::Activation {
+                activation: Activation::Leaky,
+            },
+        ),
+    ]
+}
+
+/// The 2x2 max pool after unit `i`.
+pub(crate) fn pool(i: usize) -> LayerSpec {
+    named(
+        format!("pool{i}"),
+        LayerConfig::MaxPool2d(PoolConfig::new(2)),
+    )
 }
 
 /// The smallest side [`TinyYoloConfig::backbone_spec`] trains at: after four poolings the last

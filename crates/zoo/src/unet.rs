@@ -13,6 +13,11 @@
 //!
 //! The input side must divide by `2^depth` (each pool halves it, each transposed conv doubles
 //! it back): `convnet segment` resizes pictures to the network's input and the mask back.
+//!
+//! The contracting path can also be a trained network's (as segmentation libraries put a
+//! U-Net decoder on a classifier's stages): [`Contracting::TinyYolo`] takes the Tiny-YOLO
+//! detector's convolutions, one unit a level and its last two at the bottom, under their
+//! detector names, so `--init` with a trained detector fills the whole contracting path.
 
 use convnet_layers::{
     Activation, BatchNormConfig, Branch, ConvConfig, ConvTransposeConfig, DenseConfig, LayerConfig,
@@ -20,6 +25,19 @@ use convnet_layers::{
 };
 
 use crate::blocks::named;
+use crate::tiny_yolo;
+
+/// What a U-Net's contracting path is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contracting {
+    /// The paper's blocks: two 3x3 convolutions (+ batch norm) + ReLU a level, `filters << d`
+    /// wide, named `down{d+1}.conv1`, ..., and `bottleneck` at the bottom.
+    DoubleConv,
+    /// The convolutions of a Tiny-YOLO detector with these six widths (conv → batch norm →
+    /// leaky ReLU, named `conv0` ... `conv5`): `conv0`–`conv3` are levels 0–3, `conv4` and
+    /// `conv5` the bottom (depth 4). Each expanding block is as wide as its level's unit.
+    TinyYolo([usize; 6]),
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UNetConfig {
@@ -35,6 +53,7 @@ pub struct UNetConfig {
     pub batch_norm: bool,
     /// Dilation of the bottom block's convolutions: a wider view without another pooling.
     pub bottleneck_dilation: usize,
+    pub contracting: Contracting,
 }
 
 impl UNetConfig {
@@ -49,6 +68,7 @@ impl UNetConfig {
             filters: 64,
             batch_norm: false,
             bottleneck_dilation: 1,
+            contracting: Contracting::DoubleConv,
         }
     }
 
@@ -63,6 +83,7 @@ impl UNetConfig {
             filters: 16,
             batch_norm: true,
             bottleneck_dilation: 1,
+            contracting: Contracting::DoubleConv,
         }
     }
 
@@ -77,11 +98,31 @@ impl UNetConfig {
         }
     }
 
-    /// The built-in variant called `name` (`unet`, `unet-small`, `unet-small-deep`).
+    /// A U-Net for the 64x64 scenes whose contracting path is `detector`'s convolutions
+    /// (depth 4; see [`Contracting::TinyYolo`]): a detector trained on scenes of items already
+    /// tells the garments apart, which is what a U-Net trained from nothing learns slowest.
+    pub fn tiny_yolo(detector: &crate::TinyYoloConfig) -> Self {
+        Self {
+            name: format!("unet_{}", detector.name.replace('-', "_")),
+            depth: 4,
+            filters: detector.filters[0],
+            contracting: Contracting::TinyYolo(detector.filters),
+            ..Self::small()
+        }
+    }
+
+    /// The built-in variant called `name` (`unet`, `unet-small`, `unet-small-deep`,
+    /// `unet-tiny-yolo`, `unet-tiny-yolo-wide`).
     pub fn by_name(name: &str) -> Option<Self> {
-        [Self::paper(), Self::small(), Self::small_deep()]
-            .into_iter()
-            .find(|c| c.name.replace('_', "-") == name)
+        [
+            Self::paper(),
+            Self::small(),
+            Self::small_deep(),
+            Self::tiny_yolo(&crate::TinyYoloConfig::scenes()),
+            Self::tiny_yolo(&crate::TinyYoloConfig::scenes_wide()),
+        ]
+        .into_iter()
+        .find(|c| c.name.replace('_', "-") == name)
     }
 
     /// The network for `[channels, size, size]` pictures and `num_classes`.
@@ -93,6 +134,17 @@ impl UNetConfig {
 
     /// Two 3x3 convolutions (+ batch norm) + ReLU, named `NAME.conv1`, `NAME.bn1`, ...
     fn double_conv(&self, name: &str, filters: usize, dilation: usize) -> Vec<LayerSpec> {
+        self.double_conv_named(name, "", filters, dilation)
+    }
+
+    /// [`Self::double_conv`] with `kind` before each layer's kind: `NAME.{kind}conv1`, ...
+    fn double_conv_named(
+        &self,
+        name: &str,
+        kind: &str,
+        filters: usize,
+        dilation: usize,
+    ) -> Vec<LayerSpec> {
         let mut layers = Vec::new();
         for i in 1..=2 {
             let conv = ConvConfig::new(filters, 3)
@@ -104,14 +156,17 @@ impl UNetConfig {
             } else {
                 conv.with_activation(Activation::Relu)
             };
-            layers.push(named(format!("{name}.conv{i}"), LayerConfig::Conv2d(conv)));
+            layers.push(named(
+                format!("{name}.{kind}conv{i}"),
+                LayerConfig::Conv2d(conv),
+            ));
             if self.batch_norm {
                 layers.push(named(
-                    format!("{name}.bn{i}"),
+                    format!("{name}.{kind}bn{i}"),
                     LayerConfig::BatchNorm(BatchNormConfig::default()),
                 ));
                 layers.push(named(
-                    format!("{name}.relu{i}"),
+                    format!("{name}.{kind}relu{i}"),
                     LayerConfig::Activation {
                         activation: Activation::Relu,
                     },
@@ -121,18 +176,46 @@ impl UNetConfig {
         layers
     }
 
+    /// The width of level `d`'s contracting and expanding blocks.
+    fn width(&self, d: usize) -> usize {
+        match &self.contracting {
+            Contracting::DoubleConv => self.filters << d,
+            Contracting::TinyYolo(filters) => filters[d.min(4)],
+        }
+    }
+
+    /// Level `d`'s contracting block (the bottom one at `d == depth`) and the pool below it.
+    fn contracting_block(&self, d: usize) -> (Vec<LayerSpec>, LayerSpec) {
+        match &self.contracting {
+            Contracting::DoubleConv => {
+                let block = if d == self.depth {
+                    self.double_conv("bottleneck", self.width(d), self.bottleneck_dilation)
+                } else {
+                    self.double_conv(&format!("down{}", d + 1), self.width(d), 1)
+                };
+                let pool = named(
+                    format!("down{}.pool", d + 1),
+                    LayerConfig::MaxPool2d(PoolConfig::new(2)),
+                );
+                (block, pool)
+            }
+            Contracting::TinyYolo(filters) => {
+                let units = if d == self.depth { 4..6 } else { d..d + 1 };
+                let block = units.flat_map(|i| tiny_yolo::unit(i, filters[i])).collect();
+                (block, tiny_yolo::pool(d))
+            }
+        }
+    }
+
     /// Level `d` of the U: its contracting block, the skip around everything below, and its
     /// expanding block (the bottom level is one block).
     fn level(&self, d: usize) -> Vec<LayerSpec> {
-        let filters = self.filters << d;
+        let (mut layers, pool) = self.contracting_block(d);
         if d == self.depth {
-            return self.double_conv("bottleneck", filters, self.bottleneck_dilation);
+            return layers;
         }
-        let mut layers = self.double_conv(&format!("down{}", d + 1), filters, 1);
-        let mut deeper = vec![named(
-            format!("down{}.pool", d + 1),
-            LayerConfig::MaxPool2d(PoolConfig::new(2)),
-        )];
+        let filters = self.width(d);
+        let mut deeper = vec![pool];
         deeper.extend(self.level(d + 1));
         deeper.push(named(
             format!("up{}.upconv", d + 1),
@@ -144,8 +227,24 @@ impl UNetConfig {
                 branches: vec![Branch { layers: vec![] }, Branch { layers: deeper }],
             },
         ));
-        layers.extend(self.double_conv(&format!("up{}", d + 1), filters, 1));
+        // Over a detector's units (`conv1`, `bn1`, ...) the expanding blocks' layers are
+        // `up2.merge_conv1`, ...: `up2.conv1` would end with a detector name, and its weights
+        // would have two places to go.
+        let kind = match self.contracting {
+            Contracting::DoubleConv => "",
+            Contracting::TinyYolo(_) => "merge_",
+        };
+        layers.extend(self.double_conv_named(&format!("up{}", d + 1), kind, filters, 1));
         layers
+    }
+
+    /// The 1x1 output convolution's name: `head`, or `score` (FCN's name) over a detector's
+    /// convolutions, whose own 1x1 `head` would otherwise claim it and not fit.
+    fn head_name(&self) -> &'static str {
+        match self.contracting {
+            Contracting::DoubleConv => "head",
+            Contracting::TinyYolo(_) => "score",
+        }
     }
 
     /// The contracting path and the bottleneck under a classifier head (global average pool →
@@ -155,6 +254,12 @@ impl UNetConfig {
     /// place in the nested U-Net (`skip1.down2.conv1`, ...). Pooling floors odd sides, so any
     /// input of at least `2^depth` pixels works.
     pub fn encoder_spec(&self) -> Result<ModelSpec, String> {
+        if let Contracting::TinyYolo(_) = self.contracting {
+            return Err(format!(
+                "{}'s contracting path is a Tiny-YOLO detector's: start it from a trained detector or its backbone classifier",
+                self.name
+            ));
+        }
         if self.depth == 0 || self.filters == 0 || self.num_classes == 0 {
             return Err("a U-Net encoder needs a depth, filters and classes of at least 1".into());
         }
@@ -199,6 +304,14 @@ impl UNetConfig {
         if self.depth == 0 || self.filters == 0 || self.num_classes == 0 {
             return Err("a U-Net needs a depth, filters and classes of at least 1".into());
         }
+        if let Contracting::TinyYolo(_) = self.contracting
+            && (self.depth != 4 || self.bottleneck_dilation != 1 || !self.batch_norm)
+        {
+            return Err(format!(
+                "{} keeps its detector's shape: depth 4, batch norm, no dilation",
+                self.name
+            ));
+        }
         if self.image_size == 0 || !self.image_size.is_multiple_of(step) {
             return Err(format!(
                 "a depth-{} U-Net takes sides that divide by {step}; {} does not (resize or pad the pictures to {})",
@@ -211,7 +324,7 @@ impl UNetConfig {
         let mut spec = ModelSpec::new(&self.name, [self.in_channels, size, size]);
         spec.layers.extend(self.level(0));
         Ok(spec.named(
-            "head",
+            self.head_name(),
             LayerConfig::Conv2d(ConvConfig::new(self.num_classes, 1)),
         ))
     }
@@ -280,6 +393,47 @@ mod tests {
             Some(4)
         );
         assert_eq!(UNetConfig::by_name("unet-huge"), None);
+    }
+
+    #[test]
+    fn the_unet_over_a_detector_has_its_size_counted_by_hand() {
+        // Contracting: the detector's six units (3x3, no bias; batch norm's 2 trainable numbers
+        // a filter). Expanding, levels 3 to 0: a biased 2x2 up-convolution from the level below
+        // (conv5's 512 channels at level 3) to the level's width w, then 3x3 convs 2w -> w -> w
+        // with batch norm. The 1x1 score to 11 classes.
+        let widths = [16, 32, 64, 128, 256, 512];
+        let mut expected = 0;
+        let mut cin = 1;
+        for &w in &widths {
+            expected += 9 * cin * w + 2 * w;
+            cin = w;
+        }
+        for d in 0..4 {
+            let (w, below) = (widths[d], if d == 3 { 512 } else { widths[d + 1] });
+            expected += below * w * 4 + w + 2 * w * w * 9 + 2 * w + w * w * 9 + 2 * w;
+        }
+        expected += 16 * 11 + 11;
+        let config = UNetConfig::by_name("unet-tiny-yolo-wide").unwrap();
+        assert_eq!(
+            config.contracting,
+            Contracting::TinyYolo(crate::TinyYoloConfig::scenes_wide().filters)
+        );
+        let summary = summary_of(&config);
+        assert_eq!(summary.trainable_params, expected);
+        assert_eq!(summary.output_shape.dims(), &[11, 64, 64]);
+        let names: Vec<&str> = summary.layers.iter().map(|r| r.name.as_str()).collect();
+        // Each detector unit's name ends exactly one layer's path (a weight has one place).
+        for unit in ["conv0", "conv1", "bn2", "conv5"] {
+            let at: Vec<_> = names
+                .iter()
+                .filter(|n| **n == unit || n.ends_with(&format!(".{unit}")))
+                .collect();
+            assert_eq!(at.len(), 1, "{unit}: {at:?}");
+        }
+        assert!(names.contains(&"score"), "{names:?}");
+        assert!(config.encoder_spec().unwrap_err().contains("detector"));
+        let shallow = UNetConfig { depth: 3, ..config };
+        assert!(shallow.spec().unwrap_err().contains("depth 4"));
     }
 
     #[test]
