@@ -304,11 +304,8 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         "fmnist-cnn" => Ok(FmnistCnnConfig::textbook().spec()),
         "signal-cnn" => Ok(SignalCnnConfig::ecg().spec()),
         "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
-        n @ ("unet"
-        | "unet-small"
-        | "unet-small-deep"
-        | "unet-tiny-yolo"
-        | "unet-tiny-yolo-wide") => UNetConfig::by_name(n)
+        // Every built-in U-Net variant, by its own name list (`UNetConfig::by_name`).
+        n if UNetConfig::by_name(n).is_some() => UNetConfig::by_name(n)
             .ok_or_else(|| unknown(name))?
             .spec()
             .map_err(ZooError::Config),
@@ -441,11 +438,8 @@ pub fn segmenter_spec(
     };
     let input = [c, h, w];
     let spec = match normalize(name).as_str() {
-        n @ ("unet"
-        | "unet-small"
-        | "unet-small-deep"
-        | "unet-tiny-yolo"
-        | "unet-tiny-yolo-wide") => UNetConfig::by_name(n)
+        // Every built-in U-Net variant, by its own name list (`UNetConfig::by_name`).
+        n if UNetConfig::by_name(n).is_some() => UNetConfig::by_name(n)
             .ok_or_else(|| unknown(name))?
             .fitted(input, num_classes)
             .and_then(|u| u.spec()),

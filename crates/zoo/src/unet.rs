@@ -176,11 +176,13 @@ impl UNetConfig {
         layers
     }
 
-    /// The width of level `d`'s contracting and expanding blocks.
+    /// The width of level `d`'s contracting and expanding blocks (the bottom's output at
+    /// `d == depth`).
     fn width(&self, d: usize) -> usize {
         match &self.contracting {
             Contracting::DoubleConv => self.filters << d,
-            Contracting::TinyYolo(filters) => filters[d.min(4)],
+            Contracting::TinyYolo(filters) if d == self.depth => filters[5],
+            Contracting::TinyYolo(filters) => filters[d],
         }
     }
 
