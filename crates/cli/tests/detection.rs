@@ -340,49 +340,48 @@ fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
     ]));
     assert_eq!(seg["init"]["loaded"], 30, "{seg:#}");
     assert_eq!(seg["init"]["unused"], 2, "{seg:#}");
-    let o = convnet(&[
-        "train",
-        "--task",
-        "detect",
-        "--train-size",
-        "48",
-        "--init",
-        &s(&run),
-        "--anchors",
-        "2",
-        "--out",
-        &s(&dir.path().join("x")),
-    ]);
-    assert!(
-        stderr(&o).contains("is a detector with 3 anchors; this run asks for 2"),
-        "{}",
-        stderr(&o)
+    // Refused training runs: each says why on stderr.
+    let refused = |args: &[&str], why: &str| {
+        let err = stderr(&convnet(args));
+        assert!(err.contains(why), "{why:?} not in: {err}");
+    };
+    refused(
+        &[
+            "train",
+            "--task",
+            "detect",
+            "--train-size",
+            "48",
+            "--init",
+            &s(&run),
+            "--anchors",
+            "2",
+            "--out",
+            &s(&dir.path().join("x")),
+        ],
+        "is a detector with 3 anchors; this run asks for 2",
     );
-    let o = convnet(&[
-        "train",
-        "--task",
-        "detect",
-        "--save-every",
-        "0",
-        "--out",
-        &s(&dir.path().join("y")),
-    ]);
-    assert!(
-        stderr(&o).contains("--save-every must be at least 1"),
-        "{}",
-        stderr(&o)
+    refused(
+        &[
+            "train",
+            "--task",
+            "detect",
+            "--save-every",
+            "0",
+            "--out",
+            &s(&dir.path().join("y")),
+        ],
+        "--save-every must be at least 1",
     );
-    let o = convnet(&[
-        "train",
-        "--save-every",
-        "10",
-        "--out",
-        &s(&dir.path().join("z")),
-    ]);
-    assert!(
-        stderr(&o).contains("--save-every is for detection"),
-        "{}",
-        stderr(&o)
+    refused(
+        &[
+            "train",
+            "--save-every",
+            "10",
+            "--out",
+            &s(&dir.path().join("z")),
+        ],
+        "--save-every is for detection",
     );
     // Detect with the trained run on a picture of another size: boxes come back in its pixels.
     let picture = dir.path().join("scene.png");

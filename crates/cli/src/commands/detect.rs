@@ -301,15 +301,15 @@ struct Trained {
 
 impl HeadFile {
     /// The run directory of `path` (a run directory or one of its checkpoints) and its head
-    /// file's path.
-    fn locate(path: &Path) -> (PathBuf, PathBuf) {
+    /// file's path, when that file is there (the run is a detector's).
+    fn locate(path: &Path) -> Option<(PathBuf, PathBuf)> {
         let run_dir = if path.is_dir() {
             path.to_path_buf()
         } else {
             super::eval::run_dir_of(path)
         };
         let head_path = run_dir.join(HEAD_FILE);
-        (run_dir, head_path)
+        head_path.is_file().then_some((run_dir, head_path))
     }
 
     fn read(head_path: &Path) -> Result<Self> {
@@ -323,10 +323,9 @@ impl HeadFile {
 impl Trained {
     /// `path`: a run directory (its best checkpoint, else its last) or one of its checkpoints.
     fn load(path: &Path, device: &Device) -> Result<Self> {
-        let (run_dir, head_path) = HeadFile::locate(path);
-        if !head_path.is_file() {
+        let Some((run_dir, head_path)) = HeadFile::locate(path) else {
             bail!("{} is not in a detector's run directory", path.display());
-        }
+        };
         let head_file = HeadFile::read(&head_path)?;
         let checkpoint = convnet_train::Checkpoint::resolve(path)?;
         let model = convnet_train::Checkpoint::load(&checkpoint)?.model(&checkpoint, device)?;
@@ -349,8 +348,7 @@ impl Trained {
 /// The detector's run directory that `path` (a run directory or one of its checkpoints) is
 /// in, if it is a detector's (it has a head file).
 pub(super) fn detector_run_of(path: &Path) -> Option<PathBuf> {
-    let (run_dir, head_path) = HeadFile::locate(path);
-    head_path.is_file().then_some(run_dir)
+    HeadFile::locate(path).map(|(run_dir, _)| run_dir)
 }
 
 /// The anchors of the detector run that `--init` names, when it is one: its head was trained
@@ -365,10 +363,9 @@ fn inherited_anchors(
     let Some(init) = init else {
         return Ok(None);
     };
-    let (_, head_path) = HeadFile::locate(init);
-    if !head_path.is_file() {
+    let Some((_, head_path)) = HeadFile::locate(init) else {
         return Ok(None);
-    }
+    };
     let head = HeadFile::read(&head_path)?;
     if head.anchors.len() != anchors {
         bail!(
