@@ -130,6 +130,57 @@ fn a_mask_folder_trains_and_segment_writes_mask_and_overlay() {
         );
         assert_eq!(e["test_per_class"], report["test_per_class"]);
     }
+    // The pixel confusion behind those numbers: every test pixel once, and the mean IoU and
+    // the error split recomputed from it by hand.
+    let e = eval(&[]);
+    let counts: Vec<Vec<f64>> = e["test_confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(counts.iter().flatten().sum::<f64>(), 8.0 * 32.0 * 32.0);
+    let iou = |tp: f64, fp: f64, fn_: f64| tp / (tp + fp + fn_);
+    let column = |c: usize| counts.iter().map(|row| row[c]).sum::<f64>();
+    let row = |c: usize| counts[c].iter().sum::<f64>();
+    let by_hand = (0..3)
+        .map(|c| {
+            iou(
+                counts[c][c],
+                column(c) - counts[c][c],
+                row(c) - counts[c][c],
+            )
+        })
+        .sum::<f64>()
+        / 3.0;
+    assert!((by_hand - miou).abs() < 1e-9, "{by_hand} vs {e}");
+    // Items found: squares and bars as one class against the background.
+    let items = counts[1][1] + counts[1][2] + counts[2][1] + counts[2][2];
+    let found = iou(
+        items,
+        counts[0][1] + counts[0][2],
+        counts[1][0] + counts[2][0],
+    );
+    assert!(
+        (e["test_item_iou"].as_f64().unwrap() - found).abs() < 1e-9,
+        "{e}"
+    );
+    // Named right: a square taken for a bar counts as a square and the reverse.
+    let named = (iou(
+        counts[0][0],
+        column(0) - counts[0][0],
+        row(0) - counts[0][0],
+    ) + iou(counts[1][1] + counts[1][2], counts[0][1], counts[1][0])
+        + iou(counts[2][2] + counts[2][1], counts[0][2], counts[2][0]))
+        / 3.0;
+    let reported = e["test_mean_iou_named_right"].as_f64().unwrap();
+    assert!((reported - named).abs() < 1e-9, "{named} vs {e}");
     let tta = eval(&["--flip-tta"]);
     assert_eq!(tta["flip_tta"], true);
     assert!((0.0..=1.0).contains(&tta["test_mean_iou"].as_f64().unwrap()));

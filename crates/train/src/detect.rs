@@ -78,30 +78,6 @@ fn head_output(
         .map_err(|e| TrainError::Config(format!("cannot read the YOLO output: {e:?}")))
 }
 
-/// Each picture's detections above `score` after per-class NMS, boxes in fractions of the
-/// picture, for pictures `x` (`[N, 1, S, S]`, values in [0, 1] as detectors train on them).
-pub fn detect_pictures(
-    model: &Sequential,
-    head: &YoloHead,
-    x: Tensor<4>,
-    score: f32,
-) -> Result<Vec<Vec<Detection>>, TrainError> {
-    let y = head_output(model, x, head, Mode::Eval)?;
-    let [_, c, gh, gw] = y.dims();
-    let values = y
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|e| TrainError::Config(format!("{e:?}")))?;
-    values
-        .chunks_exact(c * gh * gw)
-        .map(|one| {
-            head.detect(one, [gh, gw], score, NMS_IOU)
-                .map_err(|e| TrainError::Config(e.to_string()))
-        })
-        .collect()
-}
-
 /// Pictures `indices` of `set` as a tensor, mirrored where `flips` says.
 fn pictures(set: &DetectionSet, indices: &[usize], flips: &[bool], device: &Device) -> Tensor<4> {
     let s = set.size;

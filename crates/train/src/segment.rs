@@ -13,7 +13,6 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use convnet_data::segmentation::epoch_order;
 use convnet_data::{JointAugment, Normalization, SegmentationBatch, SegmentationSet};
 use convnet_layers::{Mode, ModelSpec, Sequential};
-use convnet_vision::boxes::BBox;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
@@ -244,165 +243,6 @@ pub fn argmax_pixels(scores: Tensor<4>) -> Vec<usize> {
         .collect()
 }
 
-/// The class of every pixel, `[N * H * W]` row-major, with one class per item: the pixels
-/// whose best class is not background (class 0) form 4-connected regions, and each region takes
-/// the item class with the largest probability summed over its pixels. The per-pixel argmax
-/// may name parts of one item differently (a shirt's sleeve a T-shirt's, its body a coat's);
-/// no item is made of two kinds. Items that touch are one region and get one class.
-pub fn region_pixels(scores: Tensor<4>) -> Vec<usize> {
-    let [n, k, h, w] = scores.dims();
-    let probs = softmax(scores, 1)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default();
-    if probs.len() != n * k * h * w {
-        return Vec::new();
-    }
-    let mut labels = Vec::with_capacity(n * h * w);
-    for picture in probs.chunks_exact(k * h * w) {
-        labels.extend(vote_regions(picture, k, h, w));
-    }
-    labels
-}
-
-/// [`region_pixels`] for one picture's probabilities `[k, H, W]`.
-fn vote_regions(probs: &[f32], k: usize, h: usize, w: usize) -> Vec<usize> {
-    let plane = h * w;
-    let mut labels: Vec<usize> = (0..plane)
-        .map(|i| {
-            (0..k)
-                .max_by(|&a, &b| probs[a * plane + i].total_cmp(&probs[b * plane + i]))
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut seen = vec![false; plane];
-    let mut region = Vec::new();
-    for start in 0..plane {
-        if seen[start] || labels[start] == 0 {
-            continue;
-        }
-        seen[start] = true;
-        region.clear();
-        region.push(start);
-        let mut next = 0;
-        while next < region.len() {
-            let i = region[next];
-            next += 1;
-            let (y, x) = (i / w, i % w);
-            let neighbours = [
-                (y > 0).then(|| i - w),
-                (y + 1 < h).then(|| i + w),
-                (x > 0).then(|| i - 1),
-                (x + 1 < w).then(|| i + 1),
-            ];
-            for j in neighbours.into_iter().flatten() {
-                if !seen[j] && labels[j] != 0 {
-                    seen[j] = true;
-                    region.push(j);
-                }
-            }
-        }
-        let total = |c: usize| region.iter().map(|&i| probs[c * plane + i]).sum::<f32>();
-        let class = (1..k)
-            .map(|c| (c, total(c)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or(0, |(c, _)| c);
-        for &i in &region {
-            labels[i] = class;
-        }
-    }
-    labels
-}
-
-/// A detector's box around an item, as a segmentation class: `bbox` in fractions of the
-/// picture, `class` the segmentation class (background is 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NamedBox {
-    pub bbox: BBox,
-    pub class: usize,
-    pub score: f32,
-}
-
-/// The class of every pixel, `[N * H * W]` row-major, with the item classes named by boxes
-/// (`boxes[i]`: picture `i`'s): a pixel the network takes for an item (its best class is not
-/// background) and that lies in boxes of at least `min_score` takes, of those boxes' classes,
-/// the one the network gives the most probability there; outside every box it keeps its own
-/// best class. The network finds items and tells overlapping ones apart; a detector, which sees
-/// each item whole, names them.
-pub fn box_named_pixels(scores: Tensor<4>, boxes: &[Vec<NamedBox>], min_score: f32) -> Vec<usize> {
-    let [n, k, h, w] = scores.dims();
-    let probs = softmax(scores, 1)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default();
-    if probs.len() != n * k * h * w || boxes.len() != n {
-        return Vec::new();
-    }
-    let plane = h * w;
-    let mut labels = Vec::with_capacity(n * plane);
-    let mut candidates = Vec::new();
-    for (picture, boxes) in probs.chunks_exact(k * plane).zip(boxes) {
-        for i in 0..plane {
-            let p = |c: usize| picture[c * plane + i];
-            let best = (0..k).max_by(|&a, &b| p(a).total_cmp(&p(b))).unwrap_or(0);
-            if best == 0 {
-                labels.push(0);
-                continue;
-            }
-            let (x, y) = ((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
-            let (x, y) = (x / w as f32, y / h as f32);
-            candidates.clear();
-            candidates.extend(
-                boxes
-                    .iter()
-                    .filter(|b| b.score >= min_score && b.class > 0 && b.class < k)
-                    .filter(|b| (b.bbox.x1..b.bbox.x2).contains(&x))
-                    .filter(|b| (b.bbox.y1..b.bbox.y2).contains(&y))
-                    .map(|b| b.class),
-            );
-            let named = candidates
-                .iter()
-                .copied()
-                .max_by(|&a, &b| p(a).total_cmp(&p(b)))
-                .unwrap_or(best);
-            labels.push(named);
-        }
-    }
-    labels
-}
-
-/// How score maps become a class per pixel.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Readout<'a> {
-    /// Average each picture's scores with its mirror image's, mirrored back (flip test-time
-    /// augmentation).
-    pub flip_tta: bool,
-    /// One class per connected item ([`region_pixels`]) rather than per pixel.
-    pub regions: bool,
-    /// Item classes named by a detector's boxes, one list a picture of the set, and the least
-    /// score of a box that names ([`box_named_pixels`]).
-    pub boxes: Option<(&'a [Vec<NamedBox>], f32)>,
-}
-
-impl Readout<'_> {
-    /// Labels of the pictures `chunk` of the set from their score maps.
-    fn labels(self, scores: Tensor<4>, chunk: &[usize]) -> Vec<usize> {
-        if let Some((boxes, min_score)) = self.boxes {
-            let mine: Vec<Vec<NamedBox>> = chunk
-                .iter()
-                .map(|&i| boxes.get(i).cloned().unwrap_or_default())
-                .collect();
-            box_named_pixels(scores, &mine, min_score)
-        } else if self.regions {
-            region_pixels(scores)
-        } else {
-            argmax_pixels(scores)
-        }
-    }
-}
-
 /// Mean loss and metrics of `model` on `set`.
 pub fn evaluate_segmentation(
     model: &Sequential,
@@ -416,19 +256,20 @@ pub fn evaluate_segmentation(
         &[(model, normalization)],
         set,
         loss,
-        Readout::default(),
+        false,
         batch_size,
         device,
     )
 }
 
 /// Mean loss and metrics on `set` of the average score maps of `members` (each network with
-/// the normalisation it was trained with), read out as `readout` says.
+/// the normalisation it was trained with). With `flip_tta` each picture's scores are also
+/// averaged with its mirror image's, mirrored back (flip test-time augmentation).
 pub fn evaluate_segmentation_ensemble(
     members: &[(&Sequential, &Normalization)],
     set: &SegmentationSet,
     loss: SegmentationLoss,
-    readout: Readout,
+    flip_tta: bool,
     batch_size: usize,
     device: &Device,
 ) -> Result<(f64, SegmentationMetrics), TrainError> {
@@ -438,11 +279,7 @@ pub fn evaluate_segmentation_ensemble(
     let mut metrics = SegmentationMetrics::new(set.num_classes());
     let mut loss_sum = 0.0;
     let indices: Vec<usize> = (0..set.len()).collect();
-    let views: &[bool] = if readout.flip_tta {
-        &[false, true]
-    } else {
-        &[false]
-    };
+    let views: &[bool] = if flip_tta { &[false, true] } else { &[false] };
     for chunk in indices.chunks(batch_size.max(1)) {
         let mut sum: Option<Tensor<4>> = None;
         let mut labels = None;
@@ -477,7 +314,7 @@ pub fn evaluate_segmentation_ensemble(
             .div_scalar((members.len() * views.len()) as f64);
         let y = labels.expect("at least one member");
         loss_sum += loss.forward(s.clone(), y).into_scalar::<f64>() * chunk.len() as f64;
-        metrics.add(&truth, &readout.labels(s, chunk));
+        metrics.add(&truth, &argmax_pixels(s));
     }
     Ok((loss_sum / set.len().max(1) as f64, metrics))
 }
@@ -683,11 +520,7 @@ padding = "same"
         let (set, mirrored) = pictures_and_mirrors();
         let run = |set: &SegmentationSet, members: &[(&Sequential, &Normalization)], tta| {
             let loss = SegmentationLoss::CrossEntropy;
-            let readout = Readout {
-                flip_tta: tta,
-                ..Readout::default()
-            };
-            evaluate_segmentation_ensemble(members, set, loss, readout, 2, &device()).unwrap()
+            evaluate_segmentation_ensemble(members, set, loss, tta, 2, &device()).unwrap()
         };
         let one = [(&net, &norm)];
         // Without TTA the lopsided network tells a picture from its mirror image...
@@ -802,75 +635,5 @@ padding = "same"
         assert_eq!(named.confusion.total(), m.confusion.total());
         // Perfect naming changes nothing more.
         assert_eq!(named.named_right(), named);
-    }
-
-    /// Score maps `[1, k, H, W]` whose probabilities (after softmax) favour `best[i]` at pixel
-    /// `i`, with `second[i]` close behind.
-    fn scores(k: usize, h: usize, w: usize, best: &[usize], second: &[usize]) -> Tensor<4> {
-        let mut v = vec![0.0f32; k * h * w];
-        for i in 0..h * w {
-            v[best[i] * h * w + i] = 3.0;
-            if second[i] != best[i] {
-                v[second[i] * h * w + i] = 2.5;
-            }
-        }
-        Tensor::from_data(TensorData::new(v, [1, k, h, w]), &device())
-    }
-
-    #[test]
-    fn each_connected_item_takes_one_class() {
-        // Two items apart on a 2x5 picture: pixels 0-1 and 5-6 (a 2x2 block), pixels 3-4 and
-        // 8-9 (another); column 2 is background.
-        let best = [1, 2, 0, 2, 2, 1, 1, 0, 2, 3];
-        let second = [1, 1, 0, 3, 2, 2, 1, 0, 2, 2];
-        let labels = region_pixels(scores(4, 2, 5, &best, &second));
-        // Left block: three pixels favour class 1 -> all class 1. Right block: class 2 leads
-        // three pixels and is second at the fourth -> all class 2.
-        assert_eq!(labels, [1, 1, 0, 2, 2, 1, 1, 0, 2, 2]);
-        // Without the vote, the pixels keep their own classes.
-        assert_eq!(
-            argmax_pixels(scores(4, 2, 5, &best, &second)),
-            best.to_vec()
-        );
-    }
-
-    #[test]
-    fn boxes_name_the_item_pixels_inside_them() {
-        let bbox = |x1, y1, x2, y2| BBox { x1, y1, x2, y2 };
-        // A 1x4 picture: pixel 0 background, pixels 1-3 items.
-        let best = [0, 1, 1, 2];
-        let second = [0, 3, 2, 3];
-        let boxes = vec![vec![
-            // Covers pixels 0-1 (centres 0.125, 0.375): pixel 1 becomes class 3, pixel 0
-            // stays background.
-            NamedBox {
-                bbox: bbox(0.0, 0.0, 0.5, 1.0),
-                class: 3,
-                score: 0.9,
-            },
-            // Too weak to name (else pixel 2, whose second class is 2, would take 2).
-            NamedBox {
-                bbox: bbox(0.5, 0.0, 0.75, 1.0),
-                class: 2,
-                score: 0.1,
-            },
-            // Pixel 3 lies in a class-1 and a class-3 box: of the two, the network favours 3.
-            NamedBox {
-                bbox: bbox(0.75, 0.0, 1.0, 1.0),
-                class: 1,
-                score: 0.8,
-            },
-            NamedBox {
-                bbox: bbox(0.6, 0.0, 1.0, 1.0),
-                class: 3,
-                score: 0.5,
-            },
-        ]];
-        let labels = box_named_pixels(scores(4, 1, 4, &best, &second), &boxes, 0.3);
-        // Pixel 2 lies only in the class-3 box of score 0.5 (0.6-1.0 holds its centre 0.625).
-        assert_eq!(labels, [0, 3, 3, 3]);
-        // Without boxes nothing changes.
-        let none = box_named_pixels(scores(4, 1, 4, &best, &second), &[vec![]], 0.3);
-        assert_eq!(none, best.to_vec());
     }
 }

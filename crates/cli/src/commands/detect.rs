@@ -345,54 +345,6 @@ impl Trained {
     }
 }
 
-/// A detector trained here (`path`: its run directory or one of its checkpoints) rebuilt for
-/// `side`x`side` pictures, with its head and class names. Its layers are convolutions and
-/// pools, so the weights fit any side that divides by 16; the grid follows the side, and the
-/// anchors, in cells of the same 16 pixels, keep their size in pixels.
-pub(super) fn detector_for_side(
-    path: &Path,
-    side: usize,
-    device: &Device,
-) -> Result<(convnet_layers::Sequential, YoloHead, Vec<String>)> {
-    let Some((_, head_path)) = HeadFile::locate(path) else {
-        bail!("{} is not in a detector's run directory", path.display());
-    };
-    let head_file = HeadFile::read(&head_path)?;
-    let checkpoint = convnet_train::Checkpoint::resolve(path)?;
-    let model = convnet_train::Checkpoint::load(&checkpoint)?
-        .meta
-        .config
-        .model;
-    let Some(zoo) = convnet_zoo::TinyYoloConfig::by_name(&model) else {
-        bail!(
-            "{}: only zoo detectors (tiny-yolo, tiny-yolo-wide) can be rebuilt for another picture size, not {model}",
-            checkpoint.display()
-        );
-    };
-    let spec = convnet_zoo::TinyYoloConfig {
-        input: [1, side, side],
-        anchors: head_file.anchors.len(),
-        classes: head_file.classes.len(),
-        ..zoo
-    }
-    .spec()
-    .map_err(anyhow::Error::msg)?;
-    let (model, report) = pretrained::initial_model(&spec, &checkpoint, device)?;
-    if !report.missing.is_empty() {
-        bail!(
-            "{} lacks {} of the detector's tensors ({})",
-            checkpoint.display(),
-            report.missing.len(),
-            report.missing.join(", ")
-        );
-    }
-    let head = YoloHead {
-        anchors: head_file.anchors,
-        classes: head_file.classes.len(),
-    };
-    Ok((model, head, head_file.classes))
-}
-
 /// The detector's run directory that `path` (a run directory or one of its checkpoints) is
 /// in, if it is a detector's (it has a head file).
 pub(super) fn detector_run_of(path: &Path) -> Option<PathBuf> {

@@ -57,21 +57,6 @@ pub struct Args {
     #[arg(long)]
     flip_tta: bool,
 
-    /// Segmentation networks: give each connected item one class, the one with the most
-    /// probability over its pixels, rather than a class per pixel.
-    #[arg(long)]
-    regions: bool,
-
-    /// Segmentation networks: name the items the network finds by this detector's boxes (a
-    /// run of `convnet train --task detect` on the same items); pixels outside every box keep
-    /// the network's class.
-    #[arg(long, value_name = "DETECTOR_RUN")]
-    name_with: Option<PathBuf>,
-
-    /// The least score of a box that names pixels (with --name-with).
-    #[arg(long, default_value_t = 0.3, value_name = "SCORE")]
-    box_score: f32,
-
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     json: bool,
@@ -84,10 +69,6 @@ pub struct Options<'a> {
     /// The first N test pictures only.
     pub limit: Option<usize>,
     pub flip_tta: bool,
-    /// Segmentation: one class per connected item.
-    pub regions: bool,
-    /// Segmentation: a detector whose boxes name the items, and their least score.
-    pub name_with: Option<(&'a Path, f32)>,
     pub json: bool,
 }
 
@@ -116,8 +97,6 @@ fn options(args: &Args) -> Options<'_> {
         data: args.data.as_deref(),
         limit: args.limit,
         flip_tta: args.flip_tta,
-        regions: args.regions,
-        name_with: args.name_with.as_deref().map(|p| (p, args.box_score)),
         json: args.json,
     }
 }
@@ -125,9 +104,6 @@ fn options(args: &Args) -> Options<'_> {
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     // A detector's run is scored by mAP on generated scenes, not by accuracy.
     if let Some(run_dir) = super::detect::detector_run_of(&args.checkpoint) {
-        if args.regions || args.name_with.is_some() {
-            anyhow::bail!("--regions and --name-with are for segmentation networks, not detectors");
-        }
         if classifier_only(&args) {
             anyhow::bail!(
                 "{} is a detector's run: it is evaluated on the generated test scenes (no --dataset, --labels, --split or --out)",
@@ -156,9 +132,6 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     }
     if args.flip_tta {
         anyhow::bail!("--flip-tta is for detectors and segmentation networks");
-    }
-    if args.regions || args.name_with.is_some() {
-        anyhow::bail!("--regions and --name-with are for segmentation networks");
     }
     let dataset = args
         .dataset

@@ -11,7 +11,7 @@ use convnet_data::segmentation::load_mask_folder;
 use convnet_data::synthetic::segmentation_scenes;
 use convnet_data::{ImageSet, JointAugment, SegmentationSet};
 use convnet_layers::{Mode, ModelSpec};
-use convnet_train::segment::{NamedBox, Readout, argmax_pixels, region_pixels};
+use convnet_train::segment::argmax_pixels;
 use convnet_train::{
     Checkpoint, SegmentationData, SegmentationLoss, SegmentationMetrics, TrainConfig,
     evaluate_segmentation, train_segmentation,
@@ -299,6 +299,7 @@ pub fn evaluate(
     options: &super::eval::Options,
     device: &Device,
 ) -> Result<()> {
+    let flip_tta = options.flip_tta;
     let first = &ensemble.members[0];
     let classes = ensemble.classes();
     let dataset = &first.meta.config.dataset;
@@ -309,15 +310,6 @@ pub fn evaluate(
         options.data,
         options.limit,
     )?;
-    let boxes = options
-        .name_with
-        .map(|(run, _)| detector_boxes(run, &test, device))
-        .transpose()?;
-    let readout = Readout {
-        flip_tta: options.flip_tta,
-        regions: options.regions,
-        boxes: boxes.as_deref().zip(options.name_with.map(|(_, s)| s)),
-    };
     let members: Vec<_> = ensemble
         .members
         .iter()
@@ -327,7 +319,7 @@ pub fn evaluate(
         &members,
         &test,
         convnet_train::segment::SegmentationLoss::CrossEntropy,
-        readout,
+        flip_tta,
         32,
         device,
     )?;
@@ -336,10 +328,7 @@ pub fn evaluate(
         let report = json!({
             "checkpoints": checkpoints,
             "dataset": dataset,
-            "flip_tta": readout.flip_tta,
-            "regions": readout.regions,
-            "named_by": options.name_with.map(|(run, _)| run),
-            "box_score": options.name_with.map(|(_, score)| score),
+            "flip_tta": flip_tta,
             "test_images": test.len(),
             "test_pixel_accuracy": m.pixel_accuracy(),
             "test_mean_iou": m.mean_iou(),
@@ -356,76 +345,20 @@ pub fn evaluate(
         println!("{}", c.display());
     }
     let what = format!(
-        "{} test pictures of {dataset}{}{}",
+        "{} test pictures of {dataset}{}",
         test.len(),
-        if readout.flip_tta { ", flip TTA" } else { "" },
-        if readout.regions {
-            ", a class per item"
-        } else {
-            ""
-        }
+        if flip_tta { ", flip TTA" } else { "" }
     );
     print_metrics(&m, classes, &what);
     if classes.len() > 2 {
-        let found = m.items_found().iou(1).unwrap_or(0.0);
-        let named = m.named_right();
         println!(
-            "items found (background against any item): IoU {found:.4}; mean IoU were every found item pixel named right {:.4}",
-            named.mean_iou()
+            "items found (background against any item): IoU {:.4}; mean IoU were every found item pixel named right: {:.4}",
+            m.items_found().iou(1).unwrap_or(0.0),
+            m.named_right().mean_iou()
         );
     }
     Ok(())
 }
-
-/// Every picture's detections by the detector of `run` (rebuilt for the set's picture size),
-/// as segmentation classes: a detector class is the segmentation class of the same name.
-fn detector_boxes(
-    run: &Path,
-    set: &SegmentationSet,
-    device: &Device,
-) -> Result<Vec<Vec<NamedBox>>> {
-    let [channels, h, w] = set.shape;
-    if channels != 1 || h != w {
-        bail!(
-            "detectors take square greyscale pictures; these are {:?}",
-            set.shape
-        );
-    }
-    let (model, head, names) = super::detect::detector_for_side(run, h, device)?;
-    let class_of: Vec<usize> = names
-        .iter()
-        .map(|name| {
-            set.classes.iter().position(|c| c == name).with_context(|| {
-                format!(
-                    "the detector's class '{name}' is not one of the segmentation classes ({})",
-                    set.classes.join(", ")
-                )
-            })
-        })
-        .collect::<Result<_>>()?;
-    let identity = convnet_data::Normalization::identity(1);
-    let indices: Vec<usize> = (0..set.len()).collect();
-    let mut boxes = Vec::with_capacity(set.len());
-    for chunk in indices.chunks(32) {
-        let batch = set.batch(chunk, &identity, None, 0, 0);
-        let x = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), device);
-        let found = convnet_train::detect::detect_pictures(&model, &head, x, BOX_FLOOR)?;
-        boxes.extend(found.into_iter().map(|dets| {
-            dets.into_iter()
-                .map(|d| NamedBox {
-                    bbox: d.bbox,
-                    class: class_of[d.class],
-                    score: d.score,
-                })
-                .collect::<Vec<_>>()
-        }));
-    }
-    Ok(boxes)
-}
-
-/// Boxes below this score are dropped before NMS; which of the rest name pixels is the
-/// caller's `--box-score`.
-const BOX_FLOOR: f32 = 0.05;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -443,11 +376,6 @@ pub struct Args {
     /// Also write the picture with each class in its colour and a legend.
     #[arg(long, value_name = "OVERLAY.png")]
     overlay: Option<PathBuf>,
-
-    /// Give each connected item one class, the one with the most probability over its pixels,
-    /// rather than a class per pixel.
-    #[arg(long)]
-    regions: bool,
 
     /// Print the class of each pixel count as JSON.
     #[arg(long)]
@@ -500,11 +428,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         )?
         .into_map2d()
         .map_err(|e| anyhow::anyhow!("cannot read the score maps: {e:?}"))?;
-    let labels = if args.regions {
-        region_pixels(scores)
-    } else {
-        argmax_pixels(scores)
-    };
+    let labels = argmax_pixels(scores);
     let small = GrayImage::from_fn(w as u32, h as u32, |x, y| {
         image::Luma([labels[y as usize * w + x as usize] as u8])
     });
