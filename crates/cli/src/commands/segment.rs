@@ -237,6 +237,11 @@ fn per_class(m: &SegmentationMetrics, classes: &[String]) -> Vec<serde_json::Val
         .collect()
 }
 
+/// A metric for the tables; "-" where it is undefined (a class neither present nor predicted).
+fn cell(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.4}"))
+}
+
 fn print_metrics(m: &SegmentationMetrics, classes: &[String], what: &str) {
     println!(
         "test: mean IoU {:.4}, pixel accuracy {:.2}%, mean Dice {:.4} ({what})",
@@ -245,8 +250,11 @@ fn print_metrics(m: &SegmentationMetrics, classes: &[String], what: &str) {
         m.mean_dice(),
     );
     for (c, name) in classes.iter().enumerate() {
-        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-        println!("  {name:<14} IoU {}  Dice {}", f(m.iou(c)), f(m.dice(c)));
+        println!(
+            "  {name:<14} IoU {}  Dice {}",
+            cell(m.iou(c)),
+            cell(m.dice(c))
+        );
     }
 }
 
@@ -352,8 +360,8 @@ pub fn evaluate(
     print_metrics(&m, classes, &what);
     if classes.len() > 2 {
         println!(
-            "items found (background against any item): IoU {:.4}; mean IoU were every found item pixel named right: {:.4}",
-            m.items_found().iou(1).unwrap_or(0.0),
+            "items found (background against any item): IoU {}; mean IoU were every found item pixel named right: {:.4}",
+            cell(m.items_found().iou(1)),
             m.named_right().mean_iou()
         );
     }
