@@ -181,6 +181,16 @@ fn a_mask_folder_trains_and_segment_writes_mask_and_overlay() {
         / 3.0;
     let reported = e["test_mean_iou_named_right"].as_f64().unwrap();
     assert!((reported - named).abs() < 1e-9, "{named} vs {e}");
+    // As text, the checkpoint is named with where in the run it was written.
+    let out = convnet(&["eval", &run_text]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let epoch = report["best_epoch"].as_u64().unwrap();
+    let line = format!("best.ckpt (after epoch {epoch}; global step ");
+    assert!(
+        stdout(&out).contains(&line),
+        "{line:?} not in {}",
+        stdout(&out)
+    );
     let tta = eval(&["--flip-tta"]);
     assert_eq!(tta["flip_tta"], true);
     assert!((0.0..=1.0).contains(&tta["test_mean_iou"].as_f64().unwrap()));

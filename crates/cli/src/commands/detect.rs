@@ -297,6 +297,7 @@ struct Trained {
     head_file: HeadFile,
     model: convnet_layers::Sequential,
     checkpoint: PathBuf,
+    meta: convnet_train::CheckpointMeta,
 }
 
 impl HeadFile {
@@ -328,12 +329,14 @@ impl Trained {
         };
         let head_file = HeadFile::read(&head_path)?;
         let checkpoint = convnet_train::Checkpoint::resolve(path)?;
-        let model = convnet_train::Checkpoint::load(&checkpoint)?.model(&checkpoint, device)?;
+        let saved = convnet_train::Checkpoint::load(&checkpoint)?;
+        let model = saved.model(&checkpoint, device)?;
         Ok(Self {
             run_dir,
             head_file,
             model,
             checkpoint,
+            meta: saved.meta,
         })
     }
 
@@ -661,8 +664,8 @@ pub fn evaluate_run(
     if options.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for c in &checkpoints {
-            println!("{}", c.display());
+        for r in &runs {
+            println!("{}", super::eval::checkpoint_line(&r.checkpoint, &r.meta));
         }
         print_scores(&report, classes, None);
     }

@@ -83,6 +83,28 @@ pub(super) fn run_dir_of(checkpoint: &Path) -> PathBuf {
     }
 }
 
+/// `path` with where in its run it was written: after which epoch, and for a checkpoint saved
+/// inside an epoch (`--save-every`), how many steps into the next.
+pub(super) fn checkpoint_line(path: &Path, meta: &convnet_train::CheckpointMeta) -> String {
+    format!(
+        "{} ({})",
+        path.display(),
+        position(meta.epoch, meta.global_step, meta.steps_into_epoch)
+    )
+}
+
+/// `epochs` completed, `global_step` steps in all, `steps_into_epoch` of the next epoch when
+/// the checkpoint was written inside it.
+fn position(epochs: usize, global_step: usize, steps_into_epoch: Option<usize>) -> String {
+    match steps_into_epoch {
+        Some(steps) => format!(
+            "epoch {} step {steps}, mid-epoch; global step {global_step}",
+            epochs + 1
+        ),
+        None => format!("after epoch {epochs}; global step {global_step}"),
+    }
+}
+
 fn cell(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.3}", v))
 }
@@ -256,4 +278,19 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     }
     println!("\nconfusion matrix: {}", png.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::position;
+
+    #[test]
+    fn a_checkpoint_says_where_in_its_run_it_was_written() {
+        assert_eq!(position(3, 1200, None), "after epoch 3; global step 1200");
+        // Saved 2,000 steps into the first epoch (`--save-every 2000`): no epoch completed.
+        assert_eq!(
+            position(0, 2000, Some(2000)),
+            "epoch 1 step 2000, mid-epoch; global step 2000"
+        );
+    }
 }

@@ -349,8 +349,8 @@ pub fn evaluate(
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    for c in &checkpoints {
-        println!("{}", c.display());
+    for m in &ensemble.members {
+        println!("{}", super::eval::checkpoint_line(&m.path, &m.meta));
     }
     let what = format!(
         "{} test pictures of {dataset}{}",
