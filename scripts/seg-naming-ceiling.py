@@ -52,18 +52,40 @@ def naming_accuracy(m):
     return sum(m[t][t] for t in range(1, k)) / found
 
 
-def scale_naming_errors(m, factor):
-    """Each misnamed item pixel (item taken for another item) kept with probability `factor`,
-    the rest named right; background and missed pixels unchanged."""
+def scale_errors(m, factor, first=0):
+    """Confusion `m` with each error among classes `first`.. (true t, predicted p != t) kept
+    with probability `factor` and the rest moved to the diagonal; rows and columns before
+    `first` unchanged."""
     k = len(m)
     out = [list(map(float, row)) for row in m]
-    for t in range(1, k):
-        for p in range(1, k):
+    for t in range(first, k):
+        for p in range(first, k):
             if p != t:
                 kept = out[t][p] * factor
                 out[t][t] += out[t][p] - kept
                 out[t][p] = kept
     return out
+
+
+def scale_naming_errors(m, factor):
+    """Each misnamed item pixel (item taken for another item) kept with probability `factor`,
+    the rest named right; background and missed pixels unchanged."""
+    return scale_errors(m, factor, first=1)
+
+
+def largest_factor(score, target):
+    """The largest error factor in [0, 1] at which `score(factor)` still reaches `target`
+    (bisection; the score falls as the factor grows), or None if even 0 does not."""
+    if score(0.0) < target:
+        return None
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        if score(mid) >= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def named_like(m, classifier):
@@ -76,18 +98,6 @@ def named_like(m, classifier):
         found = sum(m[t][p] for p in range(1, k))
         for p in range(1, k):
             out[t][p] = found * row[p - 1] / total
-    return out
-
-
-def scale_classifier(c, factor):
-    """The classifier's confusion with every error scaled by `factor`, moved to the diagonal."""
-    out = [list(map(float, row)) for row in c]
-    for t in range(len(c)):
-        for p in range(len(c)):
-            if p != t:
-                kept = out[t][p] * factor
-                out[t][t] += out[t][p] - kept
-                out[t][p] = kept
     return out
 
 
@@ -110,17 +120,11 @@ def main():
     for factor in [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]:
         s = scale_naming_errors(m, factor)
         print(f"  {factor:.1f} -> {naming_accuracy(s):.4f}, {mean_iou(s):.4f}")
-    lo, hi = 0.0, 1.0
-    if mean_iou(scale_naming_errors(m, 0.0)) < args.target:
+    factor = largest_factor(lambda f: mean_iou(scale_naming_errors(m, f)), args.target)
+    if factor is None:
         print(f"even perfect naming stays below {args.target}: the outlines limit")
     else:
-        for _ in range(50):
-            mid = (lo + hi) / 2
-            if mean_iou(scale_naming_errors(m, mid)) >= args.target:
-                lo = mid
-            else:
-                hi = mid
-        need = naming_accuracy(scale_naming_errors(m, lo))
+        need = naming_accuracy(scale_naming_errors(m, factor))
         print(f"mean IoU {args.target} needs naming accuracy {need:.4f}")
     if args.classifier:
         cls = json.load(open(args.classifier))
@@ -134,19 +138,15 @@ def main():
         )
         # The classifier's errors scaled alike: how accurate a classifier of the same kind of
         # mistakes would have to be for the outlines to reach the target.
-        lo, hi = 0.0, 1.0
-        for _ in range(50):
-            mid = (lo + hi) / 2
-            if mean_iou(named_like(m, scale_classifier(c, mid))) >= args.target:
-                lo = mid
-            else:
-                hi = mid
-        if mean_iou(named_like(m, scale_classifier(c, lo))) >= args.target:
-            need = scale_classifier(c, lo)
+        factor = largest_factor(
+            lambda f: mean_iou(named_like(m, scale_errors(c, f))), args.target
+        )
+        if factor is not None:
+            need = scale_errors(c, factor)
             accuracy = sum(need[i][i] for i in range(len(need))) / sum(map(sum, need))
             print(
                 f"mean IoU {args.target} needs a classifier making the same kind of mistakes at "
-                f"{accuracy:.4f} accuracy (its errors x{lo:.3f})"
+                f"{accuracy:.4f} accuracy (its errors x{factor:.3f})"
             )
 
 

@@ -298,17 +298,17 @@ fn unknown(name: &str) -> ZooError {
 
 /// The layer spec of a built-in model in its published form.
 pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
-    match normalize(name).as_str() {
+    let normalized = normalize(name);
+    // Every built-in U-Net variant, by its own name list.
+    if let Some(unet) = UNetConfig::by_name(&normalized) {
+        return unet.spec().map_err(ZooError::Config);
+    }
+    match normalized.as_str() {
         "lenet5" | "lenet-5" | "lenet" => Ok(LeNet5Config::lenet5().spec()),
         "lenet5-fmnist" => Ok(LeNet5Config::fashion_mnist().spec()),
         "fmnist-cnn" => Ok(FmnistCnnConfig::textbook().spec()),
         "signal-cnn" => Ok(SignalCnnConfig::ecg().spec()),
         "volume-cnn" => Ok(VolumeCnnConfig::clips().spec()),
-        // Every built-in U-Net variant, by its own name list (`UNetConfig::by_name`).
-        n if UNetConfig::by_name(n).is_some() => UNetConfig::by_name(n)
-            .ok_or_else(|| unknown(name))?
-            .spec()
-            .map_err(ZooError::Config),
         n @ ("unet-small-encoder" | "unet-small-deep-encoder") => UNetConfig {
             num_classes: 10,
             ..unet_of_encoder(n).ok_or_else(|| unknown(name))?
@@ -437,21 +437,18 @@ pub fn segmenter_spec(
         });
     };
     let input = [c, h, w];
-    let spec = match normalize(name).as_str() {
-        // Every built-in U-Net variant, by its own name list (`UNetConfig::by_name`).
-        n if UNetConfig::by_name(n).is_some() => UNetConfig::by_name(n)
-            .ok_or_else(|| unknown(name))?
+    let normalized = normalize(name);
+    let spec = if let Some(unet) = UNetConfig::by_name(&normalized) {
+        unet.fitted(input, num_classes).and_then(|u| u.spec())
+    } else if normalized == "fcn-small" {
+        FcnConfig::small()
             .fitted(input, num_classes)
-            .and_then(|u| u.spec()),
-        "fcn-small" => FcnConfig::small()
-            .fitted(input, num_classes)
-            .and_then(|f| f.spec()),
-        _ => {
-            return Err(ZooError::Config(format!(
-                "'{name}' is not a segmentation network; built-in ones: {}",
-                SEGMENTERS.join(", ")
-            )));
-        }
+            .and_then(|f| f.spec())
+    } else {
+        return Err(ZooError::Config(format!(
+            "'{name}' is not a segmentation network; built-in ones: {}",
+            SEGMENTERS.join(", ")
+        )));
     };
     spec.map_err(ZooError::Config)
 }
