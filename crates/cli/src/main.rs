@@ -141,9 +141,55 @@ fn main() -> ExitCode {
     match in_compute_pool(|| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the error and its causes, joined.
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(err.chain().map(ToString::to_string)));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, joined by `: ` as anyhow's `{:#}` does, each cause
+/// left out when the text before it already ends with it: a wrapper whose message quotes its
+/// source (`gallery g.db: disk full`, source `disk full`) would otherwise print it twice. The
+/// error types here keep their sources out of their messages; this is for those that do not
+/// (a library's, a `with_context` that formats the error it wraps).
+fn one_line(parts: impl IntoIterator<Item = String>) -> String {
+    let mut line = String::new();
+    for part in parts {
+        let part = part.trim();
+        if part.is_empty() || line.ends_with(part) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(part);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn causes_join_on_one_line_without_repeats() {
+        let parts = |p: &[&str]| one_line(p.iter().map(|s| s.to_string()));
+        assert_eq!(
+            parts(&[
+                "cannot read w.pth",
+                "No such file or directory (os error 2)"
+            ]),
+            "cannot read w.pth: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            parts(&[
+                "gallery g.db: disk I/O error",
+                "disk I/O error",
+                "Error code 10: disk I/O error"
+            ]),
+            "gallery g.db: disk I/O error: Error code 10: disk I/O error"
+        );
+        assert_eq!(parts(&["a: b", "b"]), "a: b");
+        assert_eq!(parts(&["only"]), "only");
     }
 }

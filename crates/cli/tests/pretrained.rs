@@ -345,6 +345,16 @@ fn finetune_trains_a_new_head_on_a_frozen_base_then_unfreezes() {
     }
     // The old classifier (fc1..fc3) is gone with the top.
     assert!(!head.contains_key("fc3.weight"));
+    // `eval` scores the run on the classes it was tuned on (5-9, relabelled 0-4), as the
+    // run's own report did.
+    let e = json(&convnet(&[
+        "eval",
+        &s(&head_run),
+        "--data",
+        &s(&data_dir),
+        "--json",
+    ]));
+    assert_eq!(e["accuracy"], r["test_accuracy"], "{e}");
 
     // Stage 2: fine-tune from conv2 on, starting from stage 1's checkpoint (its head kept).
     let tuned_run = dir.path().join("tuned");

@@ -84,6 +84,10 @@ pub enum DataError {
     Augment(String),
     #[error("loader: {0}")]
     Loader(String),
+    /// A set that cannot be used with another: an empty one, or a test set whose examples or
+    /// classes differ from the training set's.
+    #[error("{0}")]
+    Sets(String),
     #[error(transparent)]
     Vision(convnet_vision::VisionError),
 }

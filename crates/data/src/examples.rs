@@ -52,6 +52,44 @@ pub trait Examples: Send + Sync {
     }
 }
 
+/// Refuses an empty `set` ("training", "test", ...): learning from or scoring on nothing
+/// would report numbers about nothing.
+pub fn check_not_empty(set: &str, examples: usize) -> Result<(), DataError> {
+    if examples == 0 {
+        return Err(DataError::Sets(format!(
+            "the {set} set is empty (no examples)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `other` (the `what` set: "test", "validation") can be scored by a model
+/// trained on `train`: not empty, examples of the same shape, labels naming the same classes. Run
+/// before training, so a mismatch does not surface only after it.
+pub fn check_matches(
+    train: &dyn Examples,
+    other: &dyn Examples,
+    what: &str,
+) -> Result<(), DataError> {
+    check_not_empty(what, other.len())?;
+    let (shape, other_shape) = (train.example_shape(), other.example_shape());
+    if shape != other_shape {
+        return Err(DataError::Sets(format!(
+            "the {what} set's examples are {other_shape:?}, the training set's {shape:?}"
+        )));
+    }
+    // A label must name the same class in both; a set may lack the last classes (a `.npy`
+    // set names classes up to its largest label).
+    if !train.classes().starts_with(other.classes()) {
+        return Err(DataError::Sets(format!(
+            "the {what} set's classes {:?} are not the training set's {:?} (in label order)",
+            other.classes(),
+            train.classes()
+        )));
+    }
+    Ok(())
+}
+
 impl Examples for ImageSet {
     fn len(&self) -> usize {
         self.labels.len()

@@ -6,8 +6,8 @@
 //! is brought to one shape the way classification networks expect it: scaled so the shorter
 //! side fits, then centre-cropped (no stretching of the object).
 
+use image::DynamicImage;
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, ImageReader};
 use std::path::{Path, PathBuf};
 
 use crate::{DataError, ImageSet};
@@ -55,6 +55,11 @@ pub fn load_folder(dir: &Path, shape: [usize; 3]) -> Result<ImageSet, DataError>
             "no images found: expected one subfolder per class holding .png/.jpg/.jpeg files{hint}"
         )));
     }
+    // The whole set is kept in memory at the asked size: check before decoding the first.
+    let [c, h, w] = shape;
+    convnet_layers::limits::Bytes::of(&[files.len(), c, h, w], 1)
+        .check(&format!("{} images of {c}x{h}x{w}", files.len()))
+        .map_err(|e| folder_error(e.to_string()))?;
     let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
     let images = load_all(&paths, shape)?;
     ImageSet::new(
@@ -72,18 +77,10 @@ pub fn load_image_file(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>, DataEr
     Ok(fit(&decode_image(path)?, shape))
 }
 
-/// Decodes a picture file (its format guessed from the content), or says which file failed.
+/// Decodes a picture file (its format guessed from the content), or says which file failed:
+/// [`convnet_vision::image_io::decode_image`], which refuses truncated and oversized pictures.
 pub fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {
-    let read = |source: image::ImageError| DataError::Image {
-        path: path.to_path_buf(),
-        source,
-    };
-    ImageReader::open(path)
-        .map_err(|e| read(e.into()))?
-        .with_guessed_format()
-        .map_err(|e| read(e.into()))?
-        .decode()
-        .map_err(read)
+    Ok(convnet_vision::image_io::decode_image(path)?)
 }
 
 fn check_shape(shape: [usize; 3]) -> Result<(), DataError> {

@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::path::Path;
 
+use convnet_layers::limits::{Bytes, checked_product};
+
 use crate::DataError;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -124,6 +126,16 @@ fn idx_error(name: &str, problem: String) -> DataError {
     }
 }
 
+/// The byte count `dims` declare, once it is known to fit in memory (checked as soon as the
+/// header is read, before any data is).
+fn checked_size(dims: &[usize]) -> Result<usize, String> {
+    let total = checked_product("the IDX dimensions", dims).map_err(|e| e.to_string())?;
+    Bytes::of(dims, 1)
+        .check(&format!("an IDX array of dimensions {dims:?}"))
+        .map_err(|e| e.to_string())?;
+    Ok(total)
+}
+
 fn element_count(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
@@ -195,7 +207,7 @@ fn read_array(
         .chunks_exact(4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
-    let total = element_count(&dims).ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
+    let total = checked_size(&dims).map_err(bad)?;
     let item = element_count(&dims[1..]).unwrap_or(usize::MAX);
     let wanted_items = limit.map_or(dims[0], |l| l.min(dims[0]));
     let want = if wanted_items == dims[0] {
@@ -203,6 +215,7 @@ fn read_array(
     } else {
         wanted_items * item
     };
+    // Never more than the header declares: a gzip bomb stops at the declared size.
     let data = read_up_to(r, want).map_err(&io_err)?;
     if data.len() < want {
         return Err(bad(format!(
@@ -211,13 +224,12 @@ fn read_array(
             data.len()
         )));
     }
-    if limit.is_none() {
-        let extra = io::copy(r, &mut io::sink()).map_err(&io_err)?;
-        if extra > 0 {
-            return Err(bad(format!(
-                "{extra} bytes of trailing data after the {total} bytes that dimensions {dims:?} call for"
-            )));
-        }
+    // One byte past the declared data is enough to know there is more: the rest of a huge
+    // tail is never decompressed.
+    if limit.is_none() && !read_up_to(r, 1).map_err(&io_err)?.is_empty() {
+        return Err(bad(format!(
+            "trailing data after the {total} bytes that dimensions {dims:?} call for"
+        )));
     }
     Ok(IdxArray { dims, data })
 }
@@ -337,7 +349,7 @@ mod tests {
         let mut bytes = encode(&dims, &data).unwrap();
         bytes.extend_from_slice(b"junk");
         let msg = problem(parse_idx(&bytes, "g.idx"));
-        assert!(msg.contains("4 bytes of trailing data"), "{msg}");
+        assert!(msg.contains("trailing data after the 12 bytes"), "{msg}");
     }
 
     #[test]
@@ -368,5 +380,62 @@ mod tests {
             err.to_string().contains("call for 4 values, got 3"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_header_past_the_memory_limit_is_refused_before_any_data() {
+        // (2^32-1)^2 bytes: fits in 64 bits, not in any memory.
+        let mut bytes = vec![0, 0, UNSIGNED_BYTE, 2];
+        for d in [u32::MAX, u32::MAX] {
+            bytes.extend(d.to_be_bytes());
+        }
+        let msg = problem(parse_idx(&gzip(&bytes), "bomb.gz"));
+        assert!(msg.contains("would need"), "{msg}");
+        assert!(msg.contains("bomb.gz"), "{msg}");
+    }
+
+    #[test]
+    fn a_huge_tail_is_not_decompressed() {
+        // 64 MiB of zeros past a 12-byte array compress to ~64 KiB: refused after one byte.
+        let (dims, data) = sample();
+        let mut bytes = encode(&dims, &data).unwrap();
+        bytes.resize(bytes.len() + (64 << 20), 0);
+        let msg = problem(parse_idx(&gzip(&bytes), "tail.gz"));
+        assert!(msg.contains("trailing data"), "{msg}");
+    }
+
+    #[test]
+    fn an_empty_array_reads_as_zero_items() {
+        let bytes = encode(&[0, 28, 28], &[]).unwrap();
+        assert_eq!(parse_idx(&bytes, "e.idx").unwrap().dims, vec![0, 28, 28]);
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes, raw or gzipped, are read or refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            zipped in proptest::prelude::any::<bool>(),
+        ) {
+            let input = if zipped { gzip(&bytes) } else { bytes };
+            let _ = parse_idx(&input, "p.idx");
+        }
+
+        /// Well-formed headers with extreme dimensions and little data never panic and never
+        /// read past what the data holds.
+        #[test]
+        fn extreme_headers_never_panic(
+            dims in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..5),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let mut bytes = vec![0, 0, UNSIGNED_BYTE, dims.len() as u8];
+            for d in &dims {
+                bytes.extend(d.to_be_bytes());
+            }
+            bytes.extend(&data);
+            if let Ok(a) = parse_idx(&bytes, "p.idx") {
+                proptest::prop_assert_eq!(a.data, data);
+            }
+        }
     }
 }

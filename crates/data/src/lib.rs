@@ -34,7 +34,7 @@ pub use augment::{
     RandomRotation, Transform,
 };
 pub use error::DataError;
-pub use examples::{Examples, IntoExamples};
+pub use examples::{Examples, IntoExamples, check_matches, check_not_empty};
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use npy::{NpyArray, NpyData, load_npy_set, read_npy, write_npy_f32};
 pub use preprocess::{Interpolation, Preprocess, Resize};

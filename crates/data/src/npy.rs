@@ -307,6 +307,7 @@ impl Header {
         let mut p = LiteralParser {
             chars: text.chars().collect(),
             at: 0,
+            depth: 0,
         };
         let dict = match p.literal().map_err(|why| bad(&why))? {
             Literal::Dict(d) => d,
@@ -357,7 +358,13 @@ impl Header {
 struct LiteralParser {
     chars: Vec<char>,
     at: usize,
+    /// How many brackets the parser is inside: bounded, so a header of a million `(` is an
+    /// error instead of a stack overflow.
+    depth: usize,
 }
+
+/// The deepest nesting a header may have (a structured dtype needs 3 or 4 levels).
+const MAX_HEADER_DEPTH: usize = 32;
 
 impl LiteralParser {
     fn skip_space(&mut self) {
@@ -402,6 +409,16 @@ impl LiteralParser {
     }
 
     fn literal(&mut self) -> Result<Literal, String> {
+        if self.depth >= MAX_HEADER_DEPTH {
+            return Err(format!("nested deeper than {MAX_HEADER_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let literal = self.one_literal();
+        self.depth -= 1;
+        literal
+    }
+
+    fn one_literal(&mut self) -> Result<Literal, String> {
         match self.peek().ok_or("unexpected end")? {
             '{' => {
                 self.at += 1;
@@ -728,4 +745,55 @@ fn float_labels(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deeply_nested_headers_are_errors_not_stack_overflows() {
+        let header = format!("{{'descr': {}", "(".repeat(1_000_000));
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend([2, 0]);
+        bytes.extend((header.len() as u32).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        let err = parse_npy(&bytes, Path::new("deep.npy"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nested deeper than 32"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes after the magic, and well-formed headers with extreme shapes, are
+        /// read or refused, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend(&body);
+            let _ = parse_npy(&bytes, Path::new("p.npy"));
+            let _ = parse_npy(&body, Path::new("p.npy"));
+        }
+
+        #[test]
+        fn extreme_shapes_never_panic(
+            shape in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..5),
+            descr in proptest::sample::select(vec!["<f4", "<f8", "|u1", "<i8", "<U3"]),
+            body in 0usize..64,
+        ) {
+            let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+            let header = format!(
+                "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
+                dims.join(", ")
+            );
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend([1, 0]);
+            bytes.extend((header.len() as u16).to_le_bytes());
+            bytes.extend(header.as_bytes());
+            bytes.resize(bytes.len() + body, 0);
+            let _ = parse_npy(&bytes, Path::new("p.npy"));
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! are scaled, the channel order), and the weights are only right under that recipe, so the
 //! recipe travels with them: zoo models name theirs and checkpoints store it.
 
+use convnet_layers::limits::Bytes;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, RgbImage};
 use serde::{Deserialize, Serialize};
@@ -164,7 +165,7 @@ impl Preprocess {
                 "cannot resize images to {h}x{w}"
             )));
         }
-        let rgb = self.resized(img.to_rgb8(), w as u32, h as u32);
+        let rgb = self.resized(img.to_rgb8(), w as u32, h as u32)?;
         let plane = h * w;
         let mut out = vec![0.0; 3 * plane];
         for (i, px) in rgb.pixels().enumerate() {
@@ -176,24 +177,31 @@ impl Preprocess {
         Ok(out)
     }
 
-    fn resized(&self, rgb: RgbImage, tw: u32, th: u32) -> RgbImage {
+    fn resized(&self, rgb: RgbImage, tw: u32, th: u32) -> Result<RgbImage, DataError> {
         let filter = self.interpolation.filter();
         let (iw, ih) = (rgb.width().max(1), rgb.height().max(1));
         match self.resize {
-            Resize::Stretch => imageops::resize(&rgb, tw, th, filter),
+            Resize::Stretch => Ok(imageops::resize(&rgb, tw, th, filter)),
             Resize::PadToSquare => {
                 let side = iw.max(ih);
                 let mut square = RgbImage::new(side, side);
                 imageops::replace(&mut square, &rgb, 0, 0);
-                imageops::resize(&square, tw, th, filter)
+                Ok(imageops::resize(&square, tw, th, filter))
             }
             Resize::CenterCrop { shorter } => {
                 let scale = shorter as f64 / f64::from(iw.min(ih));
                 let nw = ((f64::from(iw) * scale).round() as u32).max(tw);
                 let nh = ((f64::from(ih) * scale).round() as u32).max(th);
+                // A long thin picture scaled so its short side is `shorter` can grow past any
+                // memory (1 x 20000 at 256 would be 5 million pixels wide).
+                Bytes::of(&[nw as usize, nh as usize], 3)
+                    .check(&format!(
+                        "scaling a {iw}x{ih} picture to {nw}x{nh} before cropping"
+                    ))
+                    .map_err(|e| DataError::Preprocess(e.to_string()))?;
                 let scaled = imageops::resize(&rgb, nw, nh, filter);
                 let (x, y) = ((nw - tw) / 2, (nh - th) / 2);
-                imageops::crop_imm(&scaled, x, y, tw, th).to_image()
+                Ok(imageops::crop_imm(&scaled, x, y, tw, th).to_image())
             }
             Resize::CropToAspect => {
                 // The largest centred region whose aspect ratio is the target's.
@@ -204,7 +212,7 @@ impl Preprocess {
                     (iw, ((f64::from(iw) / target).round() as u32).clamp(1, ih))
                 };
                 let region = imageops::crop_imm(&rgb, (iw - cw) / 2, (ih - ch) / 2, cw, ch);
-                imageops::resize(&region.to_image(), tw, th, filter)
+                Ok(imageops::resize(&region.to_image(), tw, th, filter))
             }
         }
     }
@@ -305,5 +313,31 @@ mod tests {
                 .to_string()
                 .contains("presets")
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any picture shape, target size and recipe gives `3 x H x W` values or an error,
+        /// never a panic (thin pictures, targets larger than the picture, crops of 1 pixel).
+        #[test]
+        fn any_shape_and_recipe_never_panics(
+            iw in 1u32..48, ih in 1u32..48, h in 0usize..40, w in 0usize..40,
+            shorter in 0usize..60, mode in 0usize..4,
+        ) {
+            let resize = match mode {
+                0 => Resize::CenterCrop { shorter },
+                1 => Resize::CropToAspect,
+                2 => Resize::Stretch,
+                _ => Resize::PadToSquare,
+            };
+            let mut p = Preprocess::imagenet(8, 8, Interpolation::Bilinear);
+            p.size = [h, w];
+            p.resize = resize;
+            let img = DynamicImage::ImageRgb8(RgbImage::new(iw, ih));
+            if let Ok(v) = p.apply(&img) {
+                proptest::prop_assert_eq!(v.len(), 3 * h * w);
+            }
+        }
     }
 }

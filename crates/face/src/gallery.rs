@@ -53,6 +53,9 @@ pub const MODEL: &str = "face-api.js faceRecognitionNet";
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
+/// The most values an encoding may have (face-api's are 128): a recorded dimension above it is
+/// damage, not a model.
+pub const MAX_DIM: usize = 1 << 16;
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -82,13 +85,13 @@ const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 /// Why a gallery operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GalleryError {
-    #[error("gallery {path}: {source}")]
+    #[error("gallery {path}")]
     Sqlite {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
-    #[error("gallery {path}: {source}")]
+    #[error("gallery {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -190,6 +193,13 @@ impl Gallery {
         if dim == 0 {
             return Err(GalleryError::ZeroDim {
                 path: path.to_path_buf(),
+            });
+        }
+        if dim > MAX_DIM {
+            return Err(GalleryError::DimensionMismatch {
+                path: path.to_path_buf(),
+                gallery: MAX_DIM,
+                requested: dim,
             });
         }
         let gallery = Self::connect(path, Some(dim))?;
@@ -325,7 +335,10 @@ impl Gallery {
         if blobs.is_empty() && self.person_id(name)?.is_none() {
             return Err(self.unknown(name));
         }
-        blobs.iter().map(|b| self.decode(b)).collect()
+        blobs
+            .iter()
+            .map(|b| self.values(b, &format!("an encoding of {name:?}")))
+            .collect()
     }
 
     /// Removes `name` and all of their encodings; returns how many encodings went.
@@ -379,15 +392,9 @@ impl Gallery {
         let mut acc: Vec<(String, f64, usize, f32)> = Vec::new();
         while let Some(row) = rows.next().map_err(&err)? {
             let name: String = row.get(0).map_err(&err)?;
-            let blob =
-                row.get_ref(1)
-                    .map_err(&err)?
-                    .as_blob()
-                    .map_err(|e| GalleryError::Corrupt {
-                        path: self.path.clone(),
-                        reason: format!("an encoding of {name:?} is not a BLOB: {e}"),
-                    })?;
-            let d = self.distance_to_blob(encoding, blob, &name)?;
+            let blob = self.blob(row, 1, &name)?;
+            let stored = self.values(blob, &format!("an encoding of {name:?}"))?;
+            let d = distance(encoding, &stored);
             match acc.last_mut() {
                 Some(last) if last.0 == name => {
                     last.1 += f64::from(d);
@@ -455,6 +462,9 @@ impl Gallery {
                         path: parent.to_path_buf(),
                     });
                 }
+                if let Some(dim) = create_dim {
+                    create_new(path, parent, dim)?;
+                }
             }
             Err(e) => {
                 return Err(GalleryError::Io {
@@ -465,10 +475,12 @@ impl Gallery {
             Ok(meta) if meta.is_dir() => {
                 return Err(not_a_gallery("it is a folder".into()));
             }
+            // A gallery convnet makes is never empty (see `create_new`): an empty file is
+            // someone else's, and is refused by every command alike.
             Ok(meta) if meta.len() == 0 => {
-                if !create {
-                    return Err(not_a_gallery("the file is empty".into()));
-                }
+                return Err(not_a_gallery(
+                    "the file is empty (remove it to make a new gallery there)".into(),
+                ));
             }
             Ok(_) => {
                 let mut head = Vec::with_capacity(100);
@@ -540,17 +552,7 @@ impl Gallery {
                 if id != 0 || objects != 0 || version != 0 {
                     return Err(not_a_gallery(foreign_reason(id)));
                 }
-                tx.execute_batch(SCHEMA).map_err(&err)?;
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('dim', ?1), ('model', ?2), \
-                     ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                    params![dim.to_string(), MODEL],
-                )
-                .map_err(&err)?;
-                tx.pragma_update(None, "application_id", APPLICATION_ID)
-                    .map_err(&err)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                    .map_err(&err)?;
+                write_schema(&tx, dim).map_err(&err)?;
             }
             tx.commit().map_err(&err)?;
         }
@@ -598,10 +600,12 @@ impl Gallery {
             .trim()
             .parse()
             .ok()
-            .filter(|&d| d > 0)
+            .filter(|&d| d > 0 && d <= MAX_DIM)
             .ok_or_else(|| GalleryError::Corrupt {
                 path: path_buf.clone(),
-                reason: format!("the recorded encoding dimension {dim_text:?} is not a number"),
+                reason: format!(
+                    "the recorded encoding dimension {dim_text:?} is not a number from 1 to {MAX_DIM}"
+                ),
             })?;
         let model = meta("model")?.unwrap_or_default();
         if model != MODEL {
@@ -619,12 +623,75 @@ impl Gallery {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(&err)?;
 
-        Ok(Self {
+        let gallery = Self {
             conn,
             path: path_buf,
             dim,
             model,
-        })
+        };
+        gallery.check_rows()?;
+        Ok(gallery)
+    }
+
+    /// Every stored encoding has the gallery's dimension and finite values, checked when the
+    /// file is opened: one NaN row would otherwise make every distance NaN and every face
+    /// "unknown". The error names the person and the row.
+    fn check_rows(&self) -> Result<(), GalleryError> {
+        let err = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT p.name, e.id, e.encoding FROM encodings e JOIN people p ON p.id = e.person_id")
+            .map_err(&err)?;
+        let mut rows = stmt.query([]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let name: String = row.get(0).map_err(&err)?;
+            let id: i64 = row.get(1).map_err(&err)?;
+            let blob = self.blob(row, 2, &name)?;
+            self.values(blob, &format!("encoding {id} of {name:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// Column `column` of `row` as a BLOB, or the gallery is damaged.
+    fn blob<'r>(
+        &self,
+        row: &'r rusqlite::Row<'_>,
+        column: usize,
+        name: &str,
+    ) -> Result<&'r [u8], GalleryError> {
+        row.get_ref(column)
+            .map_err(sql_err(&self.path))?
+            .as_blob()
+            .map_err(|e| GalleryError::Corrupt {
+                path: self.path.clone(),
+                reason: format!("an encoding of {name:?} is not a BLOB: {e}"),
+            })
+    }
+
+    /// A stored encoding's values: `dim` little-endian `f32`s, all finite.
+    fn values(&self, blob: &[u8], what: &str) -> Result<Vec<f32>, GalleryError> {
+        let corrupt = |reason: String| GalleryError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        };
+        if blob.len() != self.dim * 4 {
+            return Err(corrupt(format!(
+                "{what} has {} bytes, expected {} ({} f32 values)",
+                blob.len(),
+                self.dim * 4,
+                self.dim
+            )));
+        }
+        let values: Vec<f32> = blob
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(corrupt(format!(
+                "{what} has value {i} = {v}; values must be finite"
+            )));
+        }
+        Ok(values)
     }
 
     fn person_id(&self, name: &str) -> Result<Option<i64>, GalleryError> {
@@ -649,48 +716,59 @@ impl Gallery {
             known,
         }
     }
+}
 
-    fn decode(&self, blob: &[u8]) -> Result<Vec<f32>, GalleryError> {
-        if blob.len() != self.dim * 4 {
-            return Err(self.bad_blob(blob.len(), None));
-        }
-        Ok(blob
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
+/// Euclidean distance between two encodings of the same length.
+fn distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
+}
 
-    fn distance_to_blob(
-        &self,
-        query: &[f32],
-        blob: &[u8],
-        name: &str,
-    ) -> Result<f32, GalleryError> {
-        if blob.len() != self.dim * 4 {
-            return Err(self.bad_blob(blob.len(), Some(name)));
-        }
-        let sum: f32 = blob
-            .chunks_exact(4)
-            .zip(query)
-            .map(|(c, q)| {
-                let d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]) - q;
-                d * d
-            })
-            .sum();
-        Ok(sum.sqrt())
-    }
+/// Writes a new gallery's schema and marks (in the caller's transaction or connection).
+fn write_schema(conn: &Connection, dim: usize) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('dim', ?1), ('model', ?2), \
+         ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+        params![dim.to_string(), MODEL],
+    )?;
+    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+}
 
-    fn bad_blob(&self, bytes: usize, name: Option<&str>) -> GalleryError {
-        let whose = name.map(|n| format!(" of {n:?}")).unwrap_or_default();
-        GalleryError::Corrupt {
-            path: self.path.clone(),
-            reason: format!(
-                "an encoding{whose} has {bytes} bytes, expected {} ({} f32 values)",
-                self.dim * 4,
-                self.dim
-            ),
+/// Makes a new gallery at `path` (which did not exist): written whole under a temporary name in
+/// the same folder, synced, then linked into place. The path therefore never holds a
+/// half-made gallery or an empty file of ours, even after a kill, which is what lets an empty
+/// file be refused as foreign. If another process linked its gallery first, that one is kept.
+fn create_new(path: &Path, parent: &Path, dim: usize) -> Result<(), GalleryError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.{}.new", std::process::id()));
+    let made = (|| -> Result<(), GalleryError> {
+        let _ = std::fs::remove_file(&tmp);
+        let conn = Connection::open(&tmp).map_err(sql_err(&tmp))?;
+        write_schema(&conn, dim).map_err(sql_err(&tmp))?;
+        conn.close().map_err(|(_, e)| sql_err(&tmp)(e))?;
+        let io = |source| GalleryError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+        match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(GalleryError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }),
+            _ => Ok(()),
         }
-    }
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    made
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> GalleryError + '_ {

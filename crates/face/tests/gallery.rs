@@ -504,15 +504,28 @@ fn foreign_files_are_refused_and_left_untouched() {
     assert!(msg.contains("newer"), "{msg}");
     assert_not_a_gallery(Gallery::create_or_open(&newer, 8), "newer schema");
 
-    // An empty file: not a gallery to open, but create_or_open makes one in it.
+    // An empty file is nobody's gallery (convnet never leaves one empty): opening and
+    // creating refuse it alike, and leave it as it was.
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").unwrap();
     let msg = assert_not_a_gallery(Gallery::open(&empty), "empty file");
     assert!(msg.contains("empty"), "{msg}");
-    let mut g = Gallery::create_or_open(&empty, 8).unwrap();
+    let msg = assert_not_a_gallery(Gallery::create_or_open(&empty, 8), "empty file");
+    assert!(msg.contains("empty"), "{msg}");
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+    // A new path gets a whole gallery at once, and no temporary file stays behind.
+    let fresh = dir.path().join("fresh.db");
+    let mut g = Gallery::create_or_open(&fresh, 8).unwrap();
     g.enroll("y", &batch("y", 2, 8)).unwrap();
     drop(g);
-    assert_eq!(names(&Gallery::open(&empty).unwrap()), ["y"]);
+    assert_eq!(names(&Gallery::open(&fresh).unwrap()), ["y"]);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".new")),
+    );
 
     // Missing files and folders.
     let missing = dir.path().join("missing.db");
@@ -809,4 +822,48 @@ fn crash_during_enrol_never_corrupts() {
     // The gallery is still writable after all this.
     let mut g = Gallery::open(&path).unwrap();
     assert_eq!(g.enroll("last", &batch("last", 2, CRASH_DIM)).unwrap(), 2);
+}
+
+/// A gallery holding a NaN (or infinite) encoding, written behind convnet's back, is refused
+/// when opened, naming the person; NaN encodings are refused at enrolment.
+#[test]
+fn non_finite_rows_are_refused_at_open_and_enrol() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let mut g = Gallery::create_or_open(&path, 4).unwrap();
+    g.enroll("ann", &batch("ann", 1, 4)).unwrap();
+    let mut nan = vec![0.1f32; 4];
+    nan[2] = f32::NAN;
+    assert!(g.enroll("bob", &[(nan.clone(), "x".into())]).is_err());
+    drop(g);
+    let bytes: Vec<u8> = nan.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE encodings SET encoding = ?1", [bytes])
+        .unwrap();
+    drop(conn);
+    let err = Gallery::open(&path).unwrap_err().to_string();
+    assert!(err.contains("\"ann\""), "{err}");
+    assert!(err.contains("NaN"), "{err}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Arbitrary bytes as a gallery file, alone or behind SQLite's signature, are opened or
+    /// refused, never a panic.
+    #[test]
+    fn arbitrary_gallery_files_never_panic(
+        sqlite in proptest::prelude::any::<bool>(),
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let mut bytes = if sqlite { b"SQLite format 3\0".to_vec() } else { Vec::new() };
+        bytes.extend(&body);
+        std::fs::write(&path, &bytes).unwrap();
+        if let Ok(g) = Gallery::open(&path) {
+            let _ = g.identify(&vec![0.1; g.dim()], 0.6);
+        }
+        let _ = Gallery::create_or_open(&path, 4);
+    }
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::error::LayerErrorKind;
-use crate::layer::LayerInfo;
+use crate::layer::{LayerInfo, macs_product, macs_sum};
+use crate::limits::{checked_add, checked_product};
 use crate::sequential::Stack;
 use crate::shape::FeatureShape;
 
@@ -68,6 +69,7 @@ impl SqueezeExcitationConfig {
                 "squeeze channels must be at least 1".into(),
             ));
         }
+        checked_product("weights", &[channels, squeeze])?;
         Ok(SqueezeExcitation {
             fc1: LinearConfig::new(channels, squeeze).init(device),
             fc2: LinearConfig::new(squeeze, channels).init(device),
@@ -132,10 +134,12 @@ impl LayerInfo for SqueezeExcitation {
         Ok(input.clone())
     }
 
-    fn macs(&self, input: &FeatureShape, _output: &FeatureShape) -> u64 {
-        let c = self.channels() as u64;
-        let s = self.fc1.weight.lazy_shape().dims::<2>()[1] as u64;
-        2 * c * s + input.num_elements() as u64
+    fn macs(&self, input: &FeatureShape, _output: &FeatureShape) -> Result<u64, LayerErrorKind> {
+        let s = self.fc1.weight.lazy_shape().dims::<2>()[1];
+        macs_sum(
+            macs_product(&[2, self.channels(), s])?,
+            macs_product(input.dims())?,
+        )
     }
 }
 
@@ -196,7 +200,7 @@ impl Concat {
                 None => shape,
                 Some(acc) if acc.rank() == shape.rank() && acc.spatial() == shape.spatial() => {
                     let mut dims = acc.0.clone();
-                    dims[0] += shape.channels();
+                    dims[0] = checked_add("concatenated channels", dims[0], shape.channels())?;
                     FeatureShape::new(dims)
                 }
                 Some(acc) => {

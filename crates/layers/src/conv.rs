@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::error::LayerErrorKind;
 use crate::geometry::{AxisGeometry, Padding, Rounding, window_dyn};
-use crate::layer::{LayerInfo, Size, dims_text, spatial_dims};
+use crate::layer::{LayerInfo, Size, dims_text, macs_product, macs_sum, spatial_dims};
+use crate::limits::checked_product;
 use crate::rank::{arr, rerank};
 use crate::shape::FeatureShape;
 
@@ -117,9 +118,7 @@ impl ConvConfig {
             self.groups,
             [&self.kernel, &self.stride, &self.dilation],
         )?;
-        let mut shape = vec![self.filters, in_channels / self.groups];
-        shape.extend(&sizes.kernel);
-        let fan_in = in_channels / self.groups * sizes.area();
+        let (shape, fan_in) = sizes.weight([self.filters, in_channels / self.groups])?;
         let (weight, bias) =
             pytorch_params::<D>(shape, fan_in, self.bias.then_some(self.filters), device);
         let ConvSizes {
@@ -193,8 +192,15 @@ impl ConvSizes {
         })
     }
 
-    pub(crate) fn area(&self) -> usize {
-        self.kernel.iter().product()
+    /// The weight's shape, `outer` then the kernel, and its fan-in (`outer[1]` times the
+    /// kernel's area), or an error when the weight's size does not fit in 64 bits.
+    pub(crate) fn weight(&self, outer: [usize; 2]) -> Result<(Vec<usize>, usize), LayerErrorKind> {
+        let mut shape = outer.to_vec();
+        shape.extend(&self.kernel);
+        checked_product("weights", &shape)?;
+        // A factor of the product just checked, so it fits too.
+        let fan_in = shape[1..].iter().product();
+        Ok((shape, fan_in))
     }
 }
 
@@ -350,10 +356,11 @@ impl<const D: usize> LayerInfo for Conv<D> {
         Ok(FeatureShape::new(dims))
     }
 
-    fn macs(&self, _input: &FeatureShape, output: &FeatureShape) -> u64 {
-        let area: usize = self.kernel.iter().product();
-        let per_output = (self.in_channels() / self.groups * area) as u64;
-        output.num_elements() as u64 * per_output
+    fn macs(&self, _input: &FeatureShape, output: &FeatureShape) -> Result<u64, LayerErrorKind> {
+        let mut factors = output.dims().to_vec();
+        factors.push(self.in_channels() / self.groups);
+        factors.extend(&self.kernel);
+        macs_product(&factors)
     }
 }
 
@@ -519,11 +526,11 @@ impl<const D: usize> LayerInfo for SeparableConv<D> {
             .output_shape(&self.depthwise.output_shape(input)?)
     }
 
-    fn macs(&self, input: &FeatureShape, output: &FeatureShape) -> u64 {
-        let mid = match self.depthwise.output_shape(input) {
-            Ok(mid) => mid,
-            Err(_) => return 0,
-        };
-        self.depthwise.macs(input, &mid) + self.pointwise.macs(&mid, output)
+    fn macs(&self, input: &FeatureShape, output: &FeatureShape) -> Result<u64, LayerErrorKind> {
+        let mid = self.depthwise.output_shape(input)?;
+        macs_sum(
+            self.depthwise.macs(input, &mid)?,
+            self.pointwise.macs(&mid, output)?,
+        )
     }
 }

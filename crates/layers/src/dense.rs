@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::error::LayerErrorKind;
-use crate::layer::LayerInfo;
+use crate::layer::{LayerInfo, macs_product};
+use crate::limits::checked_product;
 use crate::shape::FeatureShape;
 
 fn yes() -> bool {
@@ -59,6 +60,7 @@ impl DenseConfig {
         if self.units == 0 {
             return Err(LayerErrorKind::Config("units must be at least 1".into()));
         }
+        checked_product("weights", &[in_features, self.units])?;
         Ok(Dense {
             linear: LinearConfig::new(in_features, self.units)
                 .with_bias(self.bias)
@@ -92,10 +94,11 @@ impl Dense {
                 hint: "; add a flatten layer before it",
             });
         }
-        if input.num_elements() != self.in_features() {
+        let got = input.num_elements()?;
+        if got != self.in_features() {
             return Err(LayerErrorKind::Features {
                 expected: self.in_features(),
-                got: input.num_elements(),
+                got,
             });
         }
         Ok(())
@@ -122,8 +125,8 @@ impl LayerInfo for Dense {
         Ok(FeatureShape::new([self.units()]))
     }
 
-    fn macs(&self, _input: &FeatureShape, _output: &FeatureShape) -> u64 {
-        (self.in_features() * self.units()) as u64
+    fn macs(&self, _input: &FeatureShape, _output: &FeatureShape) -> Result<u64, LayerErrorKind> {
+        macs_product(&[self.in_features(), self.units()])
     }
 }
 
@@ -143,6 +146,6 @@ impl LayerInfo for Flatten {
     }
 
     fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
-        Ok(FeatureShape::new([input.num_elements()]))
+        Ok(FeatureShape::new([input.num_elements()?]))
     }
 }

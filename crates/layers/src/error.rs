@@ -1,6 +1,7 @@
 //! Errors that name the layer and the shapes involved.
 
 use crate::geometry::ShapeError;
+use crate::limits::SizeError;
 use crate::shape::FeatureShape;
 
 /// What went wrong inside one layer.
@@ -19,6 +20,15 @@ pub enum LayerErrorKind {
     Features { expected: usize, got: usize },
     #[error("{0}")]
     Config(String),
+    /// Boxed: a size error is rare and large, and every layer result carries this type.
+    #[error("{0}")]
+    Size(Box<SizeError>),
+}
+
+impl From<SizeError> for LayerErrorKind {
+    fn from(e: SizeError) -> Self {
+        LayerErrorKind::Size(Box::new(e))
+    }
 }
 
 /// A layer error with the layer's name, its operation and the input shape it was given.

@@ -140,6 +140,8 @@ pub enum ShapeError {
     Zero { what: &'static str },
     #[error("input length is 0")]
     EmptyInput,
+    #[error("{0} overflows 64-bit arithmetic")]
+    Overflow(String),
 }
 
 /// Padding along one axis, before `same` is resolved against the input length.
@@ -191,16 +193,25 @@ pub fn window_axis(
     if n == 0 {
         return Err(ShapeError::EmptyInput);
     }
-    let effective = dilation * (kernel - 1) + 1;
+    let effective = effective_kernel(kernel, dilation)?;
     let (pad_begin, pad_end) = match padding {
         AxisPadding::Fixed(b, e) => (b, e),
         AxisPadding::Same => {
+            // (out - 1) * s < n, so only adding the kernel can overflow.
             let out = n.div_ceil(stride);
-            let total = ((out - 1) * stride + effective).saturating_sub(n);
+            let reach = ((out - 1) * stride).checked_add(effective).ok_or_else(|| {
+                overflow(format!(
+                    "`same` padding of length {n} for kernel {effective}"
+                ))
+            })?;
+            let total = reach.saturating_sub(n);
             (total / 2, total - total / 2)
         }
     };
-    let padded = n + pad_begin + pad_end;
+    let padded = n
+        .checked_add(pad_begin)
+        .and_then(|v| v.checked_add(pad_end))
+        .ok_or_else(|| overflow(format!("length {n} padded by {pad_begin} + {pad_end}")))?;
     if padded < effective {
         return Err(ShapeError::KernelTooLarge { effective, padded });
     }
@@ -209,8 +220,10 @@ pub fn window_axis(
         Rounding::Floor => span / stride + 1,
         Rounding::Ceil => span.div_ceil(stride) + 1,
     };
-    // PyTorch's ceil-mode caveat: the last window must start inside the input or the begin pad.
-    if rounding == Rounding::Ceil && (output - 1) * stride >= n + pad_begin {
+    // PyTorch's ceil-mode caveat: the last window must start inside the input or the begin pad
+    // (a start past 64 bits is past both).
+    let last_start = (output - 1).checked_mul(stride);
+    if rounding == Rounding::Ceil && last_start.is_none_or(|start| start >= n + pad_begin) {
         output -= 1;
     }
     Ok(AxisGeometry {
@@ -218,6 +231,18 @@ pub fn window_axis(
         pad_end,
         output,
     })
+}
+
+/// `d (f - 1) + 1`, the span a dilated kernel covers.
+fn effective_kernel(kernel: usize, dilation: usize) -> Result<usize, ShapeError> {
+    (kernel - 1)
+        .checked_mul(dilation)
+        .and_then(|v| v.checked_add(1))
+        .ok_or_else(|| overflow(format!("kernel {kernel} with dilation {dilation}")))
+}
+
+fn overflow(what: String) -> ShapeError {
+    ShapeError::Overflow(what)
 }
 
 /// [`window_axis`] over every spatial axis of an input.
@@ -279,7 +304,7 @@ pub fn transpose_axis(
     if n == 0 || kernel == 0 || stride == 0 || dilation == 0 {
         return Err("input length, kernel, stride and dilation must be at least 1".into());
     }
-    let effective = dilation * (kernel - 1) + 1;
+    let effective = effective_kernel(kernel, dilation).map_err(|e| e.to_string())?;
     let (padding, output_padding) = match padding {
         AxisPadding::Fixed(b, e) if b == e => (b, output_padding),
         AxisPadding::Fixed(b, e) => {
@@ -303,8 +328,14 @@ pub fn transpose_axis(
             "output padding {output_padding} must be smaller than the stride or the dilation"
         ));
     }
-    let full = (n - 1) * stride + effective + output_padding;
-    if full <= 2 * padding {
+    let full = (n - 1)
+        .checked_mul(stride)
+        .and_then(|v| v.checked_add(effective))
+        .and_then(|v| v.checked_add(output_padding))
+        .ok_or_else(|| {
+            format!("output length ({n} - 1) x {stride} + {effective} overflows 64-bit arithmetic")
+        })?;
+    if padding.checked_mul(2).is_none_or(|both| full <= both) {
         return Err(format!(
             "padding {padding} removes the whole output of length {full}"
         ));

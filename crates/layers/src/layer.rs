@@ -1,6 +1,7 @@
 //! What every layer tells about itself: its Keras-style type, its output shape, its cost.
 
 use crate::error::LayerErrorKind;
+use crate::limits::{SizeError, checked_product};
 use crate::shape::FeatureShape;
 use serde::{Deserialize, Serialize};
 
@@ -17,10 +18,28 @@ pub trait LayerInfo {
     /// The output shape for one example of `input` shape, or why the layer cannot take it.
     fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind>;
 
-    /// Multiply-accumulate operations for one example.
-    fn macs(&self, _input: &FeatureShape, _output: &FeatureShape) -> u64 {
-        0
+    /// Multiply-accumulate operations for one example, or an error when they do not fit in
+    /// 64 bits.
+    fn macs(&self, _input: &FeatureShape, _output: &FeatureShape) -> Result<u64, LayerErrorKind> {
+        Ok(0)
     }
+}
+
+/// The product of `factors` as a multiply-accumulate count, checked.
+pub(crate) fn macs_product(factors: &[usize]) -> Result<u64, LayerErrorKind> {
+    let n = checked_product("multiply-adds", factors)?;
+    Ok(n as u64)
+}
+
+/// `a + b` multiply-accumulates, checked.
+pub(crate) fn macs_sum(a: u64, b: u64) -> Result<u64, LayerErrorKind> {
+    a.checked_add(b).ok_or_else(|| {
+        SizeError::Overflow {
+            what: "multiply-adds".into(),
+            dims: format!("{a} + {b}"),
+        }
+        .into()
+    })
 }
 
 /// Requires `input` to be a `[C, spatial...]` map with `N` spatial axes.

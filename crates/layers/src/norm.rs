@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LayerErrorKind;
 use crate::layer::LayerInfo;
+use crate::limits::{Bytes, SizeError, checked_add, checked_mul};
 use crate::mode::Mode;
 use crate::shape::FeatureShape;
 use crate::summary::ParamCount;
@@ -55,6 +56,8 @@ impl BatchNormConfig {
                 "momentum must be within [0, 1]".into(),
             ));
         }
+        // Unlike weights, which Burn allocates on first use, the four vectors are made now.
+        Bytes::f32s(&[4, channels]).check(&format!("batch norm of {channels} channels"))?;
         Ok(BatchNorm {
             weight: Param::from_tensor(Tensor::ones([channels], device)),
             bias: Param::from_tensor(Tensor::zeros([channels], device)),
@@ -141,11 +144,12 @@ impl BatchNorm {
 
     /// γ and β are trained; the running mean and variance are not (Keras counts them as
     /// non-trainable parameters).
-    pub fn param_count(&self) -> ParamCount {
-        ParamCount {
-            trainable: 2 * self.channels(),
-            non_trainable: 2 * self.channels(),
-        }
+    pub fn param_count(&self) -> Result<ParamCount, SizeError> {
+        let half = checked_mul("batch norm parameters", 2, self.channels())?;
+        Ok(ParamCount {
+            trainable: half,
+            non_trainable: half,
+        })
     }
 }
 
@@ -213,6 +217,12 @@ impl LrnConfig {
                 "k, alpha and beta must be finite".into(),
             ));
         }
+        // The window, 2 r + 1 channels, is computed on every forward pass.
+        checked_add(
+            "depth window",
+            checked_mul("depth window", 2, self.depth_radius)?,
+            1,
+        )?;
         Ok(LocalResponseNorm {
             depth_radius: self.depth_radius,
             bias: self.bias,

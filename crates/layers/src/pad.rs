@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::LayerErrorKind;
 use crate::geometry::{Padding, Rounding, window};
 use crate::layer::{LayerInfo, spatial_input};
+use crate::limits::checked_add;
 use crate::shape::FeatureShape;
 
 /// `padding` is `p`, `[ph, pw]` or `[[top, bottom], [left, right]]`.
@@ -72,6 +73,10 @@ impl LayerInfo for ZeroPadding2d {
     fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
         let [(t, b), (l, r)] = self.pads(input)?;
         let [h, w] = spatial_input::<2>(input)?;
-        Ok(FeatureShape::new([input.channels(), h + t + b, w + l + r]))
+        Ok(FeatureShape::new([
+            input.channels(),
+            checked_add("padded height", h, t + b)?,
+            checked_add("padded width", w, l + r)?,
+        ]))
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::conv::spatial_axes;
 use crate::error::LayerErrorKind;
 use crate::geometry::{AxisGeometry, Padding, Rounding, window_dyn};
-use crate::layer::{LayerInfo, Size, dims_text, spatial_dims};
+use crate::layer::{LayerInfo, Size, dims_text, macs_product, spatial_dims};
 use crate::ops::{Pool3dOptions, avg_pool3d, max_pool3d};
 use crate::rank::{arr, rerank};
 use crate::shape::FeatureShape;
@@ -351,8 +351,8 @@ impl LayerInfo for AdaptiveAvgPool2d {
         ]))
     }
 
-    fn macs(&self, input: &FeatureShape, _output: &FeatureShape) -> u64 {
-        input.num_elements() as u64
+    fn macs(&self, input: &FeatureShape, _output: &FeatureShape) -> Result<u64, LayerErrorKind> {
+        macs_product(input.dims())
     }
 }
 

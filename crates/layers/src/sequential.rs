@@ -1,7 +1,7 @@
 //! Stacks of layers run one after the other, as Keras' `Sequential` and PyTorch's
 //! `nn.Sequential` are; stacks nest inside residual and concat blocks.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
 use crate::activation::{Activation, ActivationLayer};
@@ -9,7 +9,8 @@ use crate::blocks::{Concat, Residual, SqueezeExcitation};
 use crate::conv::{Conv, SeparableConv};
 use crate::dense::{Dense, Flatten};
 use crate::error::{InputError, LayerError, LayerErrorKind, ModelError};
-use crate::layer::{LayerInfo, map_description};
+use crate::layer::{LayerInfo, macs_sum, map_description};
+use crate::limits::{SizeError, checked_add, checked_product};
 use crate::mode::Mode;
 use crate::norm::{BatchNorm, Dropout, LocalResponseNorm};
 use crate::pad::ZeroPadding2d;
@@ -223,17 +224,21 @@ impl SequentialLayer {
         }
     }
 
-    /// Trainable and non-trainable parameters (batch-norm statistics are the latter).
-    pub fn param_count(&self) -> ParamCount {
+    /// Trainable and non-trainable parameters (batch-norm statistics are the latter), counted
+    /// from the weights' shapes (nothing is allocated) with checked arithmetic.
+    pub fn param_count(&self) -> Result<ParamCount, SizeError> {
         match self {
             SequentialLayer::BatchNorm(bn) => bn.param_count(),
-            SequentialLayer::Residual(r) => r.body.param_count() + r.shortcut.param_count(),
-            SequentialLayer::Concat(c) => c
-                .branches
-                .iter()
-                .fold(ParamCount::default(), |acc, b| acc + b.param_count()),
+            SequentialLayer::Residual(r) => {
+                r.body.param_count()?.checked_add(r.shortcut.param_count()?)
+            }
+            SequentialLayer::Concat(c) => {
+                c.branches.iter().try_fold(ParamCount::default(), |acc, b| {
+                    acc.checked_add(b.param_count()?)
+                })
+            }
             SequentialLayer::Aux(head) => head.param_count(),
-            other => other.num_params().into(),
+            other => Ok(module_params(other)?.into()),
         }
     }
 
@@ -316,10 +321,13 @@ impl LayerInfo for SequentialLayer {
     fn output_shape(&self, input: &FeatureShape) -> Result<FeatureShape, LayerErrorKind> {
         self.info().output_shape(input)
     }
-    fn macs(&self, input: &FeatureShape, output: &FeatureShape) -> u64 {
+    fn macs(&self, input: &FeatureShape, output: &FeatureShape) -> Result<u64, LayerErrorKind> {
         match self {
-            SequentialLayer::Residual(r) => r.body.macs(input) + r.shortcut.macs(input),
-            SequentialLayer::Concat(c) => c.branches.iter().map(|b| b.macs(input)).sum(),
+            SequentialLayer::Residual(r) => macs_sum(r.body.macs(input)?, r.shortcut.macs(input)?),
+            SequentialLayer::Concat(c) => c
+                .branches
+                .iter()
+                .try_fold(0, |acc, b| macs_sum(acc, b.macs(input)?)),
             SequentialLayer::Aux(head) => head.macs(input),
             other => other.info().macs(input, output),
         }
@@ -383,35 +391,34 @@ impl Stack {
         Ok(x)
     }
 
-    fn param_count(&self) -> ParamCount {
+    /// Parameters of every layer, frozen ones counted as non-trainable.
+    pub fn param_count(&self) -> Result<ParamCount, SizeError> {
         self.layers
             .iter()
             .enumerate()
-            .fold(ParamCount::default(), |acc, (i, l)| {
-                acc + self.layer_count(i, l)
+            .try_fold(ParamCount::default(), |acc, (i, l)| {
+                acc.checked_add(self.layer_count(i, l)?)
             })
     }
 
-    fn layer_count(&self, index: usize, layer: &SequentialLayer) -> ParamCount {
-        let count = layer.param_count();
+    fn layer_count(&self, index: usize, layer: &SequentialLayer) -> Result<ParamCount, SizeError> {
+        let count = layer.param_count()?;
         if index < self.frozen {
             count.frozen()
         } else {
-            count
+            Ok(count)
         }
     }
 
-    fn macs(&self, input: &FeatureShape) -> u64 {
+    fn macs(&self, input: &FeatureShape) -> Result<u64, LayerErrorKind> {
         let mut shape = input.clone();
         let mut total = 0;
         for layer in &self.layers {
-            let Ok(out) = layer.output_shape(&shape) else {
-                return total;
-            };
-            total += layer.macs(&shape, &out);
+            let out = layer.output_shape(&shape)?;
+            total = macs_sum(total, layer.macs(&shape, &out)?)?;
             shape = out;
         }
-        total
+        Ok(total)
     }
 
     /// Summary rows: each layer, and after a block the layers inside it, one level deeper.
@@ -425,17 +432,13 @@ impl Stack {
         let mut shape = input.clone();
         for (index, (name, layer)) in self.names.iter().zip(&self.layers).enumerate() {
             let full = format!("{prefix}{name}");
-            let output = layer
-                .output_shape(&shape)
-                .map_err(|kind| layer_error(&full, layer, &shape, kind))?;
-            out.push(LayerRow::new(
-                &full,
-                layer.kind(),
-                output.clone(),
-                self.layer_count(index, layer),
-                layer.macs(&shape, &output),
-                depth,
-            ));
+            let fail = |kind: LayerErrorKind| layer_error(&full, layer, &shape, kind);
+            let output = layer.output_shape(&shape).map_err(fail)?;
+            let params = self.layer_count(index, layer).map_err(|e| fail(e.into()))?;
+            let macs = layer.macs(&shape, &output).map_err(fail)?;
+            let row = LayerRow::new(&full, layer.kind(), output.clone(), params, macs, depth)
+                .map_err(|e| fail(e.into()))?;
+            out.push(row);
             match layer {
                 SequentialLayer::Residual(r) => {
                     r.body
@@ -673,6 +676,24 @@ impl Sequential {
     }
 }
 
+/// A module's parameter count from its weights' shapes, as Burn's `num_params` counts it but
+/// with checked arithmetic (a spec's shapes can multiply past 64 bits) and without allocating.
+fn module_params<M: Module>(module: &M) -> Result<usize, SizeError> {
+    struct Count(Result<usize, SizeError>);
+    impl ModuleVisitor for Count {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let shape = param.lazy_shape();
+            let dims = shape.as_slice();
+            self.0 = self.0.clone().and_then(|total| {
+                checked_add("parameters", total, checked_product("weights", dims)?)
+            });
+        }
+    }
+    let mut count = Count(Ok(0));
+    module.visit(&mut count);
+    count.0
+}
+
 pub(crate) fn layer_error(
     name: &str,
     layer: &dyn LayerInfo,
@@ -693,7 +714,14 @@ impl Summarize for Sequential {
         self.stack.rows("", &self.input, 0, &mut rows)?;
         let mut b = SummaryBuilder::new(&self.name, self.input.clone());
         for row in rows {
-            b.push(row);
+            let (name, kind, shape) =
+                (row.name.clone(), row.kind.clone(), row.output_shape.clone());
+            b.push(row).map_err(|e| LayerError {
+                layer: name,
+                op: kind,
+                input: shape,
+                kind: e.into(),
+            })?;
         }
         Ok(b.finish())
     }

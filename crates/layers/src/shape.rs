@@ -1,6 +1,8 @@
 //! The shape of one example as it flows through a network (the batch axis is left out).
 
 use serde::{Serialize, Serializer};
+
+use crate::limits::{SizeError, checked_product};
 use std::fmt;
 
 /// Channels-first feature shape without the batch axis: `[C, H, W]` for images, `[F]` after
@@ -22,8 +24,10 @@ impl FeatureShape {
         self.0.len()
     }
 
-    pub fn num_elements(&self) -> usize {
-        self.0.iter().product()
+    /// Values in one example, or an error when the axes multiply past 64 bits (a shape read
+    /// from a spec or computed from one can be any size).
+    pub fn num_elements(&self) -> Result<usize, SizeError> {
+        checked_product(&format!("feature map {self}"), &self.0)
     }
 
     /// The channel axis (the first one).
@@ -88,7 +92,16 @@ mod tests {
         assert_eq!(s.with_batch(4), vec![4, 6, 28, 28]);
         assert_eq!(
             (s.channels(), s.spatial(), s.num_elements()),
-            (6, &[28, 28][..], 4704)
+            (6, &[28, 28][..], Ok(4704))
+        );
+    }
+
+    #[test]
+    fn element_counts_past_64_bits_are_errors() {
+        let s = FeatureShape::new([3, 1 << 32, 1 << 32]);
+        assert_eq!(
+            s.num_elements().unwrap_err().to_string(),
+            "feature map (None, 3, 4294967296, 4294967296): 3 x 4294967296 x 4294967296 overflows 64-bit arithmetic"
         );
     }
 }

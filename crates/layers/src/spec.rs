@@ -34,11 +34,13 @@ use crate::conv::{ConvConfig, DepthwiseConfig, SeparableConfig};
 use crate::dense::{DenseConfig, Flatten};
 use crate::error::{LayerError, LayerErrorKind};
 use crate::layer::{LayerInfo, spatial_dims};
+use crate::limits::{Bytes, checked_product};
 use crate::norm::{BatchNormConfig, DropoutConfig, LrnConfig};
 use crate::pad::ZeroPadding2dConfig;
 use crate::pool::{AdaptivePoolConfig, ChannelPoolConfig, GlobalPool, PoolConfig, PoolKind};
 use crate::sequential::{Sequential, SequentialLayer, Stack, layer_error};
 use crate::shape::FeatureShape;
+use crate::summary::{Summarize, Summary, thousands};
 use crate::transpose::ConvTransposeConfig;
 
 /// One layer's settings; `type` picks the layer.
@@ -227,7 +229,7 @@ impl LayerConfig {
                         hint: "; add a flatten layer before it",
                     });
                 }
-                L::Dense(c.init(input.num_elements(), device)?)
+                L::Dense(c.init(input.num_elements()?, device)?)
             }
             C::BatchNorm(c) => L::BatchNorm(c.init(input.channels(), device)?),
             C::Dropout(c) => L::Dropout(c.init()?),
@@ -404,15 +406,27 @@ fn location(path: &str, line: Option<usize>, column: Option<usize>) -> String {
     }
 }
 
-/// 1-based line and column of a byte offset.
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let before = &src[..offset.min(src.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |i| before.len() - i - 1)
-        + 1;
-    (line, column)
+/// Where each line of a text starts, so that byte offsets turn into lines and columns in
+/// logarithmic time: a spec of many layers asks once per layer, and counting newlines from the
+/// start each time made reading it quadratic.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(src: &str) -> Self {
+        let newlines = src.match_indices('\n').map(|(i, _)| i + 1);
+        Self {
+            starts: std::iter::once(0).chain(newlines).collect(),
+        }
+    }
+
+    /// 1-based line and column (in bytes) of a byte offset.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self.starts[line - 1];
+        (line, offset - start + 1)
+    }
 }
 
 #[derive(Deserialize)]
@@ -464,10 +478,11 @@ impl ModelSpec {
 
     /// Parses spec text; `path` only labels error messages.
     pub fn parse(src: &str, path: &str) -> Result<Self, SpecError> {
+        let lines = LineIndex::new(src);
         let err_at = |offset: Option<usize>, message: String| {
             let (line, column) = match offset {
                 Some(o) => {
-                    let (l, c) = line_col(src, o);
+                    let (l, c) = lines.line_col(o.min(src.len()));
                     (Some(l), Some(c))
                 }
                 None => (None, None),
@@ -495,7 +510,7 @@ impl ModelSpec {
             let start = table.span().start;
             let mut layer = LayerSpec::from_table(table.into_inner(), &format!("layer {}", i + 1))
                 .map_err(|m| err_at(Some(start), m))?;
-            layer.line = Some(line_col(src, start).0);
+            layer.line = Some(lines.line_col(start).0);
             spec.layers.push(layer);
         }
         spec.validate_input().map_err(|m| err_at(None, m))?;
@@ -509,6 +524,7 @@ impl ModelSpec {
                 self.input
             ));
         }
+        checked_product("input", &self.input).map_err(|e| e.to_string())?;
         if self.layers.is_empty() {
             return Err("the model has no layers: add [[layers]] tables".into());
         }
@@ -574,20 +590,52 @@ impl ModelSpec {
             .named("head.fc", LayerConfig::Dense(DenseConfig::new(num_classes))))
     }
 
-    /// Builds the network on `device`, checking every layer against its input shape.
+    /// Builds the network on `device`, checking every layer against its input shape and its
+    /// weights against the memory limit before any of them is allocated.
     pub fn build(&self, device: &Device) -> Result<Sequential, SpecError> {
-        let fail = |line: Option<usize>, message: String| SpecError {
+        let model = self.build_unallocated(device)?;
+        let params = model
+            .stack
+            .param_count()
+            .and_then(|p| p.total())
+            .map_err(|e| self.error(None, e.to_string()))?;
+        Bytes::f32s(&[params])
+            .check(&format!(
+                "the weights of '{}' ({} parameters)",
+                self.name,
+                thousands(params as u64)
+            ))
+            .map_err(|e| self.error(None, e.to_string()))?;
+        Ok(model)
+    }
+
+    /// The network with its weights not yet allocated (Burn makes a weight on its first use),
+    /// for shapes and summaries of networks of any size: nothing is checked against the memory
+    /// limit except the few vectors layers make at once (batch norm's).
+    pub fn build_unallocated(&self, device: &Device) -> Result<Sequential, SpecError> {
+        self.validate_input().map_err(|m| self.error(None, m))?;
+        let input = FeatureShape::new(self.input.clone());
+        let (stack, _) =
+            build_stack(&self.layers, &input, device).map_err(|(line, m)| self.error(line, m))?;
+        Sequential::new(&self.name, input, stack_layers(stack))
+            .map_err(|e| self.error(None, e.to_string()))
+    }
+
+    /// The Keras-style summary: shapes, parameter and multiply-add counts, computed without
+    /// allocating the weights.
+    pub fn summary(&self, device: &Device) -> Result<Summary, SpecError> {
+        self.build_unallocated(device)?
+            .summary()
+            .map_err(|e| self.error(None, e.to_string()))
+    }
+
+    fn error(&self, line: Option<usize>, message: String) -> SpecError {
+        SpecError {
             path: self.source.clone().unwrap_or_default(),
             line,
             column: None,
             message,
-        };
-        self.validate_input().map_err(|m| fail(None, m))?;
-        let input = FeatureShape::new(self.input.clone());
-        let (stack, _) =
-            build_stack(&self.layers, &input, device).map_err(|(line, m)| fail(line, m))?;
-        Sequential::new(&self.name, input, stack_layers(stack))
-            .map_err(|e| fail(None, e.to_string()))
+        }
     }
 }
 

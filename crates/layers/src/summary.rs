@@ -3,8 +3,9 @@
 use serde::Serialize;
 use std::fmt;
 
-use crate::error::LayerError;
+use crate::error::{LayerError, LayerErrorKind};
 use crate::layer::LayerInfo;
+use crate::limits::{SizeError, checked_add};
 use crate::sequential::layer_error;
 use crate::shape::FeatureShape;
 
@@ -25,6 +26,7 @@ pub struct LayerRow {
 }
 
 impl LayerRow {
+    /// A row, or an error when its parameter total does not fit in 64 bits.
     pub fn new(
         name: &str,
         kind: &str,
@@ -32,16 +34,16 @@ impl LayerRow {
         params: ParamCount,
         macs: u64,
         depth: usize,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, SizeError> {
+        Ok(Self {
             name: name.to_string(),
             kind: kind.to_string(),
             output_shape,
-            params: params.trainable + params.non_trainable,
+            params: params.total()?,
             trainable_params: params.trainable,
             macs,
             depth,
-        }
+        })
     }
 }
 
@@ -78,21 +80,28 @@ pub struct ParamCount {
 
 impl ParamCount {
     /// The same parameters, none of them learning (a frozen layer's).
-    pub fn frozen(self) -> Self {
-        Self {
+    pub fn frozen(self) -> Result<Self, SizeError> {
+        Ok(Self {
             trainable: 0,
-            non_trainable: self.trainable + self.non_trainable,
-        }
+            non_trainable: self.total()?,
+        })
     }
-}
 
-impl std::ops::Add for ParamCount {
-    type Output = ParamCount;
-    fn add(self, o: ParamCount) -> ParamCount {
-        ParamCount {
-            trainable: self.trainable + o.trainable,
-            non_trainable: self.non_trainable + o.non_trainable,
-        }
+    /// Trainable and non-trainable together.
+    pub fn total(self) -> Result<usize, SizeError> {
+        checked_add("parameters", self.trainable, self.non_trainable)
+    }
+
+    /// Both counts summed, checked.
+    pub fn checked_add(self, o: ParamCount) -> Result<ParamCount, SizeError> {
+        Ok(ParamCount {
+            trainable: checked_add("trainable parameters", self.trainable, o.trainable)?,
+            non_trainable: checked_add(
+                "non-trainable parameters",
+                self.non_trainable,
+                o.non_trainable,
+            )?,
+        })
     }
 }
 
@@ -129,33 +138,42 @@ impl SummaryBuilder {
         params: impl Into<ParamCount>,
         input: &FeatureShape,
     ) -> Result<FeatureShape, LayerError> {
-        let params = params.into();
-        let output = layer
-            .output_shape(input)
-            .map_err(|kind| layer_error(name, layer, input, kind))?;
-        let macs = layer.macs(input, &output);
-        self.push(LayerRow::new(
-            name,
-            layer.kind(),
-            output.clone(),
-            params,
-            macs,
-            0,
-        ));
+        let fail = |kind: LayerErrorKind| layer_error(name, layer, input, kind);
+        let output = layer.output_shape(input).map_err(fail)?;
+        let macs = layer.macs(input, &output).map_err(fail)?;
+        let row = LayerRow::new(name, layer.kind(), output.clone(), params.into(), macs, 0)
+            .map_err(|e| fail(e.into()))?;
+        self.push(row).map_err(|e| fail(e.into()))?;
         Ok(output)
     }
 
-    /// Adds a row; rows inside blocks (depth > 0) are shown but not added to the totals.
-    pub fn push(&mut self, row: LayerRow) {
+    /// Adds a row; rows inside blocks (depth > 0) are shown but not added to the totals, which
+    /// are checked.
+    pub fn push(&mut self, row: LayerRow) -> Result<(), SizeError> {
         let s = &mut self.summary;
         if row.depth == 0 {
-            s.trainable_params += row.trainable_params;
-            s.non_trainable_params += row.params - row.trainable_params;
-            s.total_params += row.params;
-            s.total_macs += row.macs;
+            s.trainable_params = checked_add(
+                "trainable parameters",
+                s.trainable_params,
+                row.trainable_params,
+            )?;
+            s.non_trainable_params = checked_add(
+                "non-trainable parameters",
+                s.non_trainable_params,
+                row.params - row.trainable_params,
+            )?;
+            s.total_params = checked_add("total parameters", s.total_params, row.params)?;
+            s.total_macs =
+                s.total_macs
+                    .checked_add(row.macs)
+                    .ok_or_else(|| SizeError::Overflow {
+                        what: "total multiply-adds".into(),
+                        dims: format!("{} + {}", s.total_macs, row.macs),
+                    })?;
             s.output_shape = row.output_shape.clone();
         }
         s.layers.push(row);
+        Ok(())
     }
 
     pub fn finish(self) -> Summary {

@@ -10,7 +10,7 @@ use crate::activation::Activation;
 use crate::conv::{ConvSizes, pytorch_params, spatial_axes};
 use crate::error::LayerErrorKind;
 use crate::geometry::{Padding, TransposeAxis, transpose_axis};
-use crate::layer::{LayerInfo, Size, dims_text, spatial_dims};
+use crate::layer::{LayerInfo, Size, dims_text, macs_product, spatial_dims};
 use crate::rank::{arr, rerank};
 use crate::shape::FeatureShape;
 
@@ -101,10 +101,8 @@ impl ConvTransposeConfig {
             [&self.kernel, &self.stride, &self.dilation],
         )?;
         let output_padding = self.output_padding.expand(n, "output_padding")?;
-        let mut shape = vec![in_channels, self.filters / self.groups];
-        shape.extend(&sizes.kernel);
         // PyTorch computes the fan-in of a transposed weight from its dim 1 (filters / groups).
-        let fan_in = self.filters / self.groups * sizes.area();
+        let (shape, fan_in) = sizes.weight([in_channels, self.filters / self.groups])?;
         let (weight, bias) =
             pytorch_params::<D>(shape, fan_in, self.bias.then_some(self.filters), device);
         let ConvSizes {
@@ -240,8 +238,10 @@ impl<const D: usize> LayerInfo for ConvTranspose<D> {
     }
 
     /// Every input element is multiplied by each of its `filters / groups x k...` weights.
-    fn macs(&self, input: &FeatureShape, _output: &FeatureShape) -> u64 {
-        let area: usize = self.kernel.iter().product();
-        input.num_elements() as u64 * (self.filters() / self.groups * area) as u64
+    fn macs(&self, input: &FeatureShape, _output: &FeatureShape) -> Result<u64, LayerErrorKind> {
+        let mut factors = input.dims().to_vec();
+        factors.push(self.filters() / self.groups);
+        factors.extend(&self.kernel);
+        macs_product(&factors)
     }
 }

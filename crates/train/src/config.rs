@@ -42,6 +42,10 @@ pub struct TrainConfig {
     pub save_every: Option<usize>,
 }
 
+/// The most epochs a run may ask for: far beyond any real run, and small enough that loops
+/// driven by an epoch count read from a checkpoint always end.
+pub const MAX_EPOCHS: usize = 1_000_000;
+
 impl TrainConfig {
     /// The course's LeNet-5 recipe: Adam 1e-3, batch 128.
     pub fn new(model: impl Into<String>, dataset: impl Into<String>) -> Self {
@@ -68,6 +72,12 @@ impl TrainConfig {
         let bad = |m: String| Err(TrainError::Config(m));
         if self.epochs == 0 {
             return bad("--epochs must be at least 1".into());
+        }
+        if self.epochs > MAX_EPOCHS {
+            return bad(format!(
+                "--epochs {} is above the limit of {MAX_EPOCHS}",
+                self.epochs
+            ));
         }
         if self.batch_size == 0 {
             return bad("--batch must be at least 1".into());

@@ -243,7 +243,14 @@ pub fn train_detection(
         mut scheduler,
         steps_per_epoch,
         last_path,
-    } = FreshRun::start(spec, initial, config, data.train.len(), run_dir, device)?;
+    } = FreshRun::start(
+        spec,
+        initial,
+        config,
+        (data.train.len(), data.validation.as_ref().map(|v| v.len())),
+        run_dir,
+        device,
+    )?;
     let normalization = Normalization::identity(1);
     let mut ledger = Ledger::new(spec, &data.train.classes, &normalization, config, run_dir);
     let anchors = data.head.anchors.len();

@@ -585,7 +585,7 @@ pub fn train_embedding(
         &spec,
         None,
         &train_config,
-        data.train.len(),
+        (data.train.len(), data.validation.as_ref().map(|v| v.len())),
         run_dir,
         device,
     )?;

@@ -3,6 +3,7 @@
 //! history and curves of a run.
 
 pub mod checkpoint;
+pub mod commit;
 pub mod config;
 pub mod detect;
 pub mod embedding;

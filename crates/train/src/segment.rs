@@ -348,7 +348,14 @@ pub fn train_segmentation(
         mut scheduler,
         steps_per_epoch,
         last_path,
-    } = FreshRun::start(spec, initial, config, data.train.len(), run_dir, device)?;
+    } = FreshRun::start(
+        spec,
+        initial,
+        config,
+        (data.train.len(), data.validation.as_ref().map(|v| v.len())),
+        run_dir,
+        device,
+    )?;
     let k = data.train.num_classes();
     let mut ledger = Ledger::new(
         spec,

@@ -11,15 +11,18 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device};
-use convnet_data::{Augment, Examples, Loader, LoaderConfig, Normalization};
+use convnet_data::{
+    Augment, Examples, Loader, LoaderConfig, Normalization, check_matches, check_not_empty,
+};
 use convnet_layers::{Mode, ModelSpec, Sequential};
 
 use crate::checkpoint::{BEST, CHECKPOINT_DIR, Checkpoint, CheckpointMeta, FORMAT_VERSION, LAST};
+use crate::commit::{self, Save};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::evaluate::{check_classes, evaluate};
 use crate::fs::ensure_writable_dir;
-use crate::history::{EpochRecord, write_reports};
+use crate::history::EpochRecord;
 use crate::weights;
 
 /// The data a run trains on, already split and prepared.
@@ -85,8 +88,8 @@ pub(crate) struct EpochState<'a> {
     pub history: &'a [EpochRecord],
 }
 
-/// Writes the epoch's checkpoint (as `last`, and as `best` when it `improved`), then the run's
-/// history and curves.
+/// Commits the epoch's checkpoint (as `last`, and as `best` when it `improved`) with the run's
+/// history and curves, all at once (see [`commit`](crate::commit)).
 pub(crate) fn save_epoch(
     state: &EpochState<'_>,
     model: &Sequential,
@@ -94,15 +97,33 @@ pub(crate) fn save_epoch(
     improved: bool,
     run_dir: &Path,
 ) -> Result<(), TrainError> {
-    let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
-    let (last_path, best_path) = (ckpt_dir.join(LAST), ckpt_dir.join(BEST));
+    let last_path = run_dir.join(CHECKPOINT_DIR).join(LAST);
     let checkpoint = checkpoint_of(state, model, optimizer, &last_path)?;
-    if improved {
-        checkpoint.save(&[&last_path, &best_path])?;
-    } else {
-        checkpoint.save(&[&last_path])?;
-    }
-    write_reports(run_dir, state.history)
+    commit_checkpoint(run_dir, &checkpoint, improved, Some(state.history))
+}
+
+/// Commits `checkpoint` as the run's `last` (and `best` when it `improved`); `history` is
+/// `None` when it has not changed since the last commit.
+fn commit_checkpoint(
+    run_dir: &Path,
+    checkpoint: &Checkpoint,
+    improved: bool,
+    history: Option<&[EpochRecord]>,
+) -> Result<(), TrainError> {
+    let bytes = checkpoint
+        .to_bytes()
+        .map_err(|message| TrainError::Checkpoint {
+            path: run_dir.join(CHECKPOINT_DIR).join(LAST),
+            message,
+        })?;
+    commit::commit(
+        run_dir,
+        &Save {
+            checkpoint: &bytes,
+            improved,
+            history,
+        },
+    )
 }
 
 /// The checkpoint of `state` and `model`; `path` names it in errors.
@@ -176,21 +197,24 @@ pub(crate) struct FreshRun {
 
 impl FreshRun {
     /// A run of `spec` from a fresh initialisation, or from `initial`'s weights (built from
-    /// `spec`, e.g. with a pretrained backbone).
+    /// `spec`, e.g. with a pretrained backbone), on `examples` training examples and, where the
+    /// run has one, a validation set of that many; neither may be empty.
     pub fn start(
         spec: &ModelSpec,
         initial: Option<&Sequential>,
         config: &TrainConfig,
-        examples: usize,
+        (examples, validation): (usize, Option<usize>),
         run_dir: &Path,
         device: &Device,
     ) -> Result<Self, TrainError> {
         config.validate()?;
-        if examples == 0 {
-            return Err(TrainError::Config("the training set is empty".into()));
+        check_not_empty("training", examples)?;
+        if let Some(n) = validation {
+            check_not_empty("validation", n)?;
         }
         let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
         ensure_writable_dir(&ckpt_dir)?;
+        commit::prepare(run_dir)?;
         let train_device = device.clone().autodiff();
         train_device.seed(config.seed);
         let mut model = spec.build(&train_device)?;
@@ -328,7 +352,7 @@ impl<'a> Ledger<'a> {
         };
         let mut checkpoint = checkpoint_of(&state, model, None, &last_path)?;
         checkpoint.meta.steps_into_epoch = Some(step);
-        checkpoint.save(&[&last_path])
+        commit_checkpoint(self.run_dir, &checkpoint, false, None)
     }
 
     pub fn finish(self, model: Sequential) -> TrainOutcome {
@@ -383,8 +407,13 @@ pub fn train_from(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
+    check_not_empty("training", data.train.len())?;
+    if let Some(val) = &data.validation {
+        check_matches(&*data.train, &**val, "validation")?;
+    }
     let ckpt_dir = run_dir.join(CHECKPOINT_DIR);
     ensure_writable_dir(&ckpt_dir)?;
+    commit::prepare(run_dir)?;
     let last_path = ckpt_dir.join(LAST);
     let best_path = ckpt_dir.join(BEST);
 

@@ -100,6 +100,28 @@ pub fn load_bytes<M: Module>(model: &mut M, bytes: &[u8], source: &str) -> Resul
     }
 }
 
+/// Every float tensor of `model` must hold finite values of magnitude at most `limit`; the
+/// error names the first tensor that does not, and the value.
+pub fn check_values<M: Module>(model: &M, limit: f32) -> Result<(), String> {
+    for tensor in model.collect(None, None, false) {
+        let data = burn::store::bridge::to_data(&tensor).map_err(|e| e.to_string())?;
+        if !data.dtype().is_float() {
+            continue;
+        }
+        let values = data
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        if let Some(v) = values.iter().find(|v| !v.is_finite() || v.abs() > limit) {
+            return Err(format!(
+                "weight tensor {} holds {v:e} (weights must be finite and at most {limit:e} in magnitude)",
+                tensor.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{0}")]

@@ -14,7 +14,7 @@ use crate::map::{GroundTruth, Scored};
 /// Why a COCO file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CocoError {
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: std::path::PathBuf,
         source: std::io::Error,
@@ -103,7 +103,12 @@ fn bbox(path: &Path, what: &str, b: [f32; 4]) -> Result<BBox, CocoError> {
 /// which convnet does not implement); boxes must lie in their image (1 px of slack for
 /// rounding) when the image's size is given.
 pub fn read_truth(path: &Path) -> Result<CocoTruth, CocoError> {
-    let raw: RawTruth = serde_json::from_str(&read(path)?).map_err(|e| CocoError::Format {
+    parse_truth(&read(path)?, path)
+}
+
+/// [`read_truth`] for a file's text; `path` only names it in errors.
+pub fn parse_truth(text: &str, path: &Path) -> Result<CocoTruth, CocoError> {
+    let raw: RawTruth = serde_json::from_str(text).map_err(|e| CocoError::Format {
         path: path.to_path_buf(),
         what: "ground-truth",
         message: e.to_string(),
@@ -184,12 +189,16 @@ pub fn read_truth(path: &Path) -> Result<CocoTruth, CocoError> {
 
 /// Reads a results file made for `truth`: every image and category must be known to it.
 pub fn read_results(path: &Path, truth: &CocoTruth) -> Result<Vec<Scored>, CocoError> {
-    let raw: Vec<RawResult> =
-        serde_json::from_str(&read(path)?).map_err(|e| CocoError::Format {
-            path: path.to_path_buf(),
-            what: "results",
-            message: format!("{e} (expected a list of {{image_id, category_id, bbox, score}})"),
-        })?;
+    parse_results(&read(path)?, path, truth)
+}
+
+/// [`read_results`] for a file's text; `path` only names it in errors.
+pub fn parse_results(text: &str, path: &Path, truth: &CocoTruth) -> Result<Vec<Scored>, CocoError> {
+    let raw: Vec<RawResult> = serde_json::from_str(text).map_err(|e| CocoError::Format {
+        path: path.to_path_buf(),
+        what: "results",
+        message: format!("{e} (expected a list of {{image_id, category_id, bbox, score}})"),
+    })?;
     if raw.is_empty() {
         return Err(inconsistent(
             path,
@@ -229,4 +238,50 @@ pub fn read_results(path: &Path, truth: &CocoTruth) -> Result<Vec<Scored>, CocoE
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::Strategy as _;
+
+    proptest::proptest! {
+        /// Arbitrary text, and well-formed files with extreme numbers, are read or refused,
+        /// never a panic.
+        #[test]
+        fn arbitrary_coco_files_never_panic(text in ".{0,300}") {
+            let path = Path::new("c.json");
+            if let Ok(truth) = parse_truth(&text, path) {
+                let _ = parse_results(&text, path, &truth);
+            }
+        }
+
+        #[test]
+        fn extreme_numbers_never_panic(
+            v in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<f32>().prop_map(|f| format!("{f:e}")),
+                    proptest::prelude::any::<u64>().prop_map(|n| n.to_string()),
+                    proptest::prelude::Just("-1".to_string()),
+                    proptest::prelude::Just("1e39".to_string()),
+                ],
+                10,
+            ),
+        ) {
+            let path = Path::new("c.json");
+            let truth = format!(
+                r#"{{"images": [{{"id": 1, "width": {}, "height": {}}}],
+                "annotations": [{{"image_id": 1, "category_id": 1, "bbox": [{}, {}, {}, {}]}}],
+                "categories": [{{"id": 1, "name": "a"}}]}}"#,
+                v[0], v[1], v[2], v[3], v[4], v[5]
+            );
+            let results = format!(
+                r#"[{{"image_id": 1, "category_id": 1, "bbox": [{}, {}, {}, {}], "score": {}}}]"#,
+                v[6], v[7], v[8], v[9], v[0]
+            );
+            if let Ok(t) = parse_truth(&truth, path) {
+                let _ = parse_results(&results, path, &t);
+            }
+        }
+    }
 }

@@ -7,7 +7,9 @@
 
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
-use convnet_layers::{Conv2dConfig, Padding};
+use convnet_layers::geometry::window;
+use convnet_layers::limits::{Bytes, SizeError, at_most};
+use convnet_layers::{Conv2dConfig, Padding, Rounding};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -109,7 +111,18 @@ pub enum KernelError {
     },
     #[error("row {row}, column {col}: {value} is not a finite 32-bit number")]
     NotFinite { row: usize, col: usize, value: f64 },
+    #[error("{0}")]
+    Size(#[from] SizeError),
+    #[error("the {kernel} kernel is larger than the {image} image")]
+    LargerThanImage { kernel: String, image: String },
 }
+
+/// The longest side a kernel may have: a kernel this size already costs `side^2` multiply-adds
+/// per output pixel; the working memory of a run is checked on top of it (see [`apply`]).
+pub const MAX_KERNEL_SIDE: usize = 4096;
+
+/// The largest kernel file read: a full `MAX_KERNEL_SIDE`-square kernel of short numbers fits.
+pub const MAX_KERNEL_FILE_BYTES: u64 = 256 << 20;
 
 /// A 2D kernel, `rows x cols`, stored row by row.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +143,8 @@ impl Kernel {
         if rows.is_empty() || cols == 0 {
             return Err(KernelError::Empty);
         }
+        at_most("kernel rows", rows.len(), MAX_KERNEL_SIDE)?;
+        at_most("kernel columns", cols, MAX_KERNEL_SIDE)?;
         let mut values = Vec::with_capacity(rows.len() * cols);
         for (r, row) in rows.iter().enumerate() {
             if row.len() != cols {
@@ -173,6 +188,15 @@ impl Kernel {
             path: path.to_path_buf(),
             source,
         };
+        let size = std::fs::metadata(path)
+            .map_err(|e| wrap(KernelError::Io(e.to_string())))?
+            .len();
+        at_most(
+            "the file's size in bytes",
+            usize::try_from(size).unwrap_or(usize::MAX),
+            MAX_KERNEL_FILE_BYTES as usize,
+        )
+        .map_err(|e| wrap(e.into()))?;
         let text =
             std::fs::read_to_string(path).map_err(|e| wrap(KernelError::Io(e.to_string())))?;
         let name = path.file_stem().map_or_else(
@@ -240,10 +264,11 @@ pub fn apply(
     kernel: &Kernel,
     padding: Padding,
 ) -> Result<Tensor<4>, VisionError> {
-    let [_, channels, _, _] = image.dims();
+    let [n, channels, h, w] = image.dims();
     if channels == 0 {
         return Err(VisionError::Input(image.dims().to_vec()));
     }
+    check_work(kernel, [n, channels, h, w], &padding)?;
     let device = image.device();
     let mut conv = Conv2dConfig::new(channels, [kernel.rows, kernel.cols])
         .with_groups(channels)
@@ -258,6 +283,47 @@ pub fn apply(
         &device,
     ));
     Ok(conv.forward(image)?)
+}
+
+/// Refuses a kernel larger than the image (every output pixel would be mostly padding, or there
+/// would be none) and a run whose buffers would not fit the memory limit: the image, its
+/// im2col matrix (one column of `kh x kw` values per output pixel, the largest by far), the
+/// response and the weights.
+fn check_work(
+    kernel: &Kernel,
+    [n, c, h, w]: [usize; 4],
+    padding: &Padding,
+) -> Result<(), KernelError> {
+    if kernel.rows > h || kernel.cols > w {
+        return Err(KernelError::LargerThanImage {
+            kernel: format!("{}x{}", kernel.rows, kernel.cols),
+            image: format!("{h}x{w}"),
+        });
+    }
+    let [oh, ow] = window(
+        [h, w],
+        [kernel.rows, kernel.cols],
+        [1, 1],
+        [1, 1],
+        padding,
+        Rounding::Floor,
+    )
+    .map_err(|e| KernelError::LargerThanImage {
+        kernel: format!("{}x{} ({e})", kernel.rows, kernel.cols),
+        image: format!("{h}x{w}"),
+    })?
+    .map(|axis| axis.output);
+    let need = Bytes::f32s(&[n, c, h, w])
+        + Bytes::f32s(&[c, kernel.rows, kernel.cols, oh, ow])
+        + Bytes::f32s(&[n, c, oh, ow])
+        + Bytes::f32s(&[c, kernel.rows, kernel.cols]);
+    need.check(&format!(
+        "filtering a {h}x{w} image with a {}x{} kernel ({oh}x{ow} outputs of {} taps each)",
+        kernel.rows,
+        kernel.cols,
+        kernel.rows * kernel.cols
+    ))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -318,5 +384,44 @@ mod tests {
             Kernel::from_json("k", "[[1, 2]"),
             Err(KernelError::Json(_))
         ));
+    }
+
+    #[test]
+    fn kernel_sides_are_bounded() {
+        let wide = format!("[[{}]]", vec!["0"; MAX_KERNEL_SIDE + 1].join(","));
+        assert_eq!(
+            Kernel::from_json("k", &wide).unwrap_err().to_string(),
+            format!(
+                "kernel columns is {}, above the limit of {MAX_KERNEL_SIDE}",
+                MAX_KERNEL_SIDE + 1
+            )
+        );
+    }
+
+    fn square(side: usize) -> Kernel {
+        Kernel {
+            name: "k".into(),
+            rows: side,
+            cols: side,
+            values: vec![0.0; side * side],
+        }
+    }
+
+    #[test]
+    fn kernels_larger_than_the_image_are_refused() {
+        let e = check_work(&square(5), [1, 1, 4, 9], &Padding::Same).unwrap_err();
+        assert_eq!(e.to_string(), "the 5x5 kernel is larger than the 4x9 image");
+        assert!(check_work(&square(4), [1, 1, 4, 9], &Padding::Valid).is_ok());
+    }
+
+    #[test]
+    fn working_memory_is_checked_before_the_run() {
+        // 1200x1200 taps at each of 1300x1300 outputs: 8.9 TiB of im2col matrix.
+        let e = check_work(&square(1200), [1, 1, 1300, 1300], &Padding::Same).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("filtering a 1300x1300 image with a 1200x1200 kernel (1300x1300 outputs of 1440000 taps each) would need 8.9 TiB"),
+            "{text}"
+        );
     }
 }

@@ -12,9 +12,10 @@
 //!   once complete, so a crash never leaves half an image behind.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use image::{DynamicImage, ExtendedColorType, ImageEncoder, ImageReader};
+use convnet_layers::limits::{Bytes, memory_limit};
+use image::{DynamicImage, ExtendedColorType, ImageEncoder, ImageFormat, ImageReader, Limits};
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{Cursor, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -38,17 +39,118 @@ impl ColorMode {
     }
 }
 
-fn decode(path: &Path) -> Result<DynamicImage, VisionError> {
+/// The largest side of a picture convnet decodes, in pixels: past any camera or aerial
+/// photograph it is meant for, and far past what its networks take.
+pub const MAX_PICTURE_SIDE: u32 = 20_000;
+
+/// Bytes one decoded pixel may cost: up to 4 bytes of 8-bit RGBA as decoded, and 3 `f32` as a
+/// tensor.
+const BYTES_PER_PIXEL: usize = 16;
+
+/// Decodes the picture at `path` (its format told by the content): the one decoder every
+/// command that opens pictures goes through.
+///
+/// Refused, with the file named: a picture whose header declares more than
+/// [`MAX_PICTURE_SIDE`] pixels a side or more pixels than the memory limit allows (checked from
+/// the header, before decoding), and a truncated JPEG (its data ends before the end-of-image
+/// marker). Decoders fill the missing part of a truncated JPEG with grey and report nothing; a
+/// network then answers confidently about a picture that is not there, so convnet does not
+/// read partial pictures (as Pillow does not by default).
+pub fn decode_image(path: &Path) -> Result<DynamicImage, VisionError> {
+    let bytes = std::fs::read(path).map_err(|e| VisionError::Read {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    decode_bytes(&bytes, path)
+}
+
+/// [`decode_image`] for a picture already in memory; `path` only names it in errors.
+pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<DynamicImage, VisionError> {
     let read = |source: image::ImageError| VisionError::Read {
         path: path.to_path_buf(),
         source,
     };
-    ImageReader::open(path)
-        .map_err(|e| read(e.into()))?
-        .with_guessed_format()
-        .map_err(|e| read(e.into()))?
-        .decode()
-        .map_err(read)
+    let refuse = |problem: String| VisionError::Refused {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, VisionError> {
+        let mut reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| read(e.into()))?;
+        let mut limits = Limits::default();
+        limits.max_alloc = Some(memory_limit());
+        reader.limits(limits);
+        Ok(reader)
+    };
+    // Truncation first: a JPEG cut inside its headers fails to give dimensions too, and the
+    // user should hear the cause rather than the symptom.
+    if reader()?.format() == Some(ImageFormat::Jpeg) && jpeg_is_truncated(bytes) {
+        return Err(refuse(
+            "image file is truncated (the JPEG data ends before its end-of-image marker); \
+             partial pictures are not read"
+                .into(),
+        ));
+    }
+    let (width, height) = reader()?.into_dimensions().map_err(read)?;
+    check_dimensions(width, height).map_err(refuse)?;
+    reader()?.decode().map_err(read)
+}
+
+/// Refuses a picture too large to decode, naming its size and the limit.
+fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
+    if width.max(height) > MAX_PICTURE_SIDE {
+        return Err(format!(
+            "{width} x {height} pixels is above the limit of {MAX_PICTURE_SIDE} pixels a side"
+        ));
+    }
+    Bytes::of(&[width as usize, height as usize], BYTES_PER_PIXEL)
+        .check(&format!("decoding {width} x {height} pixels"))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether a JPEG stream ends before its end-of-image marker (`FF D9`). The header segments are
+/// walked by their lengths up to the first start-of-scan; past it, entropy-coded data escapes
+/// every `FF` (`FF 00`, or a restart marker), so an `FF D9` there can only be the end of the
+/// image. Segments before the scan (an EXIF thumbnail) may hold an `FF D9` of their own, which
+/// is why they are skipped rather than searched.
+pub fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+    let Some(scan) = first_scan(bytes) else {
+        return true;
+    };
+    !bytes
+        .get(scan..)
+        .is_some_and(|rest| rest.windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
+/// Where the data of the first start-of-scan segment begins, or `None` when the headers end
+/// (or break) before it.
+fn first_scan(bytes: &[u8]) -> Option<usize> {
+    let mut at = 2; // after SOI
+    loop {
+        if *bytes.get(at)? != 0xFF {
+            return None;
+        }
+        // Any number of fill bytes may precede a marker.
+        while *bytes.get(at + 1)? == 0xFF {
+            at += 1;
+        }
+        let marker = *bytes.get(at + 1)?;
+        if matches!(marker, 0x01 | 0xD0..=0xD8) {
+            at += 2; // markers without a length
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([
+            *bytes.get(at + 2)?,
+            *bytes.get(at + 3)?,
+        ]));
+        let next = at.checked_add(2)?.checked_add(len)?;
+        if marker == 0xDA {
+            return Some(next);
+        }
+        at = next;
+    }
 }
 
 /// Pixel values of `img` in `0..=255`, channels first (`[C, H, W]` flattened).
@@ -98,7 +200,7 @@ fn pixels(img: &DynamicImage, mode: ColorMode) -> Vec<f32> {
 
 /// Loads the image at `path` as a `[1, C, H, W]` tensor of values in `0..=255`.
 pub fn load_image(path: &Path, mode: ColorMode, device: &Device) -> Result<Tensor<4>, VisionError> {
-    let img = decode(path)?;
+    let img = decode_image(path)?;
     let (h, w) = (img.height() as usize, img.width() as usize);
     let values = pixels(&img, mode);
     Ok(Tensor::from_data(
@@ -307,5 +409,86 @@ mod tests {
     #[test]
     fn plane_rejects_a_wrong_length() {
         assert!(Plane::new(2, 3, vec![0.0; 5]).is_none());
+    }
+
+    /// A small JPEG with an EXIF-like APP1 segment holding a stray end-of-image marker.
+    fn jpeg() -> Vec<u8> {
+        let img =
+            image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 99]));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut bytes)
+            .encode_image(&img)
+            .unwrap();
+        let app1 = [0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0x00, 0x00];
+        [&bytes[..2], &app1[..], &bytes[2..]].concat()
+    }
+
+    #[test]
+    fn complete_jpegs_decode_and_truncated_ones_are_refused() {
+        let whole = jpeg();
+        let name = Path::new("p.jpg");
+        assert!(!jpeg_is_truncated(&whole));
+        assert_eq!(decode_bytes(&whole, name).unwrap().width(), 40);
+        for cut in [whole.len() - 2, whole.len() * 2 / 3, 200] {
+            let err = decode_bytes(&whole[..cut], name).unwrap_err().to_string();
+            assert!(err.contains("p.jpg"), "{err}");
+            assert!(err.contains("truncated"), "{cut}: {err}");
+        }
+    }
+
+    #[test]
+    fn truncated_pngs_are_refused() {
+        let img = image::GrayImage::from_fn(64, 64, |x, y| image::Luma([(x * y) as u8]));
+        let mut bytes = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut bytes)
+            .write_image(img.as_raw(), 64, 64, ExtendedColorType::L8)
+            .unwrap();
+        assert!(decode_bytes(&bytes, Path::new("p.png")).is_ok());
+        assert!(decode_bytes(&bytes[..bytes.len() / 2], Path::new("p.png")).is_err());
+    }
+
+    #[test]
+    fn oversized_headers_are_refused_before_decoding() {
+        // The JPEG's frame header (SOF0: FF C0, length, precision, height, width) made to
+        // declare 30000 pixels across.
+        let mut bytes = jpeg();
+        let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        bytes[sof + 7..sof + 9].copy_from_slice(&30_000u16.to_be_bytes());
+        let err = decode_bytes(&bytes, Path::new("big.jpg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("30000 x 30 pixels is above the limit of 20000 pixels a side"),
+            "{err}"
+        );
+        let err = check_dimensions(10_000, 10_000).map(|_| "");
+        assert!(err.is_ok() || memory_limit() < 1_600_000_000);
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes, alone or behind a JPEG's or a PNG's signature, decode or are
+        /// refused, never a panic.
+        #[test]
+        fn arbitrary_pictures_never_panic(
+            magic in proptest::sample::select(vec![
+                &b"\xFF\xD8\xFF"[..],
+                b"\x89PNG\r\n\x1a\n",
+                b"",
+            ]),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let mut bytes = magic.to_vec();
+            bytes.extend(&body);
+            let _ = decode_bytes(&bytes, Path::new("p"));
+            let _ = jpeg_is_truncated(&bytes);
+        }
+
+        /// A valid JPEG cut anywhere before its last two bytes is refused.
+        #[test]
+        fn every_cut_of_a_jpeg_is_refused(cut in 0usize..1000) {
+            let whole = jpeg();
+            let cut = cut % (whole.len() - 1);
+            proptest::prop_assert!(decode_bytes(&whole[..cut], Path::new("p.jpg")).is_err());
+        }
     }
 }

@@ -33,6 +33,9 @@ pub enum VisionError {
         #[source]
         source: image::ImageError,
     },
+    /// A picture convnet will not decode: truncated, or too large (the message says which).
+    #[error("cannot read image {}: {problem}", path.display())]
+    Refused { path: PathBuf, problem: String },
     #[error("cannot write image {}", path.display())]
     Write {
         path: PathBuf,

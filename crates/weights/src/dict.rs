@@ -17,9 +17,10 @@ impl WeightTensor {
         Self { shape, data }
     }
 
-    /// The number of values the shape calls for (1 for a scalar).
+    /// The number of values the shape calls for (1 for a scalar). A shape whose product
+    /// overflows reads as `usize::MAX`, which no tensor's data can fill, never as a wrapped size.
     pub fn num_elements(&self) -> usize {
-        self.shape.iter().product()
+        convnet_layers::limits::checked_product("tensor", &self.shape).unwrap_or(usize::MAX)
     }
 
     /// Whether the values fill the shape exactly.

@@ -9,7 +9,7 @@ use crate::load::Mismatch;
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     /// The file could not be opened or read at all.
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io { path: PathBuf, source: io::Error },
 
     /// Neither a PyTorch checkpoint nor a safetensors file.

@@ -51,4 +51,4 @@ pub use export::{to_state_dict, write_safetensors};
 pub use load::{LoadOptions, LoadReport, Mismatch, ShapeMismatch, expected, load};
 pub use nest::nest_into;
 pub use read::read;
-pub use tfjs::{is_manifest, read_tfjs};
+pub use tfjs::{CheckedGroup, ManifestError, is_manifest, parse_manifest, read_tfjs};

@@ -161,7 +161,8 @@ fn read_pytorch(path: &Path) -> Result<StateDict, WeightsError> {
             message: e.to_string(),
         })?;
         let data = decode(&bytes, kind, Endian::Native).ok_or_else(|| bad_length(path, &key))?;
-        dict.insert(key, WeightTensor::new(tensor.shape().to_vec(), data));
+        let tensor = filled(path, &key, tensor.shape().to_vec(), data)?;
+        dict.insert(key, tensor);
     }
     Ok(dict)
 }
@@ -265,7 +266,7 @@ fn read_safetensors(path: &Path) -> Result<StateDict, WeightsError> {
         };
         let data =
             decode(view.data(), kind, Endian::Little).ok_or_else(|| bad_length(path, key))?;
-        dict.insert(key, WeightTensor::new(view.shape().to_vec(), data));
+        dict.insert(key, filled(path, key, view.shape().to_vec(), data)?);
     }
     Ok(dict)
 }
@@ -295,6 +296,30 @@ fn bad_length(path: &Path, key: &str) -> WeightsError {
         origin: path.display().to_string(),
         message: format!("tensor '{key}': its bytes do not fill its shape"),
     }
+}
+
+/// A tensor whose values fill its shape exactly (the shape's size computed without
+/// overflow), whichever reader produced them: a file whose shape and storage disagree is an
+/// error naming the tensor, never a tensor that fails later or reads past its values.
+fn filled(
+    path: &Path,
+    key: &str,
+    shape: Vec<usize>,
+    data: Vec<f32>,
+) -> Result<WeightTensor, WeightsError> {
+    let bad = |message: String| WeightsError::BadTensor {
+        origin: path.display().to_string(),
+        message: format!("tensor '{key}': {message}"),
+    };
+    let n = convnet_layers::limits::checked_product("its shape", &shape)
+        .map_err(|e| bad(e.to_string()))?;
+    if n != data.len() {
+        return Err(bad(format!(
+            "shape {shape:?} calls for {n} values, the file holds {}",
+            data.len()
+        )));
+    }
+    Ok(WeightTensor::new(shape, data))
 }
 
 /// The values as `f32`, or `None` when the bytes are not a whole number of values.
@@ -371,5 +396,63 @@ mod tests {
         d.insert("b", t());
         let d = strip_data_parallel(d);
         assert_eq!(d.keys().collect::<Vec<_>>(), ["module.a", "b"]);
+    }
+
+    fn read_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Result<StateDict, WeightsError> {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        read(&path)
+    }
+
+    fn safetensors_file(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        bytes.extend(body);
+        bytes
+    }
+
+    #[test]
+    fn safetensors_shapes_past_their_bytes_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        for header in [
+            r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}"#,
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8000]}}"#,
+            r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+        ] {
+            let bytes = safetensors_file(header, &[0; 8]);
+            let err = read_bytes(dir.path(), "w.safetensors", &bytes).unwrap_err();
+            assert!(err.to_string().contains("w.safetensors"), "{err}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Arbitrary bytes behind each format's magic are read or refused, never a panic.
+        #[test]
+        fn arbitrary_files_never_panic(
+            magic in proptest::sample::select(vec![&b"PK\x03\x04"[..], b"\x80\x02", b""]),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut bytes = magic.to_vec();
+            bytes.extend(&body);
+            let _ = read_bytes(dir.path(), "w.pth", &bytes);
+        }
+
+        /// Valid safetensors headers with extreme shapes and offsets never panic.
+        #[test]
+        fn extreme_safetensors_headers_never_panic(
+            shape in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..4),
+            start in proptest::prelude::any::<usize>(),
+            end in proptest::prelude::any::<usize>(),
+            body in 0usize..64,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let header = format!(
+                r#"{{"a":{{"dtype":"F32","shape":{shape:?},"data_offsets":[{start},{end}]}}}}"#
+            );
+            let _ = read_bytes(dir.path(), "w.safetensors", &safetensors_file(&header, &vec![0; body]));
+        }
     }
 }

@@ -11,7 +11,10 @@
 //! becomes `.` elsewhere.
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::Path;
+
+use convnet_layers::limits::{Bytes, checked_add, checked_mul, checked_product};
 
 use serde::Deserialize;
 
@@ -55,50 +58,30 @@ fn bad(path: &Path, message: String) -> WeightsError {
 }
 
 /// Reads a TF.js weights manifest and its shards into PyTorch names and layouts.
+///
+/// The whole manifest is checked before a shard is read: every dtype and quantisation known,
+/// every shape's size computed without overflow, the values within the memory limit, and each
+/// group's declared bytes equal to its shards' sizes on disk.
 pub fn read_tfjs(path: &Path) -> Result<StateDict, WeightsError> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| WeightsError::Io { path: p, source }
-    };
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let groups: Vec<Group> =
-        serde_json::from_str(&text).map_err(|e| WeightsError::UnknownFormat {
+    let groups = parse_manifest(&text).map_err(|e| match e {
+        ManifestError::Json(reason) => WeightsError::UnknownFormat {
             path: path.to_path_buf(),
-            reason: format!("not a TensorFlow.js weights manifest ({e})"),
-        })?;
+            reason,
+        },
+        ManifestError::Invalid(message) => bad(path, message),
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut raw = Vec::new();
     for group in &groups {
-        let mut bytes = Vec::new();
-        for shard in &group.paths {
-            if shard.contains("..") || Path::new(shard).is_absolute() {
-                return Err(bad(
-                    path,
-                    format!("shard path '{shard}' leaves the manifest's folder"),
-                ));
-            }
-            let shard = dir.join(shard);
-            bytes.extend(std::fs::read(&shard).map_err(io(&shard))?);
-        }
+        let bytes = read_shards(path, dir, group)?;
         let mut offset = 0;
-        for entry in &group.weights {
-            let (values, used) = decode(entry, &bytes[offset.min(bytes.len())..])
-                .map_err(|m| bad(path, format!("tensor '{}': {m}", entry.name)))?;
-            offset += used;
+        for (entry, layout) in group.weights.iter().zip(&group.layouts) {
+            let end = offset + layout.bytes;
+            let values = decode(layout, &bytes[offset..end]);
+            offset = end;
             raw.push((entry.name.clone(), entry.shape.clone(), values));
         }
-        if offset != bytes.len() {
-            return Err(bad(
-                path,
-                format!(
-                    "the shards hold {} bytes, the manifest describes {offset}",
-                    bytes.len()
-                ),
-            ));
-        }
-    }
-    if raw.is_empty() {
-        return Err(bad(path, "the manifest lists no tensors".into()));
     }
     let separable: BTreeSet<String> = raw
         .iter()
@@ -120,10 +103,136 @@ pub fn read_tfjs(path: &Path) -> Result<StateDict, WeightsError> {
     Ok(dict)
 }
 
-/// One tensor's values from the front of `bytes`, and how many bytes it took.
-fn decode(entry: &Entry, bytes: &[u8]) -> Result<(Vec<f32>, usize), String> {
-    let n: usize = entry.shape.iter().product();
-    // int32 tensors are graph constants (shapes, axes); they are kept as exact small floats.
+fn io(p: &Path) -> impl Fn(std::io::Error) -> WeightsError + '_ {
+    move |source| WeightsError::Io {
+        path: p.to_path_buf(),
+        source,
+    }
+}
+
+/// Why a manifest's text was refused: not the JSON of a manifest at all, or a manifest whose
+/// content is impossible (a shape past any memory, an unknown dtype, a shard path outside).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestError {
+    Json(String),
+    Invalid(String),
+}
+
+/// A manifest group with each tensor's checked layout.
+pub struct CheckedGroup {
+    paths: Vec<String>,
+    weights: Vec<Entry>,
+    layouts: Vec<Layout>,
+    /// The bytes all the tensors of the group take, which the shards must hold exactly.
+    bytes: usize,
+}
+
+impl CheckedGroup {
+    /// The group's shard files, relative to the manifest's folder.
+    pub fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    /// The bytes the group's shards must hold, together.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// How one tensor is stored: its value count, the stored word, and its bytes in the shard.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    values: usize,
+    word: Word,
+    bytes: usize,
+    /// An int32 constant (a shape, an axis), kept as exact whole floats.
+    integer: bool,
+}
+
+/// A stored value's encoding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Word {
+    F32,
+    I32,
+    /// `q · scale + min`
+    U8 {
+        scale: f32,
+        min: f32,
+    },
+    U16 {
+        scale: f32,
+        min: f32,
+    },
+    F16,
+}
+
+impl Word {
+    fn width(self) -> usize {
+        match self {
+            Word::F32 | Word::I32 => 4,
+            Word::U16 { .. } | Word::F16 => 2,
+            Word::U8 { .. } => 1,
+        }
+    }
+}
+
+/// Parses and checks a manifest's text (no file is read): the entry point for fuzzing.
+pub fn parse_manifest(text: &str) -> Result<Vec<CheckedGroup>, ManifestError> {
+    let groups: Vec<Group> = serde_json::from_str(text)
+        .map_err(|e| ManifestError::Json(format!("not a TensorFlow.js weights manifest ({e})")))?;
+    let mut total = Bytes::ZERO;
+    let mut checked = Vec::with_capacity(groups.len());
+    for group in groups {
+        for shard in &group.paths {
+            if shard.contains("..") || Path::new(shard).is_absolute() {
+                return Err(ManifestError::Invalid(format!(
+                    "shard path '{shard}' leaves the manifest's folder"
+                )));
+            }
+        }
+        let mut layouts = Vec::with_capacity(group.weights.len());
+        let mut bytes = 0usize;
+        for entry in &group.weights {
+            let layout = layout(entry)
+                .map_err(|m| ManifestError::Invalid(format!("tensor '{}': {m}", entry.name)))?;
+            bytes = checked_add("the manifest's shard bytes", bytes, layout.bytes)
+                .map_err(|e| ManifestError::Invalid(e.to_string()))?;
+            total += Bytes::f32s(&[layout.values]);
+            layouts.push(layout);
+        }
+        checked.push(CheckedGroup {
+            paths: group.paths,
+            weights: group.weights,
+            layouts,
+            bytes,
+        });
+    }
+    if checked.iter().all(|g| g.weights.is_empty()) {
+        return Err(ManifestError::Invalid(
+            "the manifest lists no tensors".into(),
+        ));
+    }
+    total
+        .check("the manifest's tensors")
+        .map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    Ok(checked)
+}
+
+/// One entry's value count and encoding, or why it cannot be read.
+fn layout(entry: &Entry) -> Result<Layout, String> {
+    let values = checked_product("its shape", &entry.shape).map_err(|e| e.to_string())?;
+    let (word, integer) = word(entry)?;
+    let bytes = checked_mul("its bytes", values, word.width()).map_err(|e| e.to_string())?;
+    Ok(Layout {
+        values,
+        word,
+        bytes,
+        integer,
+    })
+}
+
+/// How `entry` is stored, and whether it is an int32 constant.
+fn word(entry: &Entry) -> Result<(Word, bool), String> {
     let integer = match entry.dtype.as_str() {
         "float32" => false,
         "int32" => true,
@@ -133,71 +242,90 @@ fn decode(entry: &Entry, bytes: &[u8]) -> Result<(Vec<f32>, usize), String> {
             ));
         }
     };
-    let (values, used) = decode_float(entry, bytes, n, integer)?;
-    if integer {
-        return Ok((values.into_iter().map(f32::round).collect(), used));
-    }
-    Ok((values, used))
-}
-
-/// The values of `entry` as floats: raw float32 or int32, or dequantised.
-fn decode_float(
-    entry: &Entry,
-    bytes: &[u8],
-    n: usize,
-    integer: bool,
-) -> Result<(Vec<f32>, usize), String> {
-    let take = |width: usize| -> Result<&[u8], String> {
-        bytes.get(..n * width).ok_or_else(|| {
-            format!(
-                "the shards end after {} of its {} bytes (truncated file?)",
-                bytes.len(),
-                n * width
-            )
-        })
-    };
     let Some(q) = &entry.quantization else {
-        let b = take(4)?;
-        let v = b
-            .chunks_exact(4)
-            .map(|c| {
-                let c = [c[0], c[1], c[2], c[3]];
-                if integer {
-                    i32::from_le_bytes(c) as f32
-                } else {
-                    f32::from_le_bytes(c)
-                }
-            })
-            .collect();
-        return Ok((v, n * 4));
+        return Ok((if integer { Word::I32 } else { Word::F32 }, integer));
     };
     let affine = || -> Result<(f32, f32), String> {
         match (q.scale, q.min) {
-            (Some(s), Some(m)) => Ok((s, m)),
+            (Some(s), Some(m)) if s.is_finite() && m.is_finite() => Ok((s, m)),
+            (Some(s), Some(m)) => Err(format!(
+                "{} quantisation with scale {s} and min {m}: both must be finite",
+                q.dtype
+            )),
             _ => Err(format!("{} quantisation without scale and min", q.dtype)),
         }
     };
-    match q.dtype.as_str() {
-        "uint8" => {
-            let (s, m) = affine()?;
-            Ok((take(1)?.iter().map(|&b| f32::from(b) * s + m).collect(), n))
-        }
-        "uint16" => {
-            let (s, m) = affine()?;
-            let v = take(2)?
-                .chunks_exact(2)
-                .map(|c| f32::from(u16::from_le_bytes([c[0], c[1]])) * s + m)
-                .collect();
-            Ok((v, n * 2))
-        }
-        "float16" => {
-            let v = take(2)?
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect();
-            Ok((v, n * 2))
-        }
+    let word = match q.dtype.as_str() {
+        "uint8" => affine().map(|(scale, min)| Word::U8 { scale, min }),
+        "uint16" => affine().map(|(scale, min)| Word::U16 { scale, min }),
+        "float16" => Ok(Word::F16),
         other => Err(format!("unknown quantisation {other}")),
+    }?;
+    Ok((word, integer))
+}
+
+/// A group's shards, back to back, once their sizes on disk match what the manifest declares
+/// (checked before reading, so a huge or short shard costs nothing).
+fn read_shards(path: &Path, dir: &Path, group: &CheckedGroup) -> Result<Vec<u8>, WeightsError> {
+    let mut on_disk = 0u64;
+    let shards: Vec<_> = group.paths.iter().map(|s| dir.join(s)).collect();
+    for shard in &shards {
+        let len = std::fs::metadata(shard).map_err(io(shard))?.len();
+        on_disk = on_disk.saturating_add(len);
+    }
+    if on_disk != group.bytes as u64 {
+        let hint = if on_disk < group.bytes as u64 {
+            " (truncated file?)"
+        } else {
+            ""
+        };
+        return Err(bad(
+            path,
+            format!(
+                "the shards hold {on_disk} bytes, the manifest describes {}{hint}",
+                group.bytes
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(group.bytes);
+    for shard in &shards {
+        let file = std::fs::File::open(shard).map_err(io(shard))?;
+        // The take keeps a shard that grew since it was measured from overrunning the buffer.
+        let room = (group.bytes - bytes.len()) as u64 + 1;
+        file.take(room).read_to_end(&mut bytes).map_err(io(shard))?;
+    }
+    if bytes.len() != group.bytes {
+        return Err(bad(path, "a shard changed while it was read".into()));
+    }
+    Ok(bytes)
+}
+
+/// One tensor's values from its bytes (exactly `layout.bytes` of them).
+fn decode(layout: &Layout, bytes: &[u8]) -> Vec<f32> {
+    let values = decode_words(layout.word, bytes);
+    if layout.integer {
+        return values.into_iter().map(f32::round).collect();
+    }
+    values
+}
+
+fn decode_words(word: Word, bytes: &[u8]) -> Vec<f32> {
+    let width = word.width();
+    let words = bytes.chunks_exact(width);
+    match word {
+        Word::F32 => words
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Word::I32 => words
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+        Word::U8 { scale, min } => bytes.iter().map(|&b| f32::from(b) * scale + min).collect(),
+        Word::U16 { scale, min } => words
+            .map(|c| f32::from(u16::from_le_bytes([c[0], c[1]])) * scale + min)
+            .collect(),
+        Word::F16 => words
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
     }
 }
 
@@ -385,5 +513,71 @@ mod tests {
         assert!(err.contains("TensorFlow.js"), "{err}");
         let escape = r#"[{"paths": ["../x.bin"], "weights": []}]"#;
         assert!(read_tfjs(&write(dir.path(), escape, &[])).is_err());
+    }
+
+    #[test]
+    fn a_shape_whose_size_overflows_is_refused_before_reading() {
+        // 2^32 · 2^32 · 1 wraps to 0 in 64-bit arithmetic: an empty shard would "fit".
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = r#"[{"paths": ["m.bin"], "weights": [
+            {"name": "a/filters", "shape": [4294967296, 4294967296, 1, 1], "dtype": "float32"}]}]"#;
+        let err = read_tfjs(&write(dir.path(), manifest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("overflows"), "{err}");
+        assert!(err.contains("a/filters"), "{err}");
+        // Large but representable: refused by the memory limit, not by the allocator.
+        let manifest = r#"[{"paths": ["m.bin"], "weights": [
+            {"name": "a/filters", "shape": [1000000, 1000000, 1000, 1], "dtype": "float32"}]}]"#;
+        let err = read_tfjs(&write(dir.path(), manifest, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("would need"), "{err}");
+    }
+
+    #[test]
+    fn quantisation_fields_are_checked() {
+        let m = |q: &str| {
+            format!(
+                r#"[{{"paths": ["m.bin"], "weights": [{{"name": "a/bias", "shape": [1],
+                "dtype": "float32", "quantization": {q}}}]}}]"#
+            )
+        };
+        let err = |q: &str| match parse_manifest(&m(q)) {
+            Err(ManifestError::Invalid(e)) => e,
+            other => panic!("{q}: {:?}", other.map(|g| g.len())),
+        };
+        assert!(err(r#"{"dtype": "uint8"}"#).contains("without scale"));
+        assert!(err(r#"{"dtype": "uint4", "scale": 1, "min": 0}"#).contains("uint4"));
+        assert!(parse_manifest(&m(r#"{"dtype": "uint8", "scale": 1, "min": 0}"#)).is_ok());
+    }
+
+    proptest::proptest! {
+        /// Any manifest text, and any shapes in a well-formed one, give a value or an error.
+        #[test]
+        fn manifests_never_panic(text in ".{0,200}") {
+            let _ = parse_manifest(&text);
+        }
+
+        #[test]
+        fn extreme_shapes_never_panic(
+            shape in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..5),
+            dtype in proptest::sample::select(vec!["float32", "int32", "bool"]),
+            quant in proptest::sample::select(vec!["", "uint8", "uint16", "float16", "x"]),
+        ) {
+            let q = if quant.is_empty() {
+                String::new()
+            } else {
+                format!(r#", "quantization": {{"dtype": "{quant}", "scale": 0.5, "min": -1}}"#)
+            };
+            let text = format!(
+                r#"[{{"paths": ["m.bin"], "weights": [{{"name": "a/filters",
+                "shape": {shape:?}, "dtype": "{dtype}"{q}}}]}}]"#
+            );
+            if let Ok(groups) = parse_manifest(&text) {
+                let declared: u128 = shape.iter().map(|&d| d as u128).product();
+                proptest::prop_assert!(declared <= groups[0].bytes() as u128);
+            }
+        }
     }
 }

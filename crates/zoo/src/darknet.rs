@@ -15,9 +15,11 @@ use std::fmt::Write as _;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use convnet_layers::geometry::{AxisPadding, window_axis};
+use convnet_layers::limits::checked_product;
 use convnet_layers::{
-    Activation, BatchNormConfig, ConvConfig, LayerConfig, Mode, ModelError, ModelSpec, Padding,
-    PoolConfig, Sequential,
+    Activation, BatchNormConfig, Bytes, ConvConfig, LayerConfig, Mode, ModelError, ModelSpec,
+    Padding, PoolConfig, Rounding, Sequential, SpecError,
 };
 
 /// Why a cfg cannot be used.
@@ -65,6 +67,25 @@ const KNOWN: &[&str] = &[
 
 /// `[C, H, W]` of a layer's output.
 pub type Shape = [usize; 3];
+
+/// A `[convolutional]` section, its defaults filled in.
+struct ConvSettings {
+    filters: usize,
+    size: usize,
+    stride: usize,
+    /// On each side.
+    pad: usize,
+    groups: usize,
+    batch_normalize: bool,
+}
+
+/// A `[maxpool]` section, its defaults filled in.
+struct PoolSettings {
+    size: usize,
+    stride: usize,
+    /// In total, `padding / 2` before.
+    padding: usize,
+}
 
 impl DarknetCfg {
     /// Parses cfg text (`#` and `;` start comments).
@@ -178,6 +199,178 @@ impl DarknetCfg {
             .ok_or_else(|| self.fail(s, format!("{key} must be positive, not {v}")))
     }
 
+    /// A value that may be 0 but not negative.
+    fn non_negative(&self, s: &Section, key: &str, default: i64) -> Result<usize, DarknetError> {
+        let v = self.int(s, key, Some(default))?;
+        usize::try_from(v).map_err(|_| self.fail(s, format!("{key}={v} must not be negative")))
+    }
+
+    /// The product of `factors`, or an error naming the section and `key` when it overflows.
+    fn times(&self, s: &Section, key: &str, factors: &[usize]) -> Result<usize, DarknetError> {
+        checked_product(key, factors).map_err(|e| self.fail(s, e.to_string()))
+    }
+
+    /// One axis of a convolution or pool, by the window rule every convnet layer uses (checked
+    /// arithmetic; darknet's `(n + padding - size) / stride + 1`).
+    fn window(
+        &self,
+        s: &Section,
+        n: usize,
+        size: usize,
+        stride: usize,
+        padding: AxisPadding,
+    ) -> Result<usize, DarknetError> {
+        window_axis(n, size, stride, 1, padding, Rounding::Floor)
+            .map(|g| g.output)
+            .map_err(|e| self.fail(s, format!("size={size}: {e}")))
+    }
+
+    /// A `[convolutional]` section's settings with darknet's defaults.
+    fn conv_settings(&self, s: &Section) -> Result<ConvSettings, DarknetError> {
+        let size = self.positive(s, "size", Some(1))?;
+        let pad = if self.int(s, "pad", Some(0))? != 0 {
+            size / 2
+        } else {
+            self.non_negative(s, "padding", 0)?
+        };
+        Ok(ConvSettings {
+            filters: self.positive(s, "filters", Some(1))?,
+            size,
+            stride: self.positive(s, "stride", Some(1))?,
+            pad,
+            groups: self.positive(s, "groups", Some(1))?,
+            batch_normalize: self.int(s, "batch_normalize", Some(0))? != 0,
+        })
+    }
+
+    /// A `[maxpool]` section's settings: `stride` 1, `size` the stride and `padding` (total)
+    /// `size - 1` unless given.
+    fn pool_settings(&self, s: &Section) -> Result<PoolSettings, DarknetError> {
+        let stride = self.positive(s, "stride", Some(1))?;
+        let size = self.positive(s, "size", Some(stride as i64))?;
+        let padding = self.non_negative(s, "padding", size as i64 - 1)?;
+        Ok(PoolSettings {
+            size,
+            stride,
+            padding,
+        })
+    }
+
+    /// Comma-separated numbers of option `key` (`mask`, `anchors`), if it is given.
+    fn list<T: std::str::FromStr>(
+        &self,
+        s: &Section,
+        key: &str,
+    ) -> Result<Option<Vec<T>>, DarknetError> {
+        let Some(text) = s.options.get(key) else {
+            return Ok(None);
+        };
+        text.split(',')
+            .map(|v| {
+                v.trim().parse().map_err(|_| {
+                    self.fail(s, format!("{key}={text}: '{}' is not a number", v.trim()))
+                })
+            })
+            .collect::<Result<Vec<T>, _>>()
+            .map(Some)
+    }
+
+    /// `anchors=`, when given, holds a width and a height for each of the `num` anchors.
+    fn check_anchors(&self, s: &Section, num: usize) -> Result<(), DarknetError> {
+        if let Some(anchors) = self.list::<f64>(s, "anchors")? {
+            if anchors.len() != 2 * num {
+                return Err(self.fail(
+                    s,
+                    format!(
+                        "anchors= has {} numbers but num={num} needs {} (a width and a height each)",
+                        anchors.len(),
+                        2 * num
+                    ),
+                ));
+            }
+            if let Some(bad) = anchors.iter().find(|a| !(a.is_finite() && **a > 0.0)) {
+                return Err(self.fail(s, format!("anchors= holds {bad}; sizes must be positive")));
+            }
+        }
+        Ok(())
+    }
+
+    /// A `[yolo]` layer (darknet's `parse_yolo`): `mask` picks anchors among `num`, and the map it
+    /// reads holds `(classes + 5)` numbers per masked anchor.
+    fn check_yolo(&self, s: &Section, channels: usize) -> Result<(), DarknetError> {
+        let classes = self.positive(s, "classes", Some(20))?;
+        let num = self.positive(s, "num", Some(1))?;
+        self.check_anchors(s, num)?;
+        let masks = match self.list::<i64>(s, "mask")? {
+            None => num,
+            Some(mask) => {
+                if let Some(bad) = mask
+                    .iter()
+                    .find(|&&m| !usize::try_from(m).is_ok_and(|m| m < num))
+                {
+                    return Err(self.fail(
+                        s,
+                        format!(
+                            "mask={}: {bad} is not one of the num={num} anchors (0 to {})",
+                            s.options["mask"],
+                            num - 1
+                        ),
+                    ));
+                }
+                mask.len()
+            }
+        };
+        let per_anchor = self.add_five(s, classes, 5)?;
+        self.check_head_channels(
+            s,
+            channels,
+            &[masks, per_anchor],
+            &format!("(classes={classes} + 5) x {masks} masks"),
+        )
+    }
+
+    /// A `[region]` layer (darknet's `parse_region`): `num` anchors of `classes + coords + 1`
+    /// numbers each.
+    fn check_region(&self, s: &Section, channels: usize) -> Result<(), DarknetError> {
+        let classes = self.positive(s, "classes", Some(20))?;
+        let coords = self.positive(s, "coords", Some(4))?;
+        let num = self.positive(s, "num", Some(1))?;
+        self.check_anchors(s, num)?;
+        let per_anchor = self.add_five(s, classes, coords + 1)?;
+        self.check_head_channels(
+            s,
+            channels,
+            &[num, per_anchor],
+            &format!("num={num} x (classes={classes} + coords={coords} + 1)"),
+        )
+    }
+
+    fn add_five(&self, s: &Section, classes: usize, extra: usize) -> Result<usize, DarknetError> {
+        classes
+            .checked_add(extra)
+            .ok_or_else(|| self.fail(s, format!("classes={classes} overflows 64-bit arithmetic")))
+    }
+
+    /// The channels a detection layer reads must be exactly what its settings describe.
+    fn check_head_channels(
+        &self,
+        s: &Section,
+        channels: usize,
+        factors: &[usize],
+        rule: &str,
+    ) -> Result<(), DarknetError> {
+        let needed = self.times(s, "classes", factors)?;
+        if channels != needed {
+            return Err(self.fail(
+                s,
+                format!(
+                    "classes: the layer before gives {channels} channels but {rule} needs {needed} (set filters={needed} in the [convolutional] before it)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The input `[C, H, W]` from `[net]`.
     pub fn input(&self) -> Result<Shape, DarknetError> {
         Ok([
@@ -214,52 +407,35 @@ impl DarknetCfg {
     pub fn shapes(&self) -> Result<Vec<Shape>, DarknetError> {
         let mut out: Vec<Shape> = Vec::with_capacity(self.layers.len());
         let mut current = self.input()?;
+        self.times(&self.net, "input size", &current)?;
         for (i, s) in self.layers.iter().enumerate() {
             let [c, h, w] = current;
             let shape = match s.kind.as_str() {
                 "convolutional" | "conv" => {
-                    let filters = self.positive(s, "filters", Some(1))?;
-                    let size = self.positive(s, "size", Some(1))?;
-                    let stride = self.positive(s, "stride", Some(1))?;
-                    let pad = if self.int(s, "pad", Some(0))? != 0 {
-                        size / 2
-                    } else {
-                        self.int(s, "padding", Some(0))?.max(0) as usize
-                    };
-                    let axis = |n: usize| -> Result<usize, DarknetError> {
-                        (n + 2 * pad)
-                            .checked_sub(size)
-                            .map(|v| v / stride + 1)
-                            .ok_or_else(|| {
-                                self.fail(
-                                    s,
-                                    format!(
-                                        "kernel {size} is larger than the padded input {}",
-                                        n + 2 * pad
-                                    ),
-                                )
-                            })
-                    };
-                    [filters, axis(h)?, axis(w)?]
+                    let conv = self.conv_settings(s)?;
+                    if c % conv.groups != 0 || conv.filters % conv.groups != 0 {
+                        return Err(self.fail(
+                            s,
+                            format!(
+                                "groups={} must divide both the input channels ({c}) and filters={}",
+                                conv.groups, conv.filters
+                            ),
+                        ));
+                    }
+                    let pad = AxisPadding::Fixed(conv.pad, conv.pad);
+                    let axis = |n| self.window(s, n, conv.size, conv.stride, pad);
+                    [conv.filters, axis(h)?, axis(w)?]
                 }
                 "maxpool" | "max" => {
-                    let stride = self.positive(s, "stride", Some(1))?;
-                    let size = self.positive(s, "size", Some(stride as i64))?;
-                    let padding = self.int(s, "padding", Some(size as i64 - 1))?.max(0) as usize;
-                    let axis = |n: usize| -> Result<usize, DarknetError> {
-                        (n + padding)
-                            .checked_sub(size)
-                            .map(|v| v / stride + 1)
-                            .ok_or_else(|| {
-                                self.fail(s, format!("pool {size} is larger than the padded input"))
-                            })
-                    };
+                    let pool = self.pool_settings(s)?;
+                    let pad = AxisPadding::Fixed(pool.padding / 2, pool.padding - pool.padding / 2);
+                    let axis = |n| self.window(s, n, pool.size, pool.stride, pad);
                     [c, axis(h)?, axis(w)?]
                 }
                 "route" => {
                     let sources = self.route_sources(s, i)?;
                     let first = out[sources[0]];
-                    let mut channels = 0;
+                    let mut channels = 0usize;
                     for &j in &sources {
                         if out[j][1..] != first[1..] {
                             return Err(self.fail(
@@ -270,7 +446,9 @@ impl DarknetCfg {
                                 ),
                             ));
                         }
-                        channels += out[j][0];
+                        channels = channels.checked_add(out[j][0]).ok_or_else(|| {
+                            self.fail(s, "the routed channels overflow 64-bit arithmetic".into())
+                        })?;
                     }
                     [channels, first[1], first[2]]
                 }
@@ -282,7 +460,11 @@ impl DarknetCfg {
                             format!("a {h}x{w} map does not divide into {stride}x{stride} blocks"),
                         ));
                     }
-                    [c * stride * stride, h / stride, w / stride]
+                    [
+                        self.times(s, "stride", &[c, stride, stride])?,
+                        h / stride,
+                        w / stride,
+                    ]
                 }
                 "shortcut" => {
                     let from = self.int(s, "from", None)?;
@@ -300,11 +482,25 @@ impl DarknetCfg {
                 }
                 "upsample" => {
                     let stride = self.positive(s, "stride", Some(2))?;
-                    [c, h * stride, w * stride]
+                    [
+                        c,
+                        self.times(s, "stride", &[h, stride])?,
+                        self.times(s, "stride", &[w, stride])?,
+                    ]
+                }
+                "yolo" => {
+                    self.check_yolo(s, c)?;
+                    current
+                }
+                "region" => {
+                    self.check_region(s, c)?;
+                    current
                 }
                 "avgpool" => [c, 1, 1],
                 _ => current,
             };
+            // Every map must be countable: later sizes and summaries multiply its axes.
+            self.times(s, "output size", &shape)?;
             out.push(shape);
             current = shape;
         }
@@ -363,18 +559,14 @@ impl DarknetCfg {
         let mut out = Vec::new();
         match s.kind.as_str() {
             "convolutional" | "conv" => {
-                let size = self.positive(s, "size", Some(1))?;
-                let pad = if self.int(s, "pad", Some(0))? != 0 {
-                    size / 2
-                } else {
-                    self.int(s, "padding", Some(0))?.max(0) as usize
-                };
-                let bn = self.int(s, "batch_normalize", Some(0))? != 0;
-                let conv = ConvConfig::new(self.positive(s, "filters", Some(1))?, size)
-                    .with_stride(self.positive(s, "stride", Some(1))?)
-                    .with_padding(Padding::uniform(pad))
+                let conv = self.conv_settings(s)?;
+                let bn = conv.batch_normalize;
+                let config = ConvConfig::new(conv.filters, conv.size)
+                    .with_stride(conv.stride)
+                    .with_padding(Padding::uniform(conv.pad))
+                    .with_groups(conv.groups)
                     .with_bias(!bn);
-                out.push((format!("conv{i}"), LayerConfig::Conv2d(conv)));
+                out.push((format!("conv{i}"), LayerConfig::Conv2d(config)));
                 if bn {
                     out.push((
                         format!("bn{i}"),
@@ -406,9 +598,11 @@ impl DarknetCfg {
                 }
             }
             "maxpool" | "max" => {
-                let stride = self.positive(s, "stride", Some(1))?;
-                let size = self.positive(s, "size", Some(stride as i64))?;
-                let padding = self.int(s, "padding", Some(size as i64 - 1))?.max(0) as usize;
+                let PoolSettings {
+                    size,
+                    stride,
+                    padding,
+                } = self.pool_settings(s)?;
                 let pool =
                     PoolConfig::new(size)
                         .with_stride(stride)
@@ -428,6 +622,8 @@ impl DarknetCfg {
     /// after their darknet index. Configs with `route`, `reorg`, `shortcut` or `upsample` are
     /// graphs: [`DarknetCfg::build`] runs those.
     pub fn to_spec(&self, name: &str) -> Result<ModelSpec, DarknetError> {
+        // Darknet's own checks (groups, detection layers) come first.
+        self.shapes()?;
         let mut spec = ModelSpec::new(name, self.input()?.to_vec());
         let last = self.layers.len() - 1;
         for (i, s) in self.layers.iter().enumerate() {
@@ -453,7 +649,37 @@ impl DarknetCfg {
     /// The network as a graph of darknet's layers, for pictures `input` (`[C, H, W]`; default
     /// the cfg's own): convolutions and pools as small sequential stacks, routes, shortcuts,
     /// reorgs and upsamplings between them, and every `yolo` / `region` layer an output.
+    /// Its weights are checked against the memory limit before any is allocated.
     pub fn build(&self, input: Option<Shape>, device: &Device) -> Result<DarknetNet, DarknetError> {
+        let net = self.assemble(input, device, ModelSpec::build)?;
+        let params = net
+            .total_params()
+            .map_err(|e| self.fail(&self.net, e.to_string()))?;
+        Bytes::f32s(&[params])
+            .check(&format!(
+                "the weights of {} ({params} parameters)",
+                self.path
+            ))
+            .map_err(|e| self.fail(&self.net, e.to_string()))?;
+        Ok(net)
+    }
+
+    /// [`DarknetCfg::build`] without allocating the weights (Burn makes each on its first use),
+    /// for shapes and parameter counts of configs of any size.
+    pub fn build_unallocated(
+        &self,
+        input: Option<Shape>,
+        device: &Device,
+    ) -> Result<DarknetNet, DarknetError> {
+        self.assemble(input, device, ModelSpec::build_unallocated)
+    }
+
+    fn assemble(
+        &self,
+        input: Option<Shape>,
+        device: &Device,
+        build: fn(&ModelSpec, &Device) -> Result<Sequential, SpecError>,
+    ) -> Result<DarknetNet, DarknetError> {
         let mut cfg = self.clone();
         if let Some([c, h, w]) = input {
             for (key, v) in [("channels", c), ("height", h), ("width", w)] {
@@ -471,7 +697,7 @@ impl DarknetCfg {
                     for (n, c) in cfg.layer_configs(s, i)? {
                         spec = spec.named(&n, c);
                     }
-                    let built = spec.build(device).map_err(|e| cfg.fail(s, e.to_string()))?;
+                    let built = build(&spec, device).map_err(|e| cfg.fail(s, e.to_string()))?;
                     (Some(built), Op::Layers)
                 }
                 "route" => (None, Op::Route(cfg.route_sources(s, i)?)),
@@ -552,11 +778,21 @@ impl DarknetNet {
     /// Parameters (and batch-norm statistics) of every layer, as the summaries count them.
     pub fn total_params(&self) -> Result<usize, convnet_layers::LayerError> {
         use convnet_layers::Summarize;
-        self.nodes
-            .iter()
-            .flatten()
-            .map(|n| n.summary().map(|s| s.total_params))
-            .sum()
+        self.nodes.iter().flatten().try_fold(0usize, |total, n| {
+            let params = n.summary()?.total_params;
+            total
+                .checked_add(params)
+                .ok_or_else(|| convnet_layers::LayerError {
+                    layer: n.name().to_string(),
+                    op: String::new(),
+                    input: n.input_shape().clone(),
+                    kind: convnet_layers::SizeError::Overflow {
+                        what: "total parameters".into(),
+                        dims: format!("{total} + {params}"),
+                    }
+                    .into(),
+                })
+        })
     }
 
     /// How many outputs (`yolo` / `region` layers) it has.

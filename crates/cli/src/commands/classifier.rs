@@ -25,7 +25,7 @@ impl Classifier {
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let path = Checkpoint::resolve(path)?;
         let ckpt = Checkpoint::load(&path)?;
-        let model = ckpt.model(&path, device)?;
+        let model = ckpt.classifier(&path, device)?;
         let input = model.input_shape().dims().to_vec();
         Ok(Self {
             normalization: (&ckpt.meta.normalization).into(),
@@ -51,8 +51,10 @@ impl Ensemble {
             .iter()
             .map(|p| Classifier::load(p, device))
             .collect::<Result<Vec<_>>>()?;
-        let first = &members[0];
-        for m in &members[1..] {
+        let Some(first) = members.first() else {
+            bail!("no checkpoint given");
+        };
+        for m in members.iter().skip(1) {
             if m.classes() != first.classes() {
                 bail!(
                     "cannot ensemble {} and {}: their classes differ ({:?} vs {:?})",

@@ -52,7 +52,7 @@ pub struct Args {
 
     /// Network input side in pixels for tiny-face (a multiple of 32; face-api's default 416).
     /// A trained run uses its own.
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::image_side, allow_negative_numbers = true)]
     size: Option<usize>,
 
     /// Print the detections as JSON.
@@ -114,6 +114,10 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     if size < 32 || !size.is_multiple_of(32) {
         bail!("--size must be a multiple of 32 (at least 32), not {size}");
     }
+    // The detectors keep about 32 values per input pixel at once (their first, full-resolution
+    // layers dominate).
+    convnet_layers::limits::Bytes::f32s(&[size, size, 32])
+        .check(&format!("detection at {size}x{size} (--size {size})"))?;
     let det = detector(&args.model)?;
     let weights = weights_for(&args)?;
     let dict = pretrained::read_weights(&weights, device)?;

@@ -92,11 +92,11 @@ struct TrainArgs {
     dim: usize,
 
     /// P: classes per batch (default: all the classes trained on, at most 7).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = super::args::batch, allow_negative_numbers = true)]
     classes_per_batch: Option<usize>,
 
     /// K: images of each class per batch.
-    #[arg(long, default_value_t = 16, value_name = "K")]
+    #[arg(long, default_value_t = 16, value_name = "K", value_parser = super::args::batch, allow_negative_numbers = true)]
     images_per_class: usize,
 
     /// Adam's learning rate.
@@ -249,6 +249,7 @@ fn train(args: TrainArgs, device: &Device, quiet: bool) -> Result<()> {
         seed: args.seed,
     };
     let full = all.select(&selection)?;
+    convnet_data::check_not_empty("training", full.len())?;
     let (train_set, validation) = full.split(args.val_split, args.seed)?;
     let shape = full.example_shape();
     let classes = full.classes();

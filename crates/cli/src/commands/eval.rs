@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use burn::tensor::Device;
+use convnet_data::ClassSelection;
 use convnet_train::ConfusionMatrix;
 use convnet_train::metrics::argmax_rows;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -177,6 +178,19 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         args.limit,
         first.meta.config.seed,
     )?;
+    // A run trained on some of its data set's classes (`--only-classes`) is scored on the same
+    // classes, relabelled as in training.
+    let config = &first.meta.config;
+    let set = if config.only_classes.is_empty() || dataset != config.dataset {
+        set
+    } else {
+        set.select(&ClassSelection {
+            classes: config.only_classes.clone(),
+            per_class: None,
+            seed: config.seed,
+        })?
+    };
+    convnet_data::check_not_empty(&format!("{} ({dataset})", args.split), set.len())?;
     if set.example_shape() != ensemble.input() {
         anyhow::bail!(
             "the data set's examples are {:?} but the model takes {:?}",

@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     epochs: usize,
 
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::args::batch, allow_negative_numbers = true)]
     batch: usize,
 
     /// Learning rate (Adam).
@@ -77,7 +77,7 @@ pub struct Args {
     patience: Option<usize>,
 
     /// Image size for folder data sets (default: the base's input size).
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::image_side, allow_negative_numbers = true)]
     size: Option<usize>,
 
     /// Test on the first N test images only.

@@ -45,7 +45,7 @@ pub struct Args {
     layer: Option<String>,
 
     /// Examples per forward pass.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::args::batch, allow_negative_numbers = true)]
     batch: usize,
 
     /// Print a JSON summary of what was run.
@@ -69,6 +69,12 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     if !(3..=5).contains(&dims.len()) {
         bail!(
             "{}: the input must be a batch [N, C, H, W] (or [N, C, L], [N, C, D, H, W]), this array is {dims:?}",
+            args.input.display()
+        );
+    }
+    if dims.contains(&0) {
+        bail!(
+            "{}: the input batch {dims:?} is empty (every dimension must be at least 1)",
             args.input.display()
         );
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what several of them share.
 
 pub mod anchors;
+mod args;
 pub mod bench;
 mod classifier;
 mod dataset;

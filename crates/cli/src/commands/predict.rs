@@ -44,7 +44,7 @@ pub struct Args {
     preprocess: Option<String>,
 
     /// Input side for --model (default: the published weights').
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", value_parser = super::args::image_side, allow_negative_numbers = true)]
     size: Option<usize>,
 
     /// Class names for --model, one per line (default: ImageNet's for 1000 classes).

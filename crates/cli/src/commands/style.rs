@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use convnet_data::folder::decode_image;
 use convnet_data::{Interpolation, Preprocess, Resize};
+use convnet_layers::limits::Bytes;
 use convnet_style::{
     Costs, FeatureNet, LayerChoice, Normalization, Optimizer, StyleConfig, StyleTransfer,
 };
@@ -45,7 +46,7 @@ pub struct Args {
     output: PathBuf,
 
     /// Longer side of the generated picture in pixels; the content image is scaled to it.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 400, value_parser = super::args::image_side, allow_negative_numbers = true)]
     size: usize,
 
     #[arg(long, default_value_t = 300)]
@@ -153,6 +154,18 @@ fn style_layers(text: &str) -> Result<Vec<(String, f64)>> {
         .collect())
 }
 
+/// Values kept per pixel of the working size: VGG's activations down to conv5 (about 300 per
+/// pixel), their gradients and the optimiser's copies, about three times that.
+const VALUES_PER_PIXEL: usize = 900;
+
+/// Refuses a working size whose activations would not fit in memory, naming `--size`.
+fn check_memory(size: [usize; 2], flag: usize) -> Result<()> {
+    let [h, w] = size;
+    Bytes::f32s(&[h, w, VALUES_PER_PIXEL])
+        .check(&format!("style transfer at {w}x{h} (--size {flag})"))?;
+    Ok(())
+}
+
 /// `[height, width]` with the longer side `size` and `w`x`h`'s aspect ratio.
 fn working_size(w: u32, h: u32, size: usize) -> [usize; 2] {
     let (w, h) = (w.max(1) as f64, h.max(1) as f64);
@@ -246,6 +259,7 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         .with_context(|| format!("cannot read the content image {}", args.content.display()))?;
     let size = working_size(probe.width(), probe.height(), args.size);
     drop(probe);
+    check_memory(size, args.size)?;
     let content = picture(&args.content, size, Resize::Stretch, device)?;
     let style = picture(&args.style, size, Resize::CropToAspect, device)
         .with_context(|| format!("cannot read the style image {}", args.style.display()))?;

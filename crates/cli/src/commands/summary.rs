@@ -1,6 +1,6 @@
 use anyhow::{Result, bail};
 use burn::tensor::Device;
-use convnet_layers::{ModelSpec, Summarize, Summary};
+use convnet_layers::{ModelSpec, Summary};
 use std::path::Path;
 
 use super::pretrained;
@@ -22,7 +22,7 @@ pub struct Args {
     classes: Option<usize>,
 
     /// Input side of a built-in model in pixels (default: its published resolution).
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::image_side, allow_negative_numbers = true)]
     size: Option<usize>,
 
     /// Print the summary as one JSON object.
@@ -42,13 +42,11 @@ fn summarize(args: &Args, device: &Device) -> Result<Summary> {
         convnet_zoo::spec(&args.model)?
     } else {
         let published = convnet_zoo::spec(&args.model)?;
-        // Building is lazy: no weights are allocated to read the published class count.
+        // No weights are allocated to read the published class count.
         let published_classes = published
-            .build(device)?
+            .build_unallocated(device)?
             .output_shape()?
-            .dims()
-            .iter()
-            .product();
+            .num_elements()?;
         let (classes, input) = (
             args.classes.unwrap_or(published_classes),
             match (args.size, published.input.as_slice()) {
@@ -65,8 +63,9 @@ fn summarize(args: &Args, device: &Device) -> Result<Summary> {
     if args.no_top {
         spec = spec.without_top()?;
     }
-    // Spec errors already name the file, line and layer.
-    Ok(spec.build(device)?.summary()?)
+    // Spec errors already name the file, line and layer. A summary counts from shapes: it
+    // allocates no weights, so it describes networks of any size.
+    Ok(spec.summary(device)?)
 }
 
 /// A darknet cfg: darknet's table, then the runnable network's summary when there is one.
@@ -83,10 +82,11 @@ fn darknet(args: &Args, device: &Device) -> Result<()> {
         .map_or("darknet".into(), |s| s.to_string_lossy().into_owned());
     // Sequential configs get the Keras-style table; graphs (routes, shortcuts) their totals.
     let summary = match cfg.to_spec(&name) {
-        Ok(spec) => Some(spec.build(device)?.summary()?),
+        Ok(spec) => Some(spec.summary(device)?),
         Err(_) => None,
     };
-    let graph = cfg.build(None, device)?;
+    // Counting needs no weights: a config of any size is described.
+    let graph = cfg.build_unallocated(None, device)?;
     let params = graph.total_params()?;
     if args.json {
         let layers: Vec<_> = cfg

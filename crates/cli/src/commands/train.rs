@@ -63,7 +63,7 @@ pub struct Args {
     pub(crate) epochs: usize,
 
     /// Examples per batch.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::args::batch, allow_negative_numbers = true)]
     pub(crate) batch: usize,
 
     #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
@@ -127,7 +127,7 @@ pub struct Args {
     pub(crate) test_limit: Option<usize>,
 
     /// Image size (height = width) for folder data sets (default: the model's input size).
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::image_side, allow_negative_numbers = true)]
     pub(crate) size: Option<usize>,
 
     /// Channels for folder data sets: 1 (grey) or 3 (RGB) (default: the model's).
@@ -476,9 +476,13 @@ pub(crate) fn run_with(
         (None, Some(out)) => out.clone(),
         (None, None) => PathBuf::from("runs").join(model_name.replace(['/', '\\', '.'], "_")),
     };
-    convnet_train::ensure_writable_dir(&run_dir.join(CHECKPOINT_DIR))?;
 
     let bars = Bars::new(quiet || args.json);
+    if matches!(args.task, Task::Segment | Task::Detect) {
+        // The detector writes its head file before its training starts (the training library
+        // still refuses empty sets before it writes a checkpoint).
+        convnet_train::ensure_writable_dir(&run_dir.join(CHECKPOINT_DIR))?;
+    }
     if args.task == Task::Segment {
         if args.resume.is_some() || transfer.is_some() {
             bail!("segmentation runs do not resume or fine-tune yet");
@@ -531,6 +535,12 @@ pub(crate) fn run_with(
         .load_test(image_size, args.test_limit)?
         .map(|t| t.select(&test_selection))
         .transpose()?;
+    // Refused before the run directory is made, let alone trained in.
+    convnet_data::check_not_empty("training", full.len())?;
+    if let Some(test) = &test {
+        convnet_data::check_matches(full.examples(), test.examples(), "test")?;
+    }
+    convnet_train::ensure_writable_dir(&run_dir.join(CHECKPOINT_DIR))?;
     let (train, validation) = full.split(config.val_fraction, config.seed)?;
     bars.line(&format!(
         "data: {} training, {} validation, {} test examples of {:?} in {} classes ({:.1} s to load)",

@@ -79,7 +79,7 @@ struct Common {
     preprocess: Option<String>,
 
     /// Input side for pretrained weights (default: the published weights').
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::image_side, allow_negative_numbers = true)]
     size: Option<usize>,
 
     /// Classes of a built-in model's classifier (default: what the weights file has).
@@ -105,7 +105,7 @@ struct FilterArgs {
     max_channels: usize,
 
     /// Kernels are enlarged by a whole factor to at least this many pixels a side.
-    #[arg(long, default_value_t = 32, value_name = "PX")]
+    #[arg(long, default_value_t = 32, value_name = "PX", value_parser = super::args::tile, allow_negative_numbers = true)]
     tile: u32,
 }
 
@@ -127,7 +127,7 @@ struct PatchArgs {
     top: usize,
 
     /// Longer side of a patch tile in pixels (patches are resized to it).
-    #[arg(long, default_value_t = 64, value_name = "PX")]
+    #[arg(long, default_value_t = 64, value_name = "PX", value_parser = super::args::tile, allow_negative_numbers = true)]
     tile: u32,
 }
 
@@ -144,7 +144,7 @@ struct ActivationArgs {
     max: usize,
 
     /// Maps are enlarged by a whole factor to at least this many pixels a side.
-    #[arg(long, default_value_t = 48, value_name = "PX")]
+    #[arg(long, default_value_t = 48, value_name = "PX", value_parser = super::args::tile, allow_negative_numbers = true)]
     tile: u32,
 }
 
