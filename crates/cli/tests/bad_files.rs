@@ -7,34 +7,8 @@ mod common;
 mod data;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::{convnet, face_api, s, stderr};
-
-/// A failure by error, not by signal or panic; exactly one `error:` line holding `needles`.
-fn assert_refused(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "it succeeded: {err}");
-    assert!(
-        matches!(out.status.code(), Some(1 | 2)),
-        "exit {:?} (a signal or a panic): {err}",
-        out.status
-    );
-    assert_eq!(err.matches("error:").count(), 1, "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let line = err.lines().find(|l| l.starts_with("error:")).unwrap();
-    for needle in needles {
-        assert!(line.contains(needle), "{needle:?} not in: {err}");
-    }
-}
-
-fn convnet_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("the convnet binary runs")
-}
+use common::{convnet, convnet_env, face_api, refused as assert_refused, s, stderr};
 
 fn sample_jpeg() -> PathBuf {
     face_api("demo/sample1.jpg")

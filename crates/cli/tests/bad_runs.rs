@@ -8,24 +8,9 @@ mod common;
 mod data;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::{convnet, s, stderr};
+use common::{convnet, refused as fails_with, s, stderr};
 use convnet_train::{Checkpoint, CheckpointMeta};
-
-/// Failed with an exit status (not a signal or a panic) and one `error:` line holding every
-/// `needle`.
-fn fails_with(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.matches("error: ").count(), 1, "{err}");
-    let line = err.trim_end().lines().last().unwrap_or_default();
-    assert!(line.starts_with("error: "), "{err}");
-    for needle in needles {
-        assert!(line.contains(needle), "{needle:?} not in: {err}");
-    }
-}
 
 /// A temporary folder with a generated Fashion-MNIST-like set in `data/` (`n_train`
 /// training, `n_test` test examples) and the path of a run directory `run` to be.

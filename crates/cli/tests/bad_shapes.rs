@@ -7,30 +7,13 @@ mod common;
 mod data;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{s, stderr, stdout};
+use common::{convnet_env, refused as fails_with, s, stderr, stdout};
 
 /// Runs the binary with a fixed memory limit, so the refusals do not depend on the machine.
 fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .env("CONVNET_MAX_MEMORY", "4G")
-        .output()
-        .expect("the convnet binary runs")
-}
-
-/// The command failed on its own (not by a signal or a panic) with exactly one `error:` line,
-/// holding every needle.
-fn fails_with(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{err}");
-    for needle in needles {
-        assert!(errors[0].contains(needle), "{needle:?} not in: {err}");
-    }
+    convnet_env(args, &[("CONVNET_MAX_MEMORY", "4G")])
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

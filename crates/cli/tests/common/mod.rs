@@ -49,3 +49,31 @@ pub fn face_api(relative: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// Runs the binary with extra environment variables (a fixed `CONVNET_MAX_MEMORY`, so memory
+/// refusals do not depend on the machine).
+pub fn convnet_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the convnet binary runs")
+}
+
+/// The command was refused as bad input should be (issue 32): it exited with an error status
+/// of its own (1, or clap's 2 for a flag) — not a signal, not a panic's 101 — and printed
+/// exactly one `error:` line, holding every needle.
+pub fn refused(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(
+        matches!(out.status.code(), Some(1 | 2)),
+        "exit {:?} (success, a signal or a panic): {err}",
+        out.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    for needle in needles {
+        assert!(errors[0].contains(needle), "{needle:?} not in: {err}");
+    }
+}
