@@ -52,12 +52,6 @@ pub enum DataError {
         "Fashion-MNIST not found (looked in {searched}); install it with: sudo apt-get install dataset-fashion-mnist (or pass --data DIR / set CONVNET_DATA)"
     )]
     NotFound { searched: String },
-    #[error("cannot read image {}", path.display())]
-    Image {
-        path: PathBuf,
-        #[source]
-        source: image::ImageError,
-    },
     /// An image folder that does not hold a usable data set.
     #[error("{}: {problem}", path.display())]
     Folder { path: PathBuf, problem: String },

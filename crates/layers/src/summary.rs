@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::error::{LayerError, LayerErrorKind};
 use crate::layer::LayerInfo;
-use crate::limits::{SizeError, checked_add};
+use crate::limits::{Bytes, SizeError, checked_add};
 use crate::sequential::layer_error;
 use crate::shape::FeatureShape;
 
@@ -64,6 +64,20 @@ pub struct Summary {
 /// Anything that can describe itself layer by layer.
 pub trait Summarize {
     fn summary(&self) -> Result<Summary, LayerError>;
+}
+
+impl Summary {
+    /// The most memory one forward pass over `batch` examples holds, as `f32`: the input, every
+    /// layer's output (those inside blocks too, which a block keeps while it runs) and the
+    /// parameters. An upper bound, since the engine frees maps once they are used; checked with
+    /// [`Bytes::check`] before running a network at a size the user picked.
+    pub fn forward_bytes(&self, batch: usize) -> Bytes {
+        let maps: Bytes = std::iter::once(&self.input_shape)
+            .chain(self.layers.iter().map(|row| &row.output_shape))
+            .map(|shape| Bytes::f32s(&shape.with_batch(batch)))
+            .sum();
+        maps + Bytes::f32s(&[self.total_params])
+    }
 }
 
 /// Collects rows while a model walks its layers in order.
@@ -292,5 +306,22 @@ mod tests {
         assert_eq!(thousands(61706), "61,706");
         assert_eq!(thousands(19660900), "19,660,900");
         assert_eq!(thousands(138357544), "138,357,544");
+    }
+
+    #[test]
+    fn forward_memory_counts_every_map_and_the_parameters() {
+        let spec = crate::ModelSpec::parse(
+            "input = [1, 8, 8]\n\
+             [[layers]]\ntype = \"conv2d\"\nfilters = 2\nkernel = 3\n\
+             [[layers]]\ntype = \"flatten\"\n\
+             [[layers]]\ntype = \"dense\"\nunits = 3\n",
+            "m.toml",
+        )
+        .unwrap();
+        let summary = spec.summary(&burn::tensor::Device::flex()).unwrap();
+        // Maps per example: input 64, conv 2x6x6 = 72, flatten 72, dense 3; parameters:
+        // conv 2x9 + 2 = 20, dense 72x3 + 3 = 219.
+        let values = 2 * (64 + 72 + 72 + 3) + 20 + 219;
+        assert_eq!(summary.forward_bytes(2).get(), 4 * values);
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{BEST, CHECKPOINT_DIR, LAST};
 use crate::error::TrainError;
-use crate::fs::write_atomically;
+use crate::fs::{sync_dir, write_atomically, write_error};
 use crate::history::{EpochRecord, write_reports};
 
 const COMMITS: &str = ".commits";
@@ -72,18 +72,14 @@ pub(crate) fn commit(run_dir: &Path, save: &Save<'_>) -> Result<(), TrainError> 
 /// [`commit`] stopped after `last` (to test a kill at each step).
 pub(crate) fn commit_until(run_dir: &Path, save: &Save<'_>, last: Step) -> Result<(), TrainError> {
     let root = run_dir.join(COMMITS);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TrainError::Write { path, source }
-    };
-    std::fs::create_dir_all(&root).map_err(io(&root))?;
+    std::fs::create_dir_all(&root).map_err(write_error(&root))?;
     let name = format!("{:08}", current_number(&root).saturating_add(1));
     let dir = root.join(&name);
     // A set begun by a run killed before its commit.
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::remove_dir_all(&dir).map_err(write_error(&dir))?;
     }
-    std::fs::create_dir(&dir).map_err(io(&dir))?;
+    std::fs::create_dir(&dir).map_err(write_error(&dir))?;
     let steps: [(Step, &StepFn); 7] = [
         (Step::WriteCheckpoint, &|| {
             write_atomically(&dir.join(LAST), save.checkpoint)
@@ -126,10 +122,7 @@ fn shown_file(run_dir: &Path, shown: &str) -> Option<PathBuf> {
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), TrainError> {
     std::fs::hard_link(from, to)
         .or_else(|_| std::fs::copy(from, to).map(|_| ()))
-        .map_err(|source| TrainError::Write {
-            path: to.to_path_buf(),
-            source,
-        })
+        .map_err(write_error(to))
 }
 
 /// `best.ckpt` of the new set: this save's checkpoint, or the best committed so far.
@@ -158,25 +151,14 @@ fn keep_reports(run_dir: &Path, dir: &Path) -> Result<(), TrainError> {
 
 /// Every file of `dir`, and the directory itself, on disk before the commit names them.
 fn flush(dir: &Path) -> Result<(), TrainError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TrainError::Write { path, source }
-    };
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
+    for entry in std::fs::read_dir(dir).map_err(write_error(dir))? {
+        let path = entry.map_err(write_error(dir))?.path();
         std::fs::File::open(&path)
             .and_then(|f| f.sync_all())
-            .map_err(io(&path))?;
+            .map_err(write_error(&path))?;
     }
     sync_dir(dir);
     Ok(())
-}
-
-/// Best effort: not every platform can open a directory.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// Points `current` at the set `name`: the commit.
@@ -199,10 +181,7 @@ fn show_links(run_dir: &Path, replace: bool) -> Result<(), TrainError> {
             _ => {}
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| TrainError::Write {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(parent).map_err(write_error(parent))?;
         }
         replace_with_link(&path, &target)?;
     }
@@ -215,18 +194,15 @@ fn show_links(run_dir: &Path, replace: bool) -> Result<(), TrainError> {
 
 /// Atomically makes `path` a symbolic link to `target`, whatever was there.
 fn replace_with_link(path: &Path, target: &Path) -> Result<(), TrainError> {
-    let io = |source| TrainError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = write_error(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.link-tmp"));
     let _ = std::fs::remove_file(&tmp);
-    symlink(target, &tmp).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    symlink(target, &tmp).map_err(&io)?;
+    std::fs::rename(&tmp, path).map_err(&io)
 }
 
 #[cfg(unix)]
@@ -241,10 +217,7 @@ fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
 
 /// Removes every set but `keep` (and anything else left in `root` by a kill).
 fn remove_old(root: &Path, keep: &str) -> Result<(), TrainError> {
-    let entries = std::fs::read_dir(root).map_err(|source| TrainError::Write {
-        path: root.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(root).map_err(write_error(root))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         if name == keep || name == CURRENT {

@@ -114,14 +114,14 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     if size < 32 || !size.is_multiple_of(32) {
         bail!("--size must be a multiple of 32 (at least 32), not {size}");
     }
-    // The detectors keep about 32 values per input pixel at once (their first, full-resolution
-    // layers dominate).
-    convnet_layers::limits::Bytes::f32s(&[size, size, 32])
-        .check(&format!("detection at {size}x{size} (--size {size})"))?;
     let det = detector(&args.model)?;
+    let spec = pretrained::spec_for(&args.model, Some(&[3, size, size]), 1)?;
+    // Counted from the network's own maps at this size, before any weight is read.
+    spec.summary(device)?
+        .forward_bytes(1)
+        .check(&format!("detection at {size}x{size} (--size {size})"))?;
     let weights = weights_for(&args)?;
     let dict = pretrained::read_weights(&weights, device)?;
-    let spec = pretrained::spec_for(&args.model, Some(&[3, size, size]), 1)?;
     let (model, _) = pretrained::load(&spec, &dict, false, &weights, device)?;
     let preprocess = pretrained::preprocess_for(&args.model, None, Some(size))?;
     let picture = decode_image(&args.image)?;
