@@ -13,6 +13,7 @@ fi
 
 scripts/install-data.sh
 scripts/fetch-pretrained.sh
+scripts/fetch-trees.sh
 
 echo "==> building convnet (release)"
 cargo build --release --locked -p convnet-cli

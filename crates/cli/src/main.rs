@@ -65,6 +65,9 @@ enum Command {
     Visualize(commands::visualize::Args),
     /// Faces: encode, and verify or identify people against a gallery (face-api.js's networks).
     Face(commands::face::Args),
+    /// Your own detection data (YOLO, COCO, Pascal VOC, CSV): `inspect` it (counts, box sizes,
+    /// every problem), `tile` large pictures, `convert` between layouts.
+    Dataset(commands::datasets::Args),
     /// Face recognition's training side on Fashion-MNIST: an embedding trained with the triplet
     /// loss (`embed train`), and one-shot identification of classes it never saw (`embed one-shot`).
     Embed(commands::embed::Args),
@@ -107,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Style(args) => commands::style::run(*args, &device()?, cli.quiet),
         Command::Visualize(args) => commands::visualize::run(args, &device()?),
         Command::Face(args) => commands::face::run(args, &device()?),
+        Command::Dataset(args) => commands::datasets::run(args),
         Command::Embed(args) => commands::embed::run(args, &device()?, cli.quiet),
     }
 }

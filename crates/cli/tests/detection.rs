@@ -238,7 +238,11 @@ fn trains_a_tiny_yolo_on_generated_scenes_and_detects_with_it() {
     assert!(common::stdout(&convnet(&["train", "--help"])).contains("detect"));
     let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
     assert!(
-        history.lines().next().unwrap().ends_with("val_map50"),
+        history
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("val_map50,val_map"),
         "{history}"
     );
     // The COCO files the run wrote reproduce its number through eval-detections.

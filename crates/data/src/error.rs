@@ -84,6 +84,9 @@ pub enum DataError {
     Sets(String),
     #[error(transparent)]
     Vision(convnet_vision::VisionError),
+    /// A size past what can be counted or held in memory.
+    #[error(transparent)]
+    Size(#[from] convnet_layers::limits::SizeError),
 }
 
 impl From<convnet_vision::VisionError> for DataError {

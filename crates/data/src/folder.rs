@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::{DataError, ImageSet};
 
-const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+/// The picture formats this build decodes.
+pub const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// Loads every image under `dir/<class>/`, each converted to `shape` = `[C, H, W]`
 /// (`C` = 1 for grey, 3 for RGB).
@@ -98,14 +99,15 @@ fn check_shape(shape: [usize; 3]) -> Result<(), DataError> {
     Ok(())
 }
 
-fn is_image_name(path: &Path) -> bool {
+/// Whether `path` names a picture by its extension (PNG, JPEG, BMP, ...).
+pub fn is_image_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 /// Entries of `dir`, sorted, hidden ones (`.git`, `.DS_Store`) left out.
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let read = |source| DataError::Read {
         path: dir.to_path_buf(),
         source,

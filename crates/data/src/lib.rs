@@ -14,6 +14,7 @@
 //!   function of `(seed, epoch, example)`, so a run repeats exactly whatever the threading.
 
 pub mod augment;
+pub mod detection;
 mod error;
 pub mod examples;
 pub mod fashion_mnist;

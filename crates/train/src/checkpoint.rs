@@ -403,6 +403,7 @@ pub(crate) fn meta_with_scores(scores: &[f64]) -> CheckpointMeta {
             seconds: 1.0,
             val_mean_iou: None,
             val_map50: None,
+            val_map: None,
         })
         .collect();
     let best = (1..=scores.len())

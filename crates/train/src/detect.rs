@@ -1,6 +1,8 @@
 //! Training and evaluating YOLO detectors: the network's output `[N, A (5 + C), S, S]` is
-//! trained with [`yolo_loss`] against targets assigned by [`YoloHead::targets`], and judged by
-//! mAP@0.5 (VOC, all-point) on the validation set after each epoch.
+//! trained with [`yolo_loss`] against targets assigned by [`YoloHead::targets`] on pictures
+//! augmented with their boxes ([`BoxAugment`]: flips, scale and translation, HSV, mosaic), and
+//! judged by mAP@0.5 (VOC, all-point, which picks the best checkpoint) and COCO's
+//! mAP@[.5:.95] on the validation set after each epoch.
 
 use std::path::Path;
 use std::time::Instant;
@@ -10,12 +12,16 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use convnet_data::Normalization;
+use convnet_data::augment::example_rng;
+use convnet_data::detection::LabelledBox;
+use convnet_data::detection::augment::{BoxAugment, Sample};
 use convnet_data::segmentation::epoch_order;
-use convnet_data::synthetic::{DetectionObject, DetectionSet};
+use convnet_data::synthetic::DetectionSet;
 use convnet_layers::{Mode, ModelSpec, Sequential};
 use convnet_vision::boxes::{BBox, CenterBox, Detection};
-use convnet_vision::map::{GroundTruth, Interpolation, Scored, voc_map};
+use convnet_vision::map::{GroundTruth, Interpolation, Scored, coco_map, voc_map};
 use convnet_vision::yolo::{Object, YoloHead};
+use rayon::prelude::*;
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;
@@ -33,17 +39,73 @@ pub struct DetectionData {
     pub train: DetectionSet,
     pub validation: Option<DetectionSet>,
     pub head: YoloHead,
-    /// Mirror pictures (and their boxes) left-right with probability 1/2.
-    pub flip: bool,
+    /// What moves training pictures and their boxes each epoch.
+    pub augment: BoxAugment,
+    /// YOLOv2's ignore threshold: an anchor whose predicted box already overlaps an object by
+    /// more than this IoU is spared the no-object penalty. `None` penalises every anchor not
+    /// responsible for an object (the generated scenes' published recipe).
+    pub ignore_iou: Option<f32>,
+    /// The last this many epochs train without mosaic, on pictures as they come (Ultralytics'
+    /// `close_mosaic`): the network and its batch-norm statistics settle on real pictures.
+    pub close_mosaic: usize,
 }
 
-fn objects_of(objects: &[DetectionObject], size: usize, flip: bool) -> Vec<Object> {
+/// The YOLOv2/v3 ignore threshold, for runs that use one.
+pub const IGNORE_IOU: f32 = 0.6;
+
+/// `[N, A, S_h, S_w]`: 1 where an anchor's predicted box overlaps one of its picture's objects
+/// by more than `threshold`.
+fn ignored_anchors(
+    y: &Tensor<4>,
+    head: &YoloHead,
+    boxes: &[Vec<LabelledBox>],
+    side: usize,
+    threshold: f32,
+) -> Result<Tensor<4>, TrainError> {
+    let [n, c, gh, gw] = y.dims();
+    let values = y
+        .clone()
+        .inner()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| TrainError::Config(format!("{e:?}")))?;
+    let s = side as f32;
+    let mut mask = Vec::with_capacity(n * head.anchors.len() * gh * gw);
+    for (k, objects) in boxes.iter().enumerate() {
+        let truth: Vec<BBox> = objects
+            .iter()
+            .map(|o| BBox {
+                x1: o.bbox[0] / s,
+                y1: o.bbox[1] / s,
+                x2: o.bbox[2] / s,
+                y2: o.bbox[3] / s,
+            })
+            .collect();
+        let best = head
+            .best_overlaps(
+                &values[k * c * gh * gw..(k + 1) * c * gh * gw],
+                [gh, gw],
+                &truth,
+            )
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        mask.extend(
+            best.into_iter()
+                .map(|iou| f32::from(u8::from(iou > threshold))),
+        );
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(mask, [n, head.anchors.len(), gh, gw]),
+        &y.device(),
+    ))
+}
+
+fn objects_of(objects: &[LabelledBox], size: usize) -> Vec<Object> {
     let s = size as f32;
     objects
         .iter()
         .map(|o| {
             let [x1, y1, x2, y2] = o.bbox;
-            let (x1, x2) = if flip { (s - x2, s - x1) } else { (x1, x2) };
             Object {
                 bbox: CenterBox {
                     x: ((x1 + x2) / 2.0 / s).min(1.0 - 1e-6),
@@ -78,18 +140,72 @@ fn head_output(
         .map_err(|e| TrainError::Config(format!("cannot read the YOLO output: {e:?}")))
 }
 
-/// Pictures `indices` of `set` as a tensor, mirrored where `flips` says.
-fn pictures(set: &DetectionSet, indices: &[usize], flips: &[bool], device: &Device) -> Tensor<4> {
+/// Pictures `indices` of `set` as a tensor, each mirrored left-right when `mirrored`.
+fn pictures(set: &DetectionSet, indices: &[usize], mirrored: bool, device: &Device) -> Tensor<4> {
     let s = set.size;
     let mut values = set.batch(indices);
-    for (k, &flip) in flips.iter().enumerate() {
-        if flip {
-            for row in values[k * s * s..(k + 1) * s * s].chunks_mut(s) {
-                row.reverse();
-            }
-        }
+    if mirrored {
+        // Every row of every plane of every picture.
+        values.chunks_mut(s).for_each(<[f32]>::reverse);
     }
-    Tensor::from_data(TensorData::new(values, [indices.len(), 1, s, s]), device)
+    Tensor::from_data(
+        TensorData::new(values, [indices.len(), set.channels, s, s]),
+        device,
+    )
+}
+
+/// The objects of a set as the augmentations take them.
+fn labelled(set: &DetectionSet) -> Vec<Vec<LabelledBox>> {
+    set.objects
+        .iter()
+        .map(|objects| {
+            objects
+                .iter()
+                .map(|o| LabelledBox {
+                    bbox: o.bbox,
+                    class: o.class,
+                    difficult: false,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Training pictures `chunk` of `set` as `epoch` sees them (augmented, seeded by
+/// `(seed, epoch, picture)`), as a batch tensor, with each picture's boxes.
+fn training_batch(
+    set: &DetectionSet,
+    boxes: &[Vec<LabelledBox>],
+    augment: &BoxAugment,
+    chunk: &[usize],
+    (seed, epoch): (u64, u64),
+    device: &Device,
+) -> (Tensor<4>, Vec<Vec<LabelledBox>>) {
+    let (side, channels) = (set.size, set.channels);
+    let pick = |j: usize| Sample {
+        pixels: set.image(j),
+        boxes: &boxes[j],
+    };
+    let samples: Vec<(Vec<u8>, Vec<LabelledBox>)> = chunk
+        .par_iter()
+        .map(|&i| {
+            if augment.is_none() {
+                (set.image(i).to_vec(), boxes[i].clone())
+            } else {
+                let mut rng = example_rng(seed, epoch, i);
+                augment.apply(&pick, set.len(), i, side, channels, &mut rng)
+            }
+        })
+        .collect();
+    let mut values = Vec::with_capacity(chunk.len() * set.image_len());
+    for (pixels, _) in &samples {
+        values.extend(pixels.iter().map(|&p| f32::from(p) / 255.0));
+    }
+    let x = Tensor::from_data(
+        TensorData::new(values, [chunk.len(), channels, side, side]),
+        device,
+    );
+    (x, samples.into_iter().map(|(_, b)| b).collect())
 }
 
 /// The head's raw output for pictures `chunk` of `set`, `[N, A (5 + C), S_h, S_w]` flattened.
@@ -101,7 +217,7 @@ fn raw_output(
     head: &YoloHead,
     device: &Device,
 ) -> Result<(Vec<f32>, [usize; 4]), TrainError> {
-    let x = pictures(set, chunk, &vec![mirrored; chunk.len()], device);
+    let x = pictures(set, chunk, mirrored, device);
     let y = head_output(model, x, head, Mode::Eval)?;
     let dims = y.dims();
     let values = y
@@ -179,17 +295,21 @@ pub fn detect_set(
     Ok(out)
 }
 
-/// mAP@0.5 (VOC, all-point) of `model` on `set`.
+/// mAP@0.5 (VOC, all-point) and COCO's mAP@[.5:.95] (100 detections per picture) of `model`
+/// on `set`.
 pub fn evaluate_detection(
     model: &Sequential,
     set: &DetectionSet,
     head: &YoloHead,
     batch_size: usize,
     device: &Device,
-) -> Result<f64, TrainError> {
+) -> Result<(f64, f64), TrainError> {
     let detections = detect_set(&[(model, head)], set, EVAL_SCORE, false, batch_size, device)?;
     let (truth, scored) = as_map_inputs(set, &detections);
-    Ok(voc_map(&truth, &scored, 0.5, Interpolation::AllPoint).mean)
+    Ok((
+        voc_map(&truth, &scored, 0.5, Interpolation::AllPoint).mean,
+        coco_map(&truth, &scored, 100).map,
+    ))
 }
 
 /// Ground truth and detections of a set in the form the mAP functions take.
@@ -251,9 +371,10 @@ pub fn train_detection(
         run_dir,
         device,
     )?;
-    let normalization = Normalization::identity(1);
+    let normalization = Normalization::identity(data.train.channels);
     let mut ledger = Ledger::new(spec, &data.train.classes, &normalization, config, run_dir);
     let anchors = data.head.anchors.len();
+    let train_boxes = labelled(&data.train);
 
     for epoch in 1..=config.epochs {
         if ledger.out_of_patience("validation mAP", observer) {
@@ -264,32 +385,39 @@ pub fn train_detection(
         let (mut loss_sum, mut found, mut objects, mut seen) = (0.0f64, 0.0f64, 0.0f64, 0usize);
         let mut lr = config.optimizer.lr;
         let order = epoch_order(data.train.len(), config.seed, epoch as u64);
+        let closing = epoch + data.close_mosaic > config.epochs;
+        let augment = match closing && data.augment.mosaic > 0.0 {
+            true => BoxAugment {
+                mosaic: 0.0,
+                ..data.augment.clone()
+            },
+            false => data.augment.clone(),
+        };
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
-            let flips: Vec<bool> = chunk
-                .iter()
-                .map(|&i| {
-                    data.flip
-                        && convnet_data::seed::derive(&[config.seed, epoch as u64, i as u64, 0xf1])
-                            & 1
-                            == 1
-                })
-                .collect();
-            let x = pictures(&data.train, chunk, &flips, &train_device);
+            let (x, boxes) = training_batch(
+                &data.train,
+                &train_boxes,
+                &augment,
+                chunk,
+                (config.seed, epoch as u64),
+                &train_device,
+            );
             let y = head_output(&model, x, &data.head, Mode::Train)?;
             let [_, _, gh, gw] = y.dims();
             let targets = chunk
                 .iter()
-                .zip(&flips)
-                .map(|(&i, &flip)| {
+                .zip(&boxes)
+                .map(|(&i, objects)| {
                     data.head
-                        .targets(
-                            &objects_of(&data.train.objects[i], data.train.size, flip),
-                            [gh, gw],
-                        )
-                        .map_err(|e| TrainError::Config(format!("training scene {i}: {e}")))
+                        .targets(&objects_of(objects, data.train.size), [gh, gw])
+                        .map_err(|e| TrainError::Config(format!("training picture {i}: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let batch_targets = YoloBatchTargets::new(&targets, anchors, &train_device);
+            let mut batch_targets = YoloBatchTargets::new(&targets, anchors, &train_device);
+            if let Some(threshold) = data.ignore_iou {
+                let ignored = ignored_anchors(&y, &data.head, &boxes, data.train.size, threshold)?;
+                batch_targets = batch_targets.with_ignored(ignored);
+            }
             let loss = yolo_loss(
                 y.clone(),
                 &data.head,
@@ -325,7 +453,7 @@ pub fn train_detection(
             observer.step(step + 1, loss_sum / seen as f64, found / objects.max(1.0));
         }
         let seconds = started.elapsed().as_secs_f64();
-        let map = match &data.validation {
+        let maps = match &data.validation {
             Some(val) if !val.is_empty() => {
                 observer.validation_start(val.len());
                 let m = evaluate_detection(
@@ -349,9 +477,10 @@ pub fn train_detection(
             lr,
             seconds,
             val_mean_iou: None,
-            val_map50: map,
+            val_map50: maps.map(|m| m.0),
+            val_map: maps.map(|m| m.1),
         };
-        ledger.end_epoch(record, map, &model, observer)?;
+        ledger.end_epoch(record, maps.map(|m| m.0), &model, observer)?;
     }
     Ok(ledger.finish(model.valid()))
 }
@@ -359,6 +488,7 @@ pub fn train_detection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use convnet_data::synthetic::DetectionObject;
 
     /// A random detector on 32x32 pictures: an 8x8 grid, one anchor, two classes, with
     /// kernels that are not left-right symmetric.
@@ -411,6 +541,7 @@ padding = "same"
             images,
             objects: vec![vec![]; n],
             size: side,
+            channels: 1,
             classes: vec!["a".into(), "b".into()],
         }
     }
@@ -496,7 +627,9 @@ padding = "same"
             train,
             validation: Some(scenes(false)),
             head: lopsided_head(),
-            flip: true,
+            augment: BoxAugment::parse("flip").unwrap(),
+            ignore_iou: Some(IGNORE_IOU),
+            close_mosaic: 1,
         };
         let mut config = TrainConfig::new("lopsided", "scenes");
         config.epochs = 2;

@@ -677,6 +677,7 @@ pub fn train_embedding(
             seconds,
             val_mean_iou: None,
             val_map50: None,
+            val_map: None,
         };
         ledger.end_epoch(record, val_accuracy, &model, observer)?;
     }

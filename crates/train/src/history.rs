@@ -30,6 +30,10 @@ pub struct EpochRecord {
     /// anchor's objectness is above 0.5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_map50: Option<f64>,
+    /// Detection runs: COCO's mAP@[.5:.95] on the validation set (pycocotools' rules, 100
+    /// detections per picture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_map: Option<f64>,
 }
 
 const HEADER: &str = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds";
@@ -39,16 +43,21 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// The history as CSV (empty cells where there was no validation).
-/// Segmentation runs add a `val_mean_iou` column, detection runs `val_map50`.
+/// Segmentation runs add a `val_mean_iou` column, detection runs `val_map50` (and `val_map`,
+/// COCO's mAP@[.5:.95], when it was measured).
 pub fn to_csv(records: &[EpochRecord]) -> String {
     let iou = records.iter().any(|r| r.val_mean_iou.is_some());
     let map = records.iter().any(|r| r.val_map50.is_some());
+    let coco = records.iter().any(|r| r.val_map.is_some());
     let mut out = String::from(HEADER);
     if iou {
         out.push_str(",val_mean_iou");
     }
     if map {
         out.push_str(",val_map50");
+    }
+    if coco {
+        out.push_str(",val_map");
     }
     out.push('\n');
     for r in records {
@@ -67,6 +76,9 @@ pub fn to_csv(records: &[EpochRecord]) -> String {
         }
         if map {
             out.push_str(&format!(",{}", opt(r.val_map50)));
+        }
+        if coco {
+            out.push_str(&format!(",{}", opt(r.val_map)));
         }
         out.push('\n');
     }
@@ -113,10 +125,13 @@ pub fn write_reports(dir: &Path, records: &[EpochRecord]) -> Result<(), TrainErr
     }
     if records.iter().any(|r| r.val_map50.is_some()) {
         panels.push(Panel {
-            title: "mAP@0.5".into(),
+            title: "mAP (validation)".into(),
             x_label: "epoch".into(),
-            y_label: "mAP@0.5 (validation)".into(),
-            series: vec![series("validation", &|r| r.val_map50)],
+            y_label: "mAP".into(),
+            series: vec![
+                series("mAP@0.5", &|r| r.val_map50),
+                series("mAP@[.5:.95]", &|r| r.val_map),
+            ],
         });
     }
     let width = 600 * panels.len() as u32;
@@ -141,6 +156,7 @@ mod tests {
                 seconds: 2.0,
                 val_mean_iou: None,
                 val_map50: None,
+                val_map: None,
             },
             EpochRecord {
                 epoch: 2,
@@ -152,6 +168,7 @@ mod tests {
                 seconds: 2.0,
                 val_mean_iou: None,
                 val_map50: None,
+                val_map: None,
             },
         ];
         let csv = to_csv(&rows);

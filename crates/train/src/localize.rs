@@ -75,6 +75,9 @@ pub struct YoloBatchTargets {
     pub offsets: Tensor<5>,
     pub log_sizes: Tensor<5>,
     pub classes: Tensor<4, Int>,
+    /// 1 where an anchor that is not responsible for an object already predicts one well
+    /// (YOLOv2's ignore threshold): no no-object penalty there. `None`: penalise them all.
+    pub ignored: Option<Tensor<4>>,
 }
 
 impl YoloBatchTargets {
@@ -108,6 +111,16 @@ impl YoloBatchTargets {
                 device,
             ),
             classes: Tensor::from_data(TensorData::new(classes, [n, anchors, gh, gw]), device),
+            ignored: None,
+        }
+    }
+
+    /// These targets with the no-object penalty lifted where `ignored` (`[N, A, S_h, S_w]`,
+    /// 1 or 0) says.
+    pub fn with_ignored(self, ignored: Tensor<4>) -> Self {
+        Self {
+            ignored: Some(ignored),
+            ..self
         }
     }
 }
@@ -115,8 +128,9 @@ impl YoloBatchTargets {
 /// The YOLO loss summed over cells and anchors and averaged over the batch: for the anchor
 /// responsible for an object, λ_coord ((σ(t_x) − x)² + (σ(t_y) − y)² + (t_w − ln(w/p_w))² +
 /// (t_h − ln(h/p_h))²), the logistic loss of its objectness against 1 and the cross-entropy of
-/// its class; for every other anchor, λ_noobj times the logistic loss of its objectness
-/// against 0. `outputs` is the head's `[N, A (5 + C), S_h, S_w]`.
+/// its class; for every other anchor (except those `targets` marks as ignored), λ_noobj times
+/// the logistic loss of its objectness against 0. `outputs` is the head's
+/// `[N, A (5 + C), S_h, S_w]`.
 pub fn yolo_loss(
     outputs: Tensor<4>,
     head: &YoloHead,
@@ -134,7 +148,11 @@ pub fn yolo_loss(
     let coord = ((xy + wh) * obj5.clone()).sum().mul_scalar(weights.coord);
     let logit: Tensor<4> = y.clone().narrow(2, 4, 1).reshape([n, anchors, gh, gw]);
     let positive = (log_sigmoid(logit.clone()) * obj.clone()).sum().neg();
-    let negative = (log_sigmoid(logit.neg()) * (obj.clone().neg() + 1.0))
+    let mut background = obj.clone().neg() + 1.0;
+    if let Some(ignored) = &targets.ignored {
+        background = background * (ignored.clone().neg() + 1.0);
+    }
+    let negative = (log_sigmoid(logit.neg()) * background)
         .sum()
         .neg()
         .mul_scalar(weights.no_object);

@@ -440,6 +440,7 @@ pub fn train_segmentation(
             seconds,
             val_mean_iou: validation.as_ref().map(|(_, m)| m.mean_iou()),
             val_map50: None,
+            val_map: None,
         };
         let score = record.val_mean_iou;
         ledger.end_epoch(record, score, &model, observer)?;

@@ -556,6 +556,7 @@ pub fn train_from(
             seconds,
             val_mean_iou: None,
             val_map50: None,
+            val_map: None,
         };
         // Without a validation set the latest epoch counts as the best.
         let score = val_accuracy.unwrap_or(f64::INFINITY);

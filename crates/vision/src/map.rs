@@ -64,9 +64,40 @@ pub fn voc_map(
     iou_threshold: f32,
     interpolation: Interpolation,
 ) -> ApReport {
+    let per_class: BTreeMap<u64, f64> = voc_matches(truth, detections, iou_threshold)
+        .into_iter()
+        .map(|(class, (tp, objects))| (class, voc_ap(&tp, objects, interpolation)))
+        .collect();
+    let mean = mean(per_class.values().copied());
+    ApReport { per_class, mean }
+}
+
+/// Each class's precision–recall curve at `iou_threshold`, matched as [`voc_map`] matches:
+/// `(recall, precision)` after each detection, best score first (classes with ground truth).
+pub fn pr_curves(
+    truth: &[GroundTruth],
+    detections: &[Scored],
+    iou_threshold: f32,
+) -> BTreeMap<u64, Vec<(f64, f64)>> {
+    voc_matches(truth, detections, iou_threshold)
+        .into_iter()
+        .map(|(class, (tp, objects))| {
+            let (recall, precision) = pr_points(&tp, objects);
+            (class, recall.into_iter().zip(precision).collect())
+        })
+        .collect()
+}
+
+/// For each class with ground truth: whether each of its detections, best score first, is a
+/// true positive, and how many objects it has.
+fn voc_matches(
+    truth: &[GroundTruth],
+    detections: &[Scored],
+    iou_threshold: f32,
+) -> BTreeMap<u64, (Vec<bool>, usize)> {
     let truth_by_class = by_class(truth, |g| g.class);
     let dets_by_class = by_class(detections, |d| d.class);
-    let mut per_class = BTreeMap::new();
+    let mut out = BTreeMap::new();
     for (&class, gts) in &truth_by_class {
         let mut per_image: BTreeMap<u64, Vec<(BBox, bool)>> = BTreeMap::new();
         for g in gts {
@@ -95,14 +126,13 @@ pub fn voc_map(
             });
             tp.push(hit.is_some());
         }
-        per_class.insert(class, voc_ap(&tp, gts.len(), interpolation));
+        out.insert(class, (tp, gts.len()));
     }
-    let mean = mean(per_class.values().copied());
-    ApReport { per_class, mean }
+    out
 }
 
-/// AP from true/false positives in score order and the number of objects.
-fn voc_ap(tp: &[bool], objects: usize, interpolation: Interpolation) -> f64 {
+/// Recall and precision after each detection of `tp` (score order) among `objects`.
+fn pr_points(tp: &[bool], objects: usize) -> (Vec<f64>, Vec<f64>) {
     let (mut recall, mut precision) = (Vec::new(), Vec::new());
     let (mut t, mut f) = (0usize, 0usize);
     for &hit in tp {
@@ -114,6 +144,12 @@ fn voc_ap(tp: &[bool], objects: usize, interpolation: Interpolation) -> f64 {
         recall.push(t as f64 / objects.max(1) as f64);
         precision.push(t as f64 / (t + f) as f64);
     }
+    (recall, precision)
+}
+
+/// AP from true/false positives in score order and the number of objects.
+fn voc_ap(tp: &[bool], objects: usize, interpolation: Interpolation) -> f64 {
+    let (recall, precision) = pr_points(tp, objects);
     match interpolation {
         Interpolation::ElevenPoint => {
             (0..=10)
@@ -336,6 +372,25 @@ mod tests {
         assert!((r.per_class[&0] - 0.5).abs() < 1e-9, "{r:?}");
         assert_eq!(r.per_class[&1], 0.0);
         assert!((r.mean - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pr_curves_step_through_each_detection_in_score_order() {
+        let truth = [gt(1, 0, 0.0), gt(1, 0, 50.0), gt(2, 1, 0.0)];
+        // Class 0, best first: hit, duplicate, miss, hit (the fourth scored lowest).
+        let dets = [
+            det(1, 0, 50.0, 0.3),
+            det(1, 0, 0.0, 0.9),
+            det(1, 0, 1.0, 0.85),
+            det(1, 0, 80.0, 0.8),
+        ];
+        let curves = pr_curves(&truth, &dets, 0.5);
+        assert_eq!(
+            curves[&0],
+            [(0.5, 1.0), (0.5, 0.5), (0.5, 1.0 / 3.0), (1.0, 0.5)]
+        );
+        // A class with objects and no detection has an empty curve.
+        assert!(curves[&1].is_empty());
     }
 
     #[test]

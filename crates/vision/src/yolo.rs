@@ -8,7 +8,7 @@
 //! probabilities sum to 1), at mAP's low one a box the network is unsure about is ranked as a
 //! weaker detection of each candidate class instead of a miss for all but one.
 
-use crate::boxes::{CenterBox, Detection, nms_per_class};
+use crate::boxes::{BBox, CenterBox, Detection, nms_per_class};
 
 /// What a YOLO head predicts per cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +169,40 @@ impl YoloHead {
         Ok(())
     }
 
+    /// For every anchor of every cell (`[A, S_h, S_w]` order), the best IoU of the box it
+    /// predicts with any of `truth` (corner boxes as fractions of the input): YOLOv2's and v3's
+    /// "ignore" test, which spares anchors already predicting an object well (other than the
+    /// one responsible for it) the no-object penalty.
+    pub fn best_overlaps(
+        &self,
+        output: &[f32],
+        grid: [usize; 2],
+        truth: &[BBox],
+    ) -> Result<Vec<f32>, YoloShapeError> {
+        self.check(output.len(), grid)?;
+        let [gh, gw] = grid;
+        let at = |channel: usize, r: usize, c: usize| output[(channel * gh + r) * gw + c];
+        let mut out = Vec::with_capacity(self.anchors.len() * gh * gw);
+        for (a, &(aw, ah)) in self.anchors.iter().enumerate() {
+            let base = a * self.per_anchor();
+            for r in 0..gh {
+                for c in 0..gw {
+                    let b = CenterBox {
+                        x: (c as f32 + sigmoid(at(base, r, c))) / gw as f32,
+                        y: (r as f32 + sigmoid(at(base + 1, r, c))) / gh as f32,
+                        w: at(base + 2, r, c).exp() * aw / gw as f32,
+                        h: at(base + 3, r, c).exp() * ah / gh as f32,
+                    }
+                    .corners();
+                    let best = truth.iter().map(|t| b.iou(t)).fold(0.0f32, f32::max);
+                    // A non-finite prediction overlaps nothing.
+                    out.push(if best.is_finite() { best } else { 0.0 });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// [`decode`](Self::decode), then per-class non-max suppression.
     pub fn detect(
         &self,
@@ -200,6 +234,31 @@ mod tests {
             out[((anchor * head.per_anchor() + k) * grid + cell.0) * grid + cell.1] = v;
         }
         out
+    }
+
+    #[test]
+    fn best_overlaps_find_the_anchor_predicting_an_object() {
+        let head = YoloHead {
+            anchors: vec![(1.0, 1.0), (2.0, 4.0)],
+            classes: 0,
+        };
+        // Anchor 1 of cell (1, 2) in a 4x4 grid predicts centre (2.5, 1.5) cells, size 2x4
+        // cells: the box x 1.5..3.5, y -0.5..3.5 cells, in fractions of the grid.
+        let out = output(&head, 4, 1, (1, 2), &[0.0, 0.0, 0.0, 0.0, 0.0]);
+        let exact = BBox::new(1.5 / 4.0, -0.5 / 4.0, 3.5 / 4.0, 3.5 / 4.0).unwrap();
+        let half = BBox::new(1.5 / 4.0, -0.5 / 4.0, 2.5 / 4.0, 3.5 / 4.0).unwrap();
+        let best = head.best_overlaps(&out, [4, 4], &[half, exact]).unwrap();
+        assert_eq!(best.len(), 2 * 16);
+        assert!((best[16 + 4 + 2] - 1.0).abs() < 1e-6);
+        // Every other anchor predicts a vanishing box (e^-10 of its anchor) near its corner.
+        assert!(best.iter().enumerate().all(|(i, &v)| i == 22 || v < 1e-3));
+        assert!(
+            head.best_overlaps(&out, [4, 4], &[])
+                .unwrap()
+                .iter()
+                .all(|&v| v == 0.0)
+        );
+        assert!(head.best_overlaps(&out[1..], [4, 4], &[exact]).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod unet;
 pub mod vgg;
 pub mod volume_cnn;
 pub mod xception;
+pub mod yolo_resnet;
 
 use burn::tensor::Device;
 use convnet_layers::{ModelSpec, Summarize, Summary};
@@ -31,6 +32,7 @@ pub use signal_cnn::SignalCnnConfig;
 pub use tiny_yolo::TinyYoloConfig;
 pub use unet::{Contracting, UNetConfig};
 pub use volume_cnn::VolumeCnnConfig;
+pub use yolo_resnet::YoloBackboneConfig;
 
 /// A built-in model name with what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +250,14 @@ pub const MODELS: &[ZooEntry] = &[
         description: "tiny-yolo with 512 filters in its last 3x3 convolution: 1.6M parameters instead of 1.0M",
     },
     ZooEntry {
+        name: "yolo-resnet18",
+        description: "YOLO head on torchvision's ResNet-18 stem and layers 1-3 (stride 16; --init resnet18.pth fills the trunk): 3 x 416 x 416, 3 anchors x (5 + 1 class)",
+    },
+    ZooEntry {
+        name: "yolo-resnet34",
+        description: "the same on ResNet-34's trunk",
+    },
+    ZooEntry {
         name: "tiny-yolo-backbone",
         description: "tiny-yolo's convolutions + global pool + dense (inputs under 48x48 zero-padded to it): a classifier whose weights start the detector (--init)",
     },
@@ -319,6 +329,10 @@ pub fn spec(name: &str) -> Result<ModelSpec, ZooError> {
         n @ ("tiny-yolo" | "tiny-yolo-wide") => TinyYoloConfig::by_name(n)
             .ok_or_else(|| unknown(name))?
             .spec()
+            .map_err(ZooError::Config),
+        n @ ("yolo-resnet18" | "yolo-resnet34") => YoloBackboneConfig::by_name(n)
+            .ok_or_else(|| unknown(name))?
+            .spec([3, 416, 416], 3, 1)
             .map_err(ZooError::Config),
         n @ ("tiny-yolo-backbone" | "tiny-yolo-wide-backbone") => tiny_yolo_of_backbone(n)
             .ok_or_else(|| unknown(name))?
@@ -527,7 +541,7 @@ mod tests {
         let err = summary("lenet7", &device).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-deep, unet-tiny-yolo, unet-tiny-yolo-wide, unet-small-encoder, unet-small-deep-encoder, fcn-small, tiny-yolo, tiny-yolo-wide, tiny-yolo-backbone, tiny-yolo-wide-backbone, alexnet, vgg11,"
+                "unknown model 'lenet7'; built-in models: lenet5, lenet5-fmnist, fmnist-cnn, signal-cnn, volume-cnn, unet, unet-small, unet-small-deep, unet-tiny-yolo, unet-tiny-yolo-wide, unet-small-encoder, unet-small-deep-encoder, fcn-small, tiny-yolo, tiny-yolo-wide, yolo-resnet18, yolo-resnet34, tiny-yolo-backbone, tiny-yolo-wide-backbone, alexnet, vgg11,"
             ),
             "{err}"
         );

@@ -285,6 +285,14 @@ impl ResNetConfig {
     }
 
     pub fn spec(&self) -> ModelSpec {
+        self.trunk(4)
+            .named("avgpool", LayerConfig::GlobalAvgPool)
+            .named("fc", LayerConfig::Dense(DenseConfig::new(self.num_classes)))
+    }
+
+    /// The stem and the first `stages` stages (1 to 4; stride 4 << stages), with torchvision's
+    /// layer names, so a detector or segmenter built on it loads an ImageNet `.pth`'s trunk.
+    pub fn trunk(&self, stages: usize) -> ModelSpec {
         let size = self.image_size;
         let mut spec = ModelSpec::new(&self.name, [self.in_channels, size, size]);
         spec.layers.extend(conv_bn_act(
@@ -302,7 +310,7 @@ impl ResNetConfig {
             ),
         );
         let mut channels = 64;
-        for (i, &blocks) in self.layers.iter().enumerate() {
+        for (i, &blocks) in self.layers.iter().enumerate().take(stages.clamp(1, 4)) {
             let stride = if i == 0 { 1 } else { 2 };
             let (layers, out) = stage(
                 i + 1,
@@ -316,8 +324,7 @@ impl ResNetConfig {
             spec.layers.extend(layers);
             channels = out;
         }
-        spec.named("avgpool", LayerConfig::GlobalAvgPool)
-            .named("fc", LayerConfig::Dense(DenseConfig::new(self.num_classes)))
+        spec
     }
 }
 

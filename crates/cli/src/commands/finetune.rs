@@ -132,6 +132,8 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         init: None,
         binary: false,
         anchors: 3,
+        tile: None,
+        overlap: 32,
         loss: "ce".into(),
         json: args.json,
     };

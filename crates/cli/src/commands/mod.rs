@@ -5,6 +5,7 @@ mod args;
 pub mod bench;
 mod classifier;
 mod dataset;
+pub mod datasets;
 pub mod detect;
 pub mod embed;
 pub mod eval;

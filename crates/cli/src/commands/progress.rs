@@ -166,6 +166,9 @@ impl Observer for Bars {
         if let Some(map) = r.val_map50 {
             val.push_str(&format!(" | val mAP@0.5 {map:.4}"));
         }
+        if let Some(map) = r.val_map {
+            val.push_str(&format!(" mAP@[.5:.95] {map:.4}"));
+        }
         self.line(&format!(
             "epoch {}/{}: loss {:.4} {}{val} | {:.1} s{}",
             r.epoch,

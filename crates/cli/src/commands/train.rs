@@ -34,7 +34,9 @@ pub struct Args {
 
     /// `fashion-mnist`; a folder with one sub-folder of images per class (or `train/` and
     /// `test/` folders laid out that way); the generated `ecg`, `motion` or `shapes`; or
-    /// `X.npy` with `--labels Y.npy`. Default: the task's.
+    /// `X.npy` with `--labels Y.npy`. Detection: `scenes` (generated), or your own labelled
+    /// photos in YOLO, COCO, Pascal VOC or CSV layout (a folder, a COCO `.json` or a `.csv`).
+    /// Default: the task's.
     #[arg(long)]
     pub(crate) dataset: Option<String>,
 
@@ -87,7 +89,9 @@ pub struct Args {
     pub(crate) schedule: String,
 
     /// Augmentations, comma-separated: `flip[=P]`, `crop=PAD`, `rotate=DEG`, `shift=MAX`,
-    /// `pca[=SIGMA]` (RGB only); `none` for none.
+    /// `pca[=SIGMA]` (RGB only); `none` for none. Detection moves the boxes with the pixels:
+    /// `flip[=P]`, `scale=S`, `translate=T`, `hsv[=H:S:V]`, `mosaic[=P]`, or `default`
+    /// (Ultralytics' recipe: flip 0.5, scale 0.5, translate 0.1, hsv 0.015:0.7:0.4, mosaic 1).
     #[arg(long, default_value = "none")]
     pub(crate) augment: String,
 
@@ -142,6 +146,16 @@ pub struct Args {
     /// epoch); `--epochs` is the total to reach.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     pub(crate) resume: Option<PathBuf>,
+
+    /// Detection on your own data: cut pictures into tiles of this many pixels (training,
+    /// validation and test alike; boxes clipped, kept when at least half inside), for pictures
+    /// far larger than the network's input (aerial, microscope, document scans).
+    #[arg(long, value_name = "PX", value_parser = super::args::image_side, allow_negative_numbers = true)]
+    pub(crate) tile: Option<usize>,
+
+    /// Detection: how many pixels neighbouring tiles share (with --tile).
+    #[arg(long, value_name = "PX", default_value_t = 32, requires = "tile")]
+    pub(crate) overlap: usize,
 
     /// Detection: anchors per grid cell, found by k-means (1 - IoU) on the training boxes; a
     /// detector's run named by `--init` keeps its own anchors.

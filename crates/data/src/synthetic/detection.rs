@@ -23,12 +23,15 @@ pub struct DetectionObject {
     pub class: usize,
 }
 
-/// Greyscale pictures `[1, S, S]` with their objects.
+/// Square pictures `[C, S, S]` (planes of `u8`, grey or RGB) with their objects: the form a
+/// detector trains on, whether the scenes were generated or read from people's own data
+/// (letterboxed to the input side, see [`crate::detection::prepare`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectionSet {
     pub images: Vec<u8>,
     pub objects: Vec<Vec<DetectionObject>>,
     pub size: usize,
+    pub channels: usize,
     pub classes: Vec<String>,
 }
 
@@ -78,6 +81,7 @@ pub fn detection_scenes(
         images,
         objects,
         size,
+        channels: 1,
         classes: items.classes.clone(),
     })
 }
@@ -137,9 +141,14 @@ impl DetectionSet {
         self.objects.is_empty()
     }
 
+    /// Values in one picture, `C x S x S`.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.size * self.size
+    }
+
     pub fn image(&self, i: usize) -> &[u8] {
-        let plane = self.size * self.size;
-        &self.images[i * plane..(i + 1) * plane]
+        let len = self.image_len();
+        &self.images[i * len..(i + 1) * len]
     }
 
     /// Splits off the scenes from `at` on as a set of their own, keeping the first `at` here
@@ -152,16 +161,17 @@ impl DetectionSet {
                 self.len()
             )));
         }
-        let images = self.images.split_off(at * self.size * self.size);
+        let images = self.images.split_off(at * self.image_len());
         Ok(DetectionSet {
             images,
             objects: self.objects.split_off(at),
             size: self.size,
+            channels: self.channels,
             classes: self.classes.clone(),
         })
     }
 
-    /// The pictures `indices` as values in [0, 1], `[B, 1, S, S]` row-major.
+    /// The pictures `indices` as values in [0, 1], `[B, C, S, S]` row-major.
     pub fn batch(&self, indices: &[usize]) -> Vec<f32> {
         indices
             .iter()
