@@ -130,7 +130,7 @@ echo "==> scoring its last epoch on the held-out crop's tiles"
 "$convnet" eval "$run/convnet/checkpoints/last.ckpt" --json | tee "$run/convnet-eval.json"
 
 echo "==> drawing its boxes on the whole held-out crop, tile by tile -> $run/heldout.png"
-"$convnet" detect --model "$run/convnet/checkpoints/last.ckpt" --tile 416 "$heldout" -o "$run/heldout.png" --json \
+"$convnet" detect --model "$run/convnet/checkpoints/last.ckpt" --tile 416 --score 0.1 "$heldout" -o "$run/heldout.png" --json \
     >"$run/heldout.json"
 
 # convnet eval writes its held-out ground truth and detections as COCO JSON beside the run;

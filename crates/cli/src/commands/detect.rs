@@ -50,9 +50,10 @@ pub struct Args {
     #[arg(long, short, value_name = "OUT")]
     output: Option<PathBuf>,
 
-    /// Keep boxes scoring above this.
-    #[arg(long, default_value_t = 0.5)]
-    score: f32,
+    /// Keep boxes scoring above this (default: 0.5 for tiny-face, as face-api.js; 0.25 for a
+    /// detector trained here, as Ultralytics' predict).
+    #[arg(long)]
+    score: Option<f32>,
 
     /// Non-max suppression: drop a box whose IoU with a better one of its class is at least this.
     #[arg(long, default_value_t = 0.4)]
@@ -336,11 +337,16 @@ fn pictures_of(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(args: Args, device: &Device) -> Result<()> {
-    if !(0.0..1.0).contains(&args.score) || args.iou.is_nan() || args.iou <= 0.0 || args.iou > 1.0 {
+    let valid_score = args.score.is_none_or(|s| (0.0..1.0).contains(&s));
+    if !valid_score || args.iou.is_nan() || args.iou <= 0.0 || args.iou > 1.0 {
         bail!("--score must lie in [0, 1) and --iou in (0, 1]");
     }
     let pictures = pictures_of(&args.images)?;
     let detector = Detector::open(&args, device)?;
+    let score = args.score.unwrap_or(match detector {
+        Detector::TinyFace { .. } => 0.5,
+        Detector::Trained(_) => 0.25,
+    });
     let tiling = match (args.tile, detector.default_tiling()) {
         (Some(0), _) | (None, None) => None,
         (Some(tile), run) => {
@@ -370,7 +376,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     for path in &pictures {
         let picture = decode_image(path)?;
         let rgb = picture.to_rgb8();
-        let detections = detector.detect_tiled(&rgb, tiling, args.score, args.iou, device)?;
+        let detections = detector.detect_tiled(&rgb, tiling, score, args.iou, device)?;
         let drawn = match &args.output {
             Some(out) if several => Some(out.join(png_name(path))),
             other => other.clone(),

@@ -164,3 +164,75 @@ fn squares(
         .collect();
     Ok((squares, lost))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 100x60 picture, grey but for a white 20x10 rectangle at (70, 40), which is labelled.
+    fn picture(dir: &std::path::Path) -> LabelledImage {
+        let path = dir.join("p.png");
+        let mut img = image::RgbImage::from_pixel(100, 60, image::Rgb([50, 50, 50]));
+        for y in 40..50 {
+            for x in 70..90 {
+                img.put_pixel(x, y, image::Rgb([255, 255, 255]));
+            }
+        }
+        img.save(&path).unwrap();
+        LabelledImage {
+            path,
+            width: 100,
+            height: 60,
+            boxes: vec![LabelledBox {
+                bbox: [70.0, 40.0, 90.0, 50.0],
+                class: 1,
+                difficult: false,
+            }],
+            labelled: true,
+        }
+    }
+
+    /// The square's pixel at `(x, y)`, channel 0.
+    fn at(set: &DetectionSet, i: usize, x: f32, y: f32) -> u8 {
+        set.image(i)[y as usize * set.size + x as usize]
+    }
+
+    #[test]
+    fn a_whole_picture_is_letterboxed_with_its_box() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = prepare(&[picture(dir.path())], &["a".into(), "b".into()], 50, None).unwrap();
+        assert_eq!((p.set.len(), p.set.channels, p.lost), (1, 3, 0));
+        // Scale 0.5: 50x30 centred, 10 grey rows above; the box lands at (35, 30)-(45, 35).
+        let [x1, y1, x2, y2] = p.set.objects[0][0].bbox;
+        assert_eq!([x1, y1, x2, y2], [35.0, 30.0, 45.0, 35.0]);
+        assert_eq!(p.set.objects[0][0].class, 1);
+        assert_eq!(at(&p.set, 0, 40.0, 32.0), 255);
+        assert_eq!(at(&p.set, 0, 10.0, 2.0), super::super::letterbox::PAD);
+        assert_eq!(p.sources[0].origin, [0, 0]);
+        assert_eq!(p.sources[0].size, [100, 60]);
+    }
+
+    #[test]
+    fn tiles_carry_the_boxes_mostly_inside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiling = Tiling {
+            tile: 64,
+            overlap: 16,
+        };
+        let p = prepare(
+            &[picture(dir.path())],
+            &["a".into(), "b".into()],
+            64,
+            Some(tiling),
+        )
+        .unwrap();
+        // Origins x 0, 36 (flush with the edge), y 0: two 64x60 tiles, letterboxed with 2 rows
+        // of padding above. The box (70..90) lies wholly in the second tile only.
+        assert_eq!(p.set.len(), 2);
+        assert_eq!(p.sources[1].origin, [36, 0]);
+        assert!(p.set.objects[0].is_empty());
+        assert_eq!(p.set.objects[1][0].bbox, [34.0, 42.0, 54.0, 52.0]);
+        assert_eq!(at(&p.set, 1, 44.0, 47.0), 255);
+        assert!(prepare(&[], &[], 64, None).is_err());
+    }
+}
