@@ -161,11 +161,7 @@ fn labelled(set: &DetectionSet) -> Vec<Vec<LabelledBox>> {
         .map(|objects| {
             objects
                 .iter()
-                .map(|o| LabelledBox {
-                    bbox: o.bbox,
-                    class: o.class,
-                    difficult: false,
-                })
+                .map(|o| LabelledBox::new(o.bbox, o.class))
                 .collect()
         })
         .collect()

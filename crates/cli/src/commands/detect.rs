@@ -602,7 +602,17 @@ impl TestSet {
 
     /// The held-out set of a run on own data: the data set's test split, else its validation.
     fn own(data: &OwnData, classes: &[String], side: usize, limit: Option<usize>) -> Result<Self> {
-        let ds = data.open()?;
+        Self::held_out(&data.open()?, data, classes, side, limit)
+    }
+
+    /// [`Self::own`] from the data set already opened.
+    fn held_out(
+        ds: &convnet_data::detection::DetectionDataset,
+        data: &OwnData,
+        classes: &[String],
+        side: usize,
+        limit: Option<usize>,
+    ) -> Result<Self> {
         let images = if ds.test.is_empty() {
             &ds.val
         } else {
@@ -808,7 +818,7 @@ fn own_data(args: &super::train::Args, config: &convnet_train::TrainConfig) -> R
     } else {
         prepare(&ds.val, &ds.classes, side, tiling)?.set
     };
-    let test = TestSet::own(&own, &ds.classes, side, args.test_limit)?;
+    let test = TestSet::held_out(&ds, &own, &ds.classes, side, args.test_limit)?;
     let boxes = |set: &DetectionSet| set.objects.iter().map(Vec::len).sum::<usize>();
     let pieces = if tiling.is_some() {
         "tiles"

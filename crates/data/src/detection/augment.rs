@@ -493,14 +493,6 @@ mod tests {
     use super::*;
     use crate::augment::example_rng;
 
-    fn lbox(bbox: [f32; 4], class: usize) -> LabelledBox {
-        LabelledBox {
-            bbox,
-            class,
-            difficult: false,
-        }
-    }
-
     /// Samples of `side` with varied pixels and a box each.
     struct Set {
         pixels: Vec<Vec<u8>>,
@@ -528,7 +520,7 @@ mod tests {
             boxes: (0..n)
                 .map(|k| {
                     let a = 4.0 + k as f32;
-                    vec![lbox([a, a + 1.0, a + 20.0, a + 12.0], k % 3)]
+                    vec![LabelledBox::new([a, a + 1.0, a + 20.0, a + 12.0], k % 3)]
                 })
                 .collect(),
         }
@@ -544,7 +536,7 @@ mod tests {
         // Tiny boxes are no reason to drop a label when geometry is off.
         let tiny = Set {
             pixels: vec![vec![9; 16 * 16]],
-            boxes: vec![vec![lbox([1.0, 1.0, 2.0, 2.0], 0)]],
+            boxes: vec![vec![LabelledBox::new([1.0, 1.0, 2.0, 2.0], 0)]],
         };
         let (_, boxes) = BoxAugment::none().apply(&tiny.pick(), 1, 0, 16, 1, &mut rng);
         assert_eq!(boxes, tiny.boxes[0]);
@@ -559,7 +551,7 @@ mod tests {
         };
         let (pixels, boxes) = a.apply(&set.pick(), 1, 0, 64, 1, &mut example_rng(0, 0, 0));
         // [4, 5, 24, 16] in a 64-wide picture: x1 = 64 - 24 = 40, x2 = 64 - 4 = 60.
-        assert_eq!(boxes, vec![lbox([40.0, 5.0, 60.0, 16.0], 0)]);
+        assert_eq!(boxes, vec![LabelledBox::new([40.0, 5.0, 60.0, 16.0], 0)]);
         for (y, x) in [(0, 0), (3, 10), (63, 63)] {
             assert_eq!(pixels[y * 64 + x], set.pixels[0][y * 64 + 63 - x]);
         }
@@ -654,8 +646,10 @@ mod tests {
                 }
             }
             set.pixels.push(px);
-            set.boxes
-                .push(vec![lbox([*x1, *y1, *x2, *y2].map(|v| v as f32), k)]);
+            set.boxes.push(vec![LabelledBox::new(
+                [*x1, *y1, *x2, *y2].map(|v| v as f32),
+                k,
+            )]);
         }
         (set, colours)
     }

@@ -59,6 +59,17 @@ pub struct LabelledBox {
     pub difficult: bool,
 }
 
+impl LabelledBox {
+    /// An object that is not marked difficult.
+    pub fn new(bbox: [f32; 4], class: usize) -> Self {
+        Self {
+            bbox,
+            class,
+            difficult: false,
+        }
+    }
+}
+
 /// One picture and its objects.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabelledImage {

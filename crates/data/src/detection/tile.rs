@@ -494,14 +494,6 @@ pub fn merge_tiles(per_tile: Vec<(u32, u32, Vec<Detection>)>, iou: f32) -> Vec<D
 mod tests {
     use super::*;
 
-    fn lbox(bbox: [f32; 4], class: usize) -> LabelledBox {
-        LabelledBox {
-            bbox,
-            class,
-            difficult: false,
-        }
-    }
-
     fn picture(width: u32, height: u32, boxes: Vec<LabelledBox>) -> LabelledImage {
         LabelledImage {
             path: PathBuf::from("pic.png"),
@@ -570,7 +562,7 @@ mod tests {
         // Tiles of 10 at stride 6 over 16 px: x0 = 0 and 6. The box spans 7..11 (4 wide):
         // in the first tile (0..10) 3/4 of it, in the second (6..16) all of it.
         let t = tiles_of(
-            &picture(16, 10, vec![lbox([7.0, 2.0, 11.0, 4.0], 0)]),
+            &picture(16, 10, vec![LabelledBox::new([7.0, 2.0, 11.0, 4.0], 0)]),
             10,
             4,
             0.5,
@@ -581,17 +573,17 @@ mod tests {
         assert_eq!(t[1].boxes[0].bbox, [1.0, 2.0, 5.0, 4.0]);
         // 8..12: exactly half (8..10) inside the first tile: kept.
         let t = tiles_of(
-            &picture(16, 10, vec![lbox([8.0, 2.0, 12.0, 4.0], 0)]),
+            &picture(16, 10, vec![LabelledBox::new([8.0, 2.0, 12.0, 4.0], 0)]),
             10,
             4,
             0.5,
         )
         .unwrap();
-        assert_eq!(t[0].boxes, vec![lbox([8.0, 2.0, 10.0, 4.0], 0)]);
+        assert_eq!(t[0].boxes, vec![LabelledBox::new([8.0, 2.0, 10.0, 4.0], 0)]);
         assert_eq!(t[0].dropped, 0);
         // 8.01..12.01: just under half inside the first tile: dropped there, counted.
         let t = tiles_of(
-            &picture(16, 10, vec![lbox([8.01, 2.0, 12.01, 4.0], 1)]),
+            &picture(16, 10, vec![LabelledBox::new([8.01, 2.0, 12.01, 4.0], 1)]),
             10,
             4,
             0.5,
@@ -604,7 +596,7 @@ mod tests {
         // A box touching a tile only along an edge neither belongs to it nor counts as
         // dropped from it: 10..14 meets the first tile at x = 10.
         let t = tiles_of(
-            &picture(16, 10, vec![lbox([10.0, 2.0, 14.0, 4.0], 0)]),
+            &picture(16, 10, vec![LabelledBox::new([10.0, 2.0, 14.0, 4.0], 0)]),
             10,
             4,
             0.5,
@@ -622,14 +614,17 @@ mod tests {
             16,
             16,
             vec![
-                lbox([1.0, 1.0, 15.0, 15.0], 0),
-                lbox([0.0, 0.0, 3.0, 3.0], 1),
+                LabelledBox::new([1.0, 1.0, 15.0, 15.0], 0),
+                LabelledBox::new([0.0, 0.0, 3.0, 3.0], 1),
             ],
         );
         let (tiles, lost) = tiles_and_lost(&p, 10, 4, 0.6).unwrap();
         assert_eq!(lost, 1);
         assert!(tiles.iter().all(|t| t.dropped == 1));
-        assert_eq!(tiles[0].boxes, vec![lbox([0.0, 0.0, 3.0, 3.0], 1)]);
+        assert_eq!(
+            tiles[0].boxes,
+            vec![LabelledBox::new([0.0, 0.0, 3.0, 3.0], 1)]
+        );
         // Still lost at 0.5; at 0.4 every tile keeps it.
         assert_eq!(tiles_and_lost(&p, 10, 4, 0.5).unwrap().1, 1);
         let (tiles, lost) = tiles_and_lost(&p, 10, 4, 0.4).unwrap();
@@ -640,7 +635,7 @@ mod tests {
     #[test]
     fn kept_boxes_are_clipped_and_moved_to_tile_pixels() {
         // 20x20 in tiles of 12 overlapping by 4: origins 0 and 8 on both axes.
-        let b = lbox([6.0, 9.0, 13.0, 14.0], 2);
+        let b = LabelledBox::new([6.0, 9.0, 13.0, 14.0], 2);
         let t = tiles_of(&picture(20, 20, vec![b]), 12, 4, 0.25).unwrap();
         let got: Vec<(u32, u32, Vec<[f32; 4]>)> = t
             .iter()
@@ -677,10 +672,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("pic.png") && msg.contains("0x5"), "{msg}");
-        let flat = picture(10, 10, vec![lbox([1.0, 1.0, 1.0, 5.0], 0)]);
+        let flat = picture(10, 10, vec![LabelledBox::new([1.0, 1.0, 1.0, 5.0], 0)]);
         let msg = tiles_of(&flat, 4, 0, 0.5).unwrap_err().to_string();
         assert!(msg.contains("pic.png") && msg.contains("no area"), "{msg}");
-        let away = picture(10, 10, vec![lbox([10.0, 1.0, 12.0, 5.0], 0)]);
+        let away = picture(10, 10, vec![LabelledBox::new([10.0, 1.0, 12.0, 5.0], 0)]);
         let msg = tiles_of(&away, 4, 0, 0.5).unwrap_err().to_string();
         assert!(
             msg.contains("pic.png") && msg.contains("outside the 10x10"),
@@ -772,8 +767,8 @@ mod tests {
             // Tiles of 12 overlapping by 4: x at 0 and 8, y at 0. The first box lies in both
             // tiles; the second has 1/4 of it in the first tile (dropped there).
             boxes: vec![
-                lbox([8.0, 2.0, 12.0, 6.0], 0),
-                lbox([9.0, 4.0, 17.0, 10.0], 1),
+                LabelledBox::new([8.0, 2.0, 12.0, 6.0], 0),
+                LabelledBox::new([9.0, 4.0, 17.0, 10.0], 1),
             ],
             labelled: true,
         };
@@ -781,7 +776,7 @@ mod tests {
             path: save_gradient(dir.path(), "small.png", 6, 5),
             width: 6,
             height: 5,
-            boxes: vec![lbox([1.0, 1.0, 4.0, 3.0], 1)],
+            boxes: vec![LabelledBox::new([1.0, 1.0, 4.0, 3.0], 1)],
             labelled: true,
         };
         let ds = dataset(dir.path(), vec![big], vec![small]);
