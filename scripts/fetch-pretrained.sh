@@ -6,10 +6,14 @@
 #   - pictures for style transfer: Munch's Scream from Debian's darknet package
 #     (/usr/share/darknet/data/scream.jpg) and china.jpg / flower.jpg from scikit-learn's wheel
 #     (third_party/images/).
+#   - ONNX models: PP-OCRv4's text detector, its text-direction classifier and recogniser from
+#     the PyPI package rapidocr-onnxruntime 1.4.4 (Apache-2.0; third_party/rapidocr/*.onnx), and
+#     a photo of handwritten text, scikit-image's data/text.png (third_party/images/text.png).
 # Runs again harmlessly: what is there already is kept.
 #
 #   scripts/fetch-pretrained.sh            # everything
 #   scripts/fetch-pretrained.sh face-api   # face-api only (what the tests need; CI does this)
+#   scripts/fetch-pretrained.sh onnx       # the ONNX models and the text photo only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p third_party
@@ -30,6 +34,34 @@ if [ ! -f third_party/face-api/model/tiny_face_detector_model-weights_manifest.j
 fi
 
 if [ "$only" = face-api ]; then
+    exit 0
+fi
+
+if [ ! -f third_party/rapidocr/ch_PP-OCRv4_det_infer.onnx ]; then
+    echo "==> fetching PP-OCRv4's ONNX models (pip download rapidocr-onnxruntime==1.4.4)"
+    tmp=$(mktemp -d)
+    if python3 -m pip download -q --no-deps -d "$tmp" rapidocr-onnxruntime==1.4.4; then
+        mkdir -p third_party/rapidocr
+        unzip -o -j -q "$tmp"/rapidocr_onnxruntime-*.whl 'rapidocr_onnxruntime/models/*.onnx' -d third_party/rapidocr
+    else
+        echo "note: rapidocr-onnxruntime could not be fetched" >&2
+    fi
+    rm -rf "$tmp"
+fi
+
+if [ ! -f third_party/images/text.png ]; then
+    echo "==> fetching scikit-image's photo of handwritten text (pip download scikit-image==0.26.0)"
+    tmp=$(mktemp -d)
+    if python3 -m pip download -q --no-deps -d "$tmp" scikit-image==0.26.0; then
+        mkdir -p third_party/images
+        unzip -o -j -q "$tmp"/scikit_image-*.whl 'skimage/data/text.png' -d third_party/images
+    else
+        echo "note: scikit-image's wheel could not be fetched" >&2
+    fi
+    rm -rf "$tmp"
+fi
+
+if [ "$only" = onnx ]; then
     exit 0
 fi
 

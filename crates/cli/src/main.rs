@@ -71,6 +71,9 @@ enum Command {
     /// Face recognition's training side on Fashion-MNIST: an embedding trained with the triplet
     /// loss (`embed train`), and one-shot identification of classes it never saw (`embed one-shot`).
     Embed(commands::embed::Args),
+    /// Write a model, a training run or a checkpoint as an ONNX file (weights, class names and
+    /// preprocessing included).
+    Export(commands::export::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -112,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Face(args) => commands::face::run(args, &device()?),
         Command::Dataset(args) => commands::datasets::run(args),
         Command::Embed(args) => commands::embed::run(args, &device()?, cli.quiet),
+        Command::Export(args) => commands::export::run(args, &device()?),
     }
 }
 

@@ -141,11 +141,14 @@ impl ConvConfig {
 
 /// Spatial axes of a rank-`D` batch, or an error for ranks convnet has no convolution for.
 /// `y + bias` per output channel (`[N, F, H, W]`): convnet's 2D kernel takes no bias.
+/// The bias added per channel in one pass (flex's broadcast add of `[1, F, 1, 1]` walks the
+/// map more slowly: 18% of an imported ResNet-50's batch-16 time, whose convolutions carry
+/// their folded batch norms as biases).
 fn with_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
     match bias {
         Some(b) => {
-            let f = b.dims()[0];
-            y + b.reshape([1, f, 1, 1])
+            let ones = Tensor::ones(b.dims(), &b.device());
+            convnet_kernels::channel_affine(y, ones, b)
         }
         None => y,
     }

@@ -32,7 +32,9 @@ Batch 1: the median of --iters1 runs after --warmup runs. Batch 16: 16 / the med
 --iters16 runs after max(2, warmup / 2) runs. Weights are freshly initialised: the time does not \
 depend on their values. Every run waits for the device to finish.")]
 pub struct InferArgs {
-    /// Built-in models to time (see `convnet models`).
+    /// Built-in models to time (see `convnet models`), or ONNX files (`.onnx`, one image input
+    /// of 224x224 or free size; batch 16 needs a free or 16-wide batch axis), run by convnet's
+    /// ONNX importer with the file's own weights.
     #[arg(long = "model", value_name = "NAME", default_values_t = ["resnet50".to_string(), "mobilenet_v2".to_string()])]
     models: Vec<String>,
 
@@ -416,7 +418,45 @@ struct InferResult {
     batch16: Timing,
 }
 
+/// An ONNX file timed as the zoo's models are: the same inputs, run counts and statistics.
+fn infer_onnx(path: &str, args: &InferArgs, device: &Device) -> Result<InferResult> {
+    use burn::tensor::TensorData;
+    let model = super::onnx::open(std::path::Path::new(path))?;
+    let params = model.summary(device).total_params as usize;
+    let batch = |n: usize| -> Result<TensorData> {
+        Ok(
+            Tensor::<4>::random([n, 3, 224, 224], Distribution::Normal(0.0, 1.0), device)
+                .into_data()
+                .convert::<f32>(),
+        )
+    };
+    let run = |x: &TensorData| -> Result<()> {
+        let y = model.run(std::slice::from_ref(x), device)?;
+        ensure!(!y.is_empty(), "{path}: no output");
+        finish(device)
+    };
+    let x1 = batch(1)?;
+    let batch1 = time(args.warmup, args.iters1, Duration::ZERO, || run(&x1))?;
+    let x16 = batch(16)?;
+    let batch16 = time(
+        (args.warmup / 2).max(2),
+        args.iters16,
+        Duration::ZERO,
+        || run(&x16),
+    )
+    .with_context(|| format!("{path} at batch 16 (export it with a free batch axis)"))?;
+    Ok(InferResult {
+        model: path.to_string(),
+        params,
+        batch1,
+        batch16,
+    })
+}
+
 fn infer_model(name: &str, args: &InferArgs, device: &Device) -> Result<InferResult> {
+    if super::onnx::is_onnx(name) {
+        return infer_onnx(name, args, device);
+    }
     let spec = super::pretrained::spec_for(name, Some(&[3, 224, 224]), 1000)?;
     let model = spec.build(device)?;
     let params = burn::module::Module::num_params(&model);

@@ -1,7 +1,7 @@
 //! `convnet infer`: a batch in, raw outputs out, both as `.npy` — the interface for checking
 //! convnet against another framework, and for scripts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -9,27 +9,30 @@ use convnet_data::{NpyData, read_npy, write_npy_f32};
 use convnet_layers::{Features, Mode};
 use serde_json::json;
 
-use super::pretrained;
+use super::{onnx, pretrained};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A built-in model (see `convnet models`) or a model spec file (`.toml`).
+    /// A built-in model (see `convnet models`), a model spec file (`.toml`) or an ONNX file
+    /// (`.onnx`: weights included, any number of inputs and outputs).
     #[arg(long)]
     model: String,
 
     /// Weights: a PyTorch state_dict (`.pth`/`.pt`), a `.safetensors` file or a convnet
-    /// checkpoint, matched to the model's layers by (torchvision) name.
+    /// checkpoint, matched to the model's layers by (torchvision) name. Not for `.onnx`.
     #[arg(long)]
-    weights: PathBuf,
+    weights: Option<PathBuf>,
 
     /// The batch: float32 `[N, C, H, W]` (`[N, C, L]` or `[N, C, D, H, W]` for spec files
-    /// that take signals or volumes).
-    #[arg(long, value_name = "X.npy")]
-    input: PathBuf,
+    /// that take signals or volumes). For an ONNX model: one array per graph input, in the
+    /// graph's order (repeat --input), of the types and shapes the graph declares.
+    #[arg(long, value_name = "X.npy", required = true)]
+    input: Vec<PathBuf>,
 
     /// Where to write the outputs `[N, ...]` as float32: the logits, before any final softmax.
-    #[arg(long, short, value_name = "Y.npy")]
-    output: PathBuf,
+    /// For an ONNX model: one file per graph output, in the graph's order (repeat --output).
+    #[arg(long, short, value_name = "Y.npy", required = true)]
+    output: Vec<PathBuf>,
 
     /// Classes of a built-in model's classifier (default: what the weights file has).
     #[arg(long)]
@@ -57,36 +60,58 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let array = read_npy(&args.input)?;
+    if onnx::is_onnx(&args.model) {
+        if args.weights.is_some() || args.layer.is_some() || args.num_classes.is_some() {
+            bail!(
+                "--weights, --layer and --num-classes do not apply to an ONNX model (its weights are inside)"
+            );
+        }
+        return onnx::infer(
+            Path::new(&args.model),
+            &args.input,
+            &args.output,
+            args.json,
+            device,
+        );
+    }
+    let (Some(weights), [input], [output]) =
+        (&args.weights, args.input.as_slice(), args.output.as_slice())
+    else {
+        bail!(
+            "--model NAME takes --weights FILE, one --input and one --output (several are for ONNX models)"
+        );
+    };
+    let (input, output) = (input.clone(), output.clone());
+    let array = read_npy(&input)?;
     let dims = array.shape.clone();
     let NpyData::F32(values) = array.data else {
         bail!(
             "{}: the input must be a float32 array, this one holds {}",
-            args.input.display(),
+            input.display(),
             dtype_name(&array.data)
         );
     };
     if !(3..=5).contains(&dims.len()) {
         bail!(
             "{}: the input must be a batch [N, C, H, W] (or [N, C, L], [N, C, D, H, W]), this array is {dims:?}",
-            args.input.display()
+            input.display()
         );
     }
     if dims.contains(&0) {
         bail!(
             "{}: the input batch {dims:?} is empty (every dimension must be at least 1)",
-            args.input.display()
+            input.display()
         );
     }
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         bail!(
             "{}: value {i} is {} — the input must be finite",
-            args.input.display(),
+            input.display(),
             values[i]
         );
     }
     let example = &dims[1..];
-    let dict = pretrained::read_weights(&args.weights, device)?;
+    let dict = pretrained::read_weights(weights, device)?;
     let mut spec = pretrained::spec_for(&args.model, Some(example), 1000)?;
     if !pretrained::is_spec_file(&args.model) {
         let classes = match args.num_classes {
@@ -95,8 +120,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         };
         spec = pretrained::spec_for(&args.model, Some(example), classes)?;
     }
-    let (model, report) =
-        pretrained::load(&spec, &dict, args.allow_partial, &args.weights, device)?;
+    let (model, report) = pretrained::load(&spec, &dict, args.allow_partial, weights, device)?;
     let n = dims[0];
     let per_example: usize = example.iter().product();
     let mut outputs = Vec::new();
@@ -129,13 +153,13 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         outputs.extend(values.convert::<f32>().try_to_vec::<f32>()?);
     }
     out_shape[0] = n;
-    write_npy_f32(&args.output, &out_shape, &outputs)?;
+    write_npy_f32(&output, &out_shape, &outputs)?;
     if args.json {
         let out = json!({
             "model": spec.name,
             "input_shape": dims,
             "output_shape": out_shape,
-            "output": args.output,
+            "output": output,
             "layer": args.layer,
             "loaded": report.loaded.len(),
             "complete": report.is_complete(),
@@ -147,7 +171,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
             spec.name,
             dims,
             out_shape,
-            args.output.display()
+            output.display()
         );
         if !report.is_complete() {
             eprintln!("note (--allow-partial): {}", report.skipped());

@@ -13,7 +13,7 @@ use serde_json::json;
 use convnet_layers::Mode;
 
 use super::classifier::Ensemble;
-use super::pretrained;
+use super::{onnx, pretrained};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -29,8 +29,9 @@ pub struct Args {
     ensemble: Vec<PathBuf>,
 
     /// Classify with a pretrained architecture instead of a checkpoint: a built-in model (see
-    /// `convnet models`) or a spec file, with --weights.
-    #[arg(long, requires = "weights")]
+    /// `convnet models`) or a spec file, with --weights; or an ONNX classifier (`.onnx`, its
+    /// weights inside; its output is taken as logits unless its rows already sum to 1).
+    #[arg(long)]
     model: Option<String>,
 
     /// The pretrained weights for --model: a PyTorch state_dict (`.pth`) or `.safetensors`
@@ -39,7 +40,8 @@ pub struct Args {
     weights: Option<PathBuf>,
 
     /// Preprocessing for --model: `imagenet` (torchvision), `caffe` (BGR, means subtracted)
-    /// or `tf` ([-1, 1]); default: the recipe the model's published weights were trained with.
+    /// or `tf` ([-1, 1]); default: the recipe the model's published weights were trained with
+    /// (for an ONNX file: the recipe `convnet export` stored in it, else `imagenet`).
     #[arg(long, requires = "model", value_name = "PRESET")]
     preprocess: Option<String>,
 
@@ -65,7 +67,14 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         bail!("--top must be at least 1");
     }
     let (names, classes, probs) = match (&args.model, &args.weights) {
-        (Some(model), Some(weights)) => pretrained_probabilities(&args, model, weights, device)?,
+        (Some(model), None) if onnx::is_onnx(model) => {
+            onnx_probabilities(&args, Path::new(model), device)?
+        }
+        (Some(model), Some(weights)) if !onnx::is_onnx(model) => {
+            pretrained_probabilities(&args, model, weights, device)?
+        }
+        (Some(model), Some(_)) => bail!("{model} holds its own weights: leave out --weights"),
+        (Some(_), None) => bail!("--model NAME needs --weights FILE (a .pth or .safetensors file)"),
         _ => {
             let [checkpoint, images @ ..] = args.paths.as_slice() else {
                 unreachable!("clap requires at least one path");
@@ -164,6 +173,66 @@ fn pretrained_probabilities(
                 .try_to_vec::<f32>()?,
         );
     }
+    let files = args.paths.iter().map(|p| p.display().to_string()).collect();
+    Ok((files, names, probs))
+}
+
+/// Image names, class names and probabilities from an ONNX classifier, one picture at a time
+/// (its batch axis may be fixed at 1).
+fn onnx_probabilities(
+    args: &Args,
+    path: &Path,
+    device: &Device,
+) -> Result<(Vec<String>, Vec<String>, Vec<f32>)> {
+    let model = onnx::open(path)?;
+    let mut probs = Vec::new();
+    let mut classes = 0;
+    for image in &args.paths {
+        let picture = convnet_data::folder::decode_image(image)?;
+        let recipe = onnx::recipe(
+            &model,
+            path,
+            args.preprocess.as_deref(),
+            args.size,
+            (picture.width(), picture.height()),
+            false,
+        )?;
+        let [h, w] = recipe.size;
+        let pixels = recipe
+            .apply(&picture)
+            .with_context(|| format!("cannot use {}", image.display()))?;
+        let out = onnx::run_picture(&model, pixels, [3, h, w], device)?;
+        let row = out
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if classes != 0 && row.len() != classes || row.is_empty() {
+            bail!(
+                "{}: the output has {} values per picture; a classifier's is one score per class",
+                path.display(),
+                row.len()
+            );
+        }
+        classes = row.len();
+        let sum: f32 = row.iter().sum();
+        let is_probability =
+            row.iter().all(|&p| (0.0..=1.0).contains(&p)) && (sum - 1.0).abs() < 1e-3;
+        if is_probability {
+            probs.extend(row);
+        } else {
+            let x = Tensor::<2>::from_data(TensorData::new(row, [1, classes]), device);
+            probs.extend(
+                softmax(x, 1)
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()?,
+            );
+        }
+    }
+    let names = match (&args.labels, onnx::stored_classes(&model)) {
+        (None, Some(stored)) if stored.len() == classes => stored,
+        _ => pretrained::class_names(args.labels.as_deref(), classes)?,
+    };
     let files = args.paths.iter().map(|p| p.display().to_string()).collect();
     Ok((files, names, probs))
 }

@@ -370,16 +370,42 @@ pub fn evaluate(
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A segmentation checkpoint file or run directory (`convnet train --task segment`).
+    /// A segmentation checkpoint file or run directory (`convnet train --task segment`), then
+    /// the picture; with --model, the picture alone.
+    #[arg(value_name = "CHECKPOINT | IMAGE")]
     checkpoint: PathBuf,
 
     /// The picture (PNG or JPEG); it is resized to the network's input and the mask back to
     /// the picture's size.
-    image: PathBuf,
+    image: Option<PathBuf>,
+
+    /// An ONNX network whose output is a per-pixel map `[1, K, h, w]` (K class scores, or one
+    /// probability map such as a text detector's), instead of a checkpoint.
+    #[arg(long, value_name = "M.onnx")]
+    model: Option<PathBuf>,
+
+    /// Preprocessing for --model (`imagenet`, `caffe`, `tf`); default: the recipe stored in the
+    /// file by `convnet export`, else `imagenet`.
+    #[arg(long, requires = "model", value_name = "PRESET")]
+    preprocess: Option<String>,
+
+    /// For --model with an input size that is not fixed: the picture is scaled so its shorter
+    /// side is this (default: as it is), then each side rounded up to a multiple of 32.
+    #[arg(long, requires = "model", value_parser = super::args::image_side, allow_negative_numbers = true)]
+    size: Option<usize>,
+
+    /// Class names for --model, one per line, background first (default: `background` and
+    /// `foreground` for a one-channel map, else `class 0`, `class 1`...).
+    #[arg(long, requires = "model", value_name = "FILE")]
+    labels: Option<PathBuf>,
+
+    /// For a one-channel probability map: the probability from which a pixel is foreground.
+    #[arg(long, default_value_t = 0.5, requires = "model")]
+    threshold: f32,
 
     /// Where to write the mask: a greyscale PNG whose pixel values are class indices.
     #[arg(long, short, value_name = "MASK.png")]
-    output: PathBuf,
+    output: Option<PathBuf>,
 
     /// Also write the picture with each class in its colour and a legend.
     #[arg(long, value_name = "OVERLAY.png")]
@@ -392,7 +418,83 @@ pub struct Args {
 
 /// `convnet segment`.
 pub fn run(args: Args, device: &Device) -> Result<()> {
-    let path = Checkpoint::resolve(&args.checkpoint)?;
+    if args.output.is_none() && args.overlay.is_none() && !args.json {
+        bail!("say what to write: -o MASK.png, --overlay OVERLAY.png or --json");
+    }
+    let (image, picture, labels, classes, [h, w]) = match &args.model {
+        Some(model) => {
+            if args.image.is_some() {
+                bail!("with --model, give the picture alone (no checkpoint)");
+            }
+            let image = args.checkpoint.clone();
+            let picture = convnet_data::folder::decode_image(&image)?;
+            let (labels, classes, hw) = onnx_labels(&args, model, &picture, device)?;
+            (image, picture, labels, classes, hw)
+        }
+        None => {
+            let Some(image) = args.image.clone() else {
+                bail!(
+                    "give the picture after the checkpoint (or segment with --model M.onnx PICTURE)"
+                );
+            };
+            let picture = convnet_data::folder::decode_image(&image)?;
+            let (labels, classes, hw) = checkpoint_labels(&args.checkpoint, &picture, device)?;
+            (image, picture, labels, classes, hw)
+        }
+    };
+    let (pw, ph) = (picture.width(), picture.height());
+    let small = GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([labels[y as usize * w + x as usize] as u8])
+    });
+    let mask = imageops::resize(&small, pw, ph, imageops::FilterType::Nearest);
+    if let Some(output) = &args.output {
+        write_png(output, |p| mask.save(p))?;
+    }
+    if let Some(overlay) = &args.overlay {
+        let img = render_overlay(&picture.to_rgb8(), &mask, &classes);
+        save_rgb_png(overlay, &img)?;
+    }
+    let mut counts = vec![0u64; classes.len()];
+    for p in mask.pixels() {
+        counts[usize::from(p.0[0])] += 1;
+    }
+    if args.json {
+        let present: Vec<_> = classes
+            .iter()
+            .zip(&counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| json!({"class": name, "pixels": n}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "image": image, "mask": args.output, "overlay": args.overlay,
+                "size": [pw, ph], "classes": present,
+            }))?
+        );
+    } else {
+        let total = f64::from(pw) * f64::from(ph);
+        for (name, n) in classes.iter().zip(&counts).filter(|(_, n)| **n > 0) {
+            println!("{name:<14} {:5.1}%", 100.0 * *n as f64 / total);
+        }
+        if let Some(o) = &args.output {
+            println!("mask: {}", o.display());
+        }
+        if let Some(o) = &args.overlay {
+            println!("overlay: {}", o.display());
+        }
+    }
+    Ok(())
+}
+
+/// A checkpoint's class per pixel of `picture` at the network's resolution, its class names and
+/// that resolution.
+fn checkpoint_labels(
+    checkpoint: &Path,
+    picture: &image::DynamicImage,
+    device: &Device,
+) -> Result<(Vec<usize>, Vec<String>, [usize; 2])> {
+    let path = Checkpoint::resolve(checkpoint)?;
     let ckpt = Checkpoint::load(&path)?;
     let model = ckpt.model(&path, device)?;
     let classes = ckpt.meta.classes.clone();
@@ -406,8 +508,6 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
             path.display()
         );
     }
-    let picture = convnet_data::folder::decode_image(&args.image)?;
-    let (pw, ph) = (picture.width(), picture.height());
     let resized = picture.resize_exact(w as u32, h as u32, imageops::FilterType::Triangle);
     let norm = convnet_data::Normalization::from(&ckpt.meta.normalization);
     let mut x = Vec::with_capacity(c * h * w);
@@ -436,45 +536,72 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         )?
         .into_map2d()
         .map_err(|e| anyhow::anyhow!("cannot read the score maps: {e:?}"))?;
-    let labels = argmax_pixels(scores);
-    let small = GrayImage::from_fn(w as u32, h as u32, |x, y| {
-        image::Luma([labels[y as usize * w + x as usize] as u8])
-    });
-    let mask = imageops::resize(&small, pw, ph, imageops::FilterType::Nearest);
-    write_png(&args.output, |p| mask.save(p))?;
-    if let Some(overlay) = &args.overlay {
-        let img = render_overlay(&picture.to_rgb8(), &mask, &classes);
-        save_rgb_png(overlay, &img)?;
-    }
-    let mut counts = vec![0u64; classes.len()];
-    for p in mask.pixels() {
-        counts[usize::from(p.0[0])] += 1;
-    }
-    if args.json {
-        let present: Vec<_> = classes
-            .iter()
-            .zip(&counts)
-            .filter(|(_, n)| **n > 0)
-            .map(|(name, n)| json!({"class": name, "pixels": n}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "image": args.image, "mask": args.output, "overlay": args.overlay,
-                "size": [pw, ph], "classes": present,
-            }))?
+    Ok((argmax_pixels(scores), classes, [h, w]))
+}
+
+/// An ONNX network's class per pixel of `picture` at its output's resolution: the best of K
+/// score maps, or a one-channel probability map thresholded.
+fn onnx_labels(
+    args: &Args,
+    model_path: &Path,
+    picture: &image::DynamicImage,
+    device: &Device,
+) -> Result<(Vec<usize>, Vec<String>, [usize; 2])> {
+    let model = super::onnx::open(model_path)?;
+    let recipe = super::onnx::recipe(
+        &model,
+        model_path,
+        args.preprocess.as_deref(),
+        args.size,
+        (picture.width(), picture.height()),
+        true,
+    )?;
+    let [h, w] = recipe.size;
+    let pixels = recipe.apply(picture)?;
+    let out = super::onnx::run_picture(&model, pixels, [3, h, w], device)?;
+    let dims = out.shape().to_vec();
+    let &[1, k, oh, ow] = dims.as_slice() else {
+        bail!(
+            "{}: its output is {dims:?}; a per-pixel map is [1, K, h, w]",
+            model_path.display()
         );
-    } else {
-        let total = f64::from(pw) * f64::from(ph);
-        for (name, n) in classes.iter().zip(&counts).filter(|(_, n)| **n > 0) {
-            println!("{name:<14} {:5.1}%", 100.0 * *n as f64 / total);
-        }
-        println!("mask: {}", args.output.display());
-        if let Some(o) = &args.overlay {
-            println!("overlay: {}", o.display());
-        }
+    };
+    if k == 0 || k > 256 {
+        bail!(
+            "{}: {k} score maps; masks hold 1 to 256 classes",
+            model_path.display()
+        );
     }
-    Ok(())
+    let scores = out
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let plane = oh * ow;
+    let labels: Vec<usize> = if k == 1 {
+        // Logits rather than probabilities when any value lies outside [0, 1].
+        let logits = scores.iter().any(|&v| !(0.0..=1.0).contains(&v));
+        scores
+            .iter()
+            .map(|&v| {
+                let p = if logits { 1.0 / (1.0 + (-v).exp()) } else { v };
+                usize::from(p >= args.threshold)
+            })
+            .collect()
+    } else {
+        (0..plane)
+            .map(|i| {
+                (0..k)
+                    .max_by(|&a, &b| scores[a * plane + i].total_cmp(&scores[b * plane + i]))
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
+    let classes = match (&args.labels, k) {
+        (Some(file), _) => super::pretrained::class_names(Some(file), k.max(2))?,
+        (None, 1) => vec!["background".into(), "foreground".into()],
+        (None, _) => (0..k).map(|c| format!("class {c}")).collect(),
+    };
+    Ok((labels, classes, [oh, ow]))
 }
 
 /// Writes through a temporary file beside `path`, then renames it over.

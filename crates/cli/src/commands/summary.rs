@@ -7,9 +7,10 @@ use super::pretrained;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A built-in model name (see `convnet models`), a model spec file (`.toml`) or a darknet
+    /// A built-in model name (see `convnet models`), a model spec file (`.toml`), a darknet
     /// config (`.cfg`: its layer table as darknet prints it, and the Keras-style summary when the
-    /// network is sequential).
+    /// network is sequential) or an ONNX file (`.onnx`: every node with its operator, output
+    /// shapes and parameters, the graph's inputs, outputs and metadata).
     model: String,
 
     /// Leave out the classifier, as Keras' `include_top=False`: the network up to its last
@@ -123,6 +124,14 @@ fn darknet(args: &Args, device: &Device) -> Result<()> {
 pub fn run(args: Args, device: &Device) -> Result<()> {
     if args.model.ends_with(".cfg") {
         return darknet(&args, device);
+    }
+    if super::onnx::is_onnx(&args.model) {
+        if args.classes.is_some() || args.size.is_some() || args.no_top {
+            bail!(
+                "--classes, --size and --no-top apply to built-in models; an ONNX file states its own"
+            );
+        }
+        return super::onnx::summary(Path::new(&args.model), args.json, device);
     }
     let summary = summarize(&args, device)?;
     if args.json {

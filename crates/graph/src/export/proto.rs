@@ -1,0 +1,222 @@
+//! Building ONNX protobuf messages with `onnx-ir`'s generated types: nodes with typed
+//! attributes, float and int64 initializers, graph inputs and outputs with their shapes.
+//!
+//! The nested message types (`type_proto::Tensor`, `tensor_shape_proto::Dimension`,
+//! `OperatorSetIdProto`...) are private to `onnx-ir`; they are filled through the re-exported
+//! outer messages (pushing a default into a repeated field, oneof accessors), never named.
+
+use std::collections::HashSet;
+
+use onnx_ir::{AttributeProto, AttributeType, GraphProto, NodeProto, TensorProto, ValueInfoProto};
+
+use crate::GraphError;
+
+/// ONNX `TensorProto.DataType` codes used here.
+pub(crate) const FLOAT: i32 = 1;
+pub(crate) const INT64: i32 = 7;
+
+/// One axis of a declared tensor shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Dim {
+    Fixed(usize),
+    Named(&'static str),
+}
+
+/// A node attribute value.
+pub(crate) enum Attr {
+    Int(i64),
+    Float(f32),
+    Ints(Vec<i64>),
+}
+
+/// `usize` sizes as ONNX's `int64`s; a model's sizes fit (they were allocated), but the
+/// conversion is checked rather than assumed.
+pub(crate) fn i64s(values: &[usize]) -> Result<Vec<i64>, GraphError> {
+    values.iter().map(|&v| i64_of(v)).collect()
+}
+
+pub(crate) fn i64_of(v: usize) -> Result<i64, GraphError> {
+    i64::try_from(v).map_err(|_| GraphError::Export(format!("size {v} does not fit ONNX's int64")))
+}
+
+/// The graph under construction: nodes in topological order (the order they are added),
+/// initializers, and the names already taken.
+pub(crate) struct GraphBuilder {
+    pub graph: GraphProto,
+    taken: HashSet<String>,
+}
+
+impl GraphBuilder {
+    pub fn new(name: &str) -> Self {
+        let graph = GraphProto {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        Self {
+            graph,
+            taken: HashSet::new(),
+        }
+    }
+
+    /// `wanted`, or `wanted_2`, `wanted_3`... if a value, node or initializer has it already.
+    pub fn unique(&mut self, wanted: &str) -> String {
+        let mut name = wanted.to_string();
+        let mut n = 1;
+        while self.taken.contains(&name) {
+            n += 1;
+            name = format!("{wanted}_{n}");
+        }
+        self.taken.insert(name.clone());
+        name
+    }
+
+    /// Adds a node named (about) `name` computing `op` of `inputs`; returns its one output.
+    pub fn node(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) -> String {
+        let name = self.unique(name);
+        let node = NodeProto {
+            name: name.clone(),
+            op_type: op.to_string(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![name.clone()],
+            attribute: attrs.into_iter().map(|(k, v)| attribute(k, v)).collect(),
+            ..Default::default()
+        };
+        self.graph.node.push(node);
+        name
+    }
+
+    /// A float initializer; `name` must be free (the state dict's keys are unique).
+    pub fn float_init(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        data: &[f32],
+    ) -> Result<String, GraphError> {
+        if !self.taken.insert(name.to_string()) {
+            return Err(GraphError::Export(format!(
+                "two tensors are named '{name}'"
+            )));
+        }
+        self.push_floats(name, dims, data)?;
+        Ok(name.to_string())
+    }
+
+    /// A float constant named after (about) `hint`.
+    pub fn float_const(
+        &mut self,
+        hint: &str,
+        dims: &[usize],
+        data: &[f32],
+    ) -> Result<String, GraphError> {
+        let name = self.unique(hint);
+        self.push_floats(&name, dims, data)?;
+        Ok(name)
+    }
+
+    fn push_floats(&mut self, name: &str, dims: &[usize], data: &[f32]) -> Result<(), GraphError> {
+        let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if count != Some(data.len()) {
+            return Err(GraphError::Export(format!(
+                "tensor '{name}' has {} values for shape {dims:?}",
+                data.len()
+            )));
+        }
+        let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.graph.initializer.push(TensorProto {
+            name: name.to_string(),
+            dims: i64s(dims)?,
+            data_type: FLOAT,
+            raw_data: raw.into(),
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    /// An int64 constant (shapes, pads), named after the node that uses it.
+    pub fn int64_init(&mut self, name: &str, values: &[i64]) -> Result<String, GraphError> {
+        let name = self.unique(name);
+        self.graph.initializer.push(TensorProto {
+            name: name.clone(),
+            dims: vec![i64_of(values.len())?],
+            data_type: INT64,
+            int64_data: values.to_vec(),
+            ..Default::default()
+        });
+        Ok(name)
+    }
+
+    /// A float scalar constant (clip bounds).
+    pub fn scalar_init(&mut self, name: &str, value: f32) -> String {
+        let name = self.unique(name);
+        self.graph.initializer.push(TensorProto {
+            name: name.clone(),
+            data_type: FLOAT,
+            float_data: vec![value],
+            ..Default::default()
+        });
+        name
+    }
+
+    /// Renames value `from` to `to` wherever a node reads or writes it.
+    pub fn rename_value(&mut self, from: &str, to: &str) {
+        for node in &mut self.graph.node {
+            for name in node.input.iter_mut().chain(node.output.iter_mut()) {
+                if name == from {
+                    *name = to.to_string();
+                }
+            }
+        }
+    }
+}
+
+fn attribute(name: &str, value: Attr) -> AttributeProto {
+    let mut a = AttributeProto {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    match value {
+        Attr::Int(i) => {
+            a.type_ = AttributeType::INT.into();
+            a.i = i;
+        }
+        Attr::Float(f) => {
+            a.type_ = AttributeType::FLOAT.into();
+            a.f = f;
+        }
+        Attr::Ints(v) => {
+            a.type_ = AttributeType::INTS.into();
+            a.ints = v;
+        }
+    }
+    a
+}
+
+/// A float tensor value of shape `dims` (a graph input or output).
+pub(crate) fn value_info(name: &str, dims: &[Dim]) -> Result<ValueInfoProto, GraphError> {
+    let mut info = ValueInfoProto {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    let mut ty = onnx_ir::TypeProto::default();
+    let tensor = ty.mut_tensor_type();
+    tensor.elem_type = FLOAT;
+    let mut shape = onnx_ir::TensorShapeProto::default();
+    for d in dims {
+        shape.dim.push(Default::default());
+        if let Some(dim) = shape.dim.last_mut() {
+            match d {
+                Dim::Fixed(v) => dim.set_dim_value(i64_of(*v)?),
+                Dim::Named(s) => dim.set_dim_param(s.to_string()),
+            }
+        }
+    }
+    tensor.shape = Some(shape).into();
+    info.type_ = Some(ty).into();
+    Ok(info)
+}
