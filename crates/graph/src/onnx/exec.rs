@@ -23,6 +23,8 @@ use crate::GraphError;
 enum Built {
     None,
     Conv(ConvLayer),
+    /// A transposed convolution and what to cut from each spatial axis, `(begin, end)`.
+    Cropped(ConvLayer, Vec<(usize, usize)>),
     Pool(PoolLayer),
     Lrn(LocalResponseNorm),
     /// Batch norm folded into `x * scale + shift` per channel.
@@ -313,21 +315,69 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
         let (w, b) = weights(consts, node)?;
         Ok(Built::Conv(ConvLayer::conv(w, b, win, groups)?))
     };
-    let transpose = |win: Window,
+    // Given an output size (`output_shape`, or `auto_pad` SAME: the input times the stride),
+    // ONNX derives the pads, split unevenly when odd; the layer pads evenly by the smaller
+    // side and the rest is cropped from the output.
+    let transpose = |mut win: Window,
                      output_padding: Vec<usize>,
                      groups: usize,
-                     output_shape: bool,
+                     output_shape: Option<Vec<usize>>,
                      auto: &AutoPad|
      -> Result<Built, Defer> {
-        transpose_guard(output_shape, auto)?;
         let (w, b) = weights(consts, node)?;
-        Ok(Built::Conv(ConvLayer::transpose(
-            w,
-            b,
-            win,
-            output_padding,
-            groups,
-        )?))
+        let same = matches!(auto, AutoPad::SameUpper | AutoPad::SameLower);
+        if output_shape.is_none() && !same {
+            return Ok(Built::Conv(ConvLayer::transpose(
+                w,
+                b,
+                win,
+                output_padding,
+                groups,
+            )?));
+        }
+        let spatial = spatial.ok_or(Defer::Later)?;
+        let (mut pads, mut crop, mut extra) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..win.kernel.len() {
+            let n = spatial.get(i).copied().unwrap_or(1);
+            let full = n.saturating_sub(1) * win.stride[i]
+                + win.kernel[i].saturating_sub(1) * win.dilation[i]
+                + 1
+                + output_padding.get(i).copied().unwrap_or(0);
+            let target = match &output_shape {
+                Some(o) => *o
+                    .get(i)
+                    .ok_or(GraphError::invalid("output_shape is short"))?,
+                None => n * win.stride[i],
+            };
+            // A larger target is ONNX's negative end pad: more output, as output_padding gives.
+            if target > full {
+                extra.push((i, target - full));
+                pads.push(0);
+                crop.push((0, 0));
+                continue;
+            }
+            let total = full - target;
+            let (begin, end) = if matches!(auto, AutoPad::SameUpper) {
+                (total / 2, total - total / 2)
+            } else {
+                (total - total / 2, total / 2)
+            };
+            let p = begin.min(end);
+            pads.push(p);
+            crop.push((begin - p, end - p));
+        }
+        let mut output_padding = output_padding;
+        output_padding.resize(win.kernel.len(), 0);
+        for (i, more) in extra {
+            output_padding[i] += more;
+        }
+        win.padding = convnet_layers::Padding::symmetric(&pads);
+        let layer = ConvLayer::transpose(w, b, win, output_padding, groups)?;
+        Ok(if crop.iter().all(|&c| c == (0, 0)) {
+            Built::Conv(layer)
+        } else {
+            Built::Cropped(layer, crop)
+        })
     };
     let pool = |kind, win: Window, ceil: bool, count_include_pad: bool| -> Result<Built, Defer> {
         Ok(Built::Pool(PoolLayer::new(
@@ -365,7 +415,7 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
                 win,
                 c.padding_out.to_vec(),
                 c.groups,
-                c.output_shape.is_some(),
+                c.output_shape.map(|o| o.to_vec()),
                 &c.auto_pad,
             )?
         }};
@@ -427,7 +477,7 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
                 win,
                 one(c.padding_out),
                 c.groups,
-                c.output_shape.is_some(),
+                c.output_shape.map(one),
                 &c.auto_pad,
             )?
         }
@@ -544,19 +594,6 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
         }
         _ => Built::None,
     })
-}
-
-fn transpose_guard(
-    output_shape: bool,
-    auto: &onnx_ir::node::padding::AutoPad,
-) -> Result<(), GraphError> {
-    use onnx_ir::node::padding::AutoPad;
-    if output_shape || matches!(auto, AutoPad::SameUpper | AutoPad::SameLower) {
-        return Err(GraphError::invalid(
-            "output_shape and auto_pad on ConvTranspose are not supported (give pads)",
-        ));
-    }
-    Ok(())
 }
 
 fn avg_dilation(d: &[usize]) -> Result<(), GraphError> {
@@ -989,12 +1026,22 @@ fn eval(
             let x = want_float(device, a, 0)?;
             // Layers whose weights or padding depend on the run are built now.
             let layer = match built {
-                Built::Conv(_) | Built::Pool(_) => std::borrow::Cow::Borrowed(built),
+                Built::Conv(_) | Built::Cropped(..) | Built::Pool(_) => {
+                    std::borrow::Cow::Borrowed(built)
+                }
                 _ => std::borrow::Cow::Owned(build(node, a, Some(&x.dims()[2.min(x.rank())..]))?),
             };
             match layer.as_ref() {
                 Built::Conv(c) => one(c.forward(x)?),
                 Built::Pool(p) => one(p.forward(x)?),
+                Built::Cropped(c, crop) => {
+                    let mut y = Value::Float(c.forward(x)?);
+                    for (i, &(begin, end)) in crop.iter().enumerate() {
+                        let len = y.dims()[2 + i];
+                        y = slice_axis(y, 2 + i, begin as i64, len.saturating_sub(end) as i64, 1)?;
+                    }
+                    Ok(vec![y])
+                }
                 _ => Err("the layer could not be built".into()),
             }
         }
