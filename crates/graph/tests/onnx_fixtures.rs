@@ -68,12 +68,6 @@ fn check_folder(dir: &Path, tolerance: Tolerance, device: &Device) -> Result<(),
 /// Node tests convnet does not pass yet, each with the words its one-line error must hold. The
 /// test fails when one of them starts passing (take it off the list) or fails differently.
 const KNOWN: &[(&str, &str)] = &[
-    // convnet's average-pool kernels take no dilation.
-    ("test_averagepool_2d_dilations", "AveragePool2d (dilations)"),
-    (
-        "test_averagepool_3d_dilations_small",
-        "AveragePool3d (dilations)",
-    ),
     // Empty tensors are refused as inputs.
     ("test_reshape_allowzero_reordered", "is empty"),
     ("test_split_zero_size_splits_opset13", "is empty"),

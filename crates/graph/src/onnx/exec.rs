@@ -26,6 +26,9 @@ enum Built {
     /// A transposed convolution and what to cut from each spatial axis, `(begin, end)`.
     Cropped(ConvLayer, Vec<(usize, usize)>),
     Pool(PoolLayer),
+    /// An average pool with dilation, which convnet's pool kernels lack: a depthwise
+    /// convolution of ones divided by each window's count. `(window, ceil_mode, count_include_pad)`.
+    DilatedAvg(Window, bool, bool),
     Lrn(LocalResponseNorm),
     /// Batch norm folded into `x * scale + shift` per channel.
     Affine(Tensor<1>, Tensor<1>),
@@ -380,6 +383,9 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
         })
     };
     let pool = |kind, win: Window, ceil: bool, count_include_pad: bool| -> Result<Built, Defer> {
+        if matches!(kind, PoolKind::Avg) && win.dilation.iter().any(|&d| d != 1) {
+            return Ok(Built::DilatedAvg(win, ceil, count_include_pad));
+        }
         Ok(Built::Pool(PoolLayer::new(
             kind,
             win,
@@ -437,13 +443,11 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
     macro_rules! avg_pool_nd {
         ($c:expr, $padding:ident) => {{
             let c = &$c;
-            avg_dilation(&c.dilation)?;
             let p = $padding(&c.padding, &c.auto_pad);
-            let ones = vec![1; c.kernel_size.len()];
             let win = window(
                 c.kernel_size.to_vec(),
                 c.strides.to_vec(),
-                ones,
+                c.dilation.to_vec(),
                 p,
                 &c.auto_pad,
             )?;
@@ -499,11 +503,16 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
         }
         Node::AveragePool1d(n) => {
             let c = &n.config;
-            avg_dilation(&[c.dilation])?;
             let p = padding1(&c.padding, &c.auto_pad);
             pool(
                 PoolKind::Avg,
-                window(one(c.kernel_size), one(c.stride), one(1), p, &c.auto_pad)?,
+                window(
+                    one(c.kernel_size),
+                    one(c.stride),
+                    one(c.dilation),
+                    p,
+                    &c.auto_pad,
+                )?,
                 c.ceil_mode,
                 c.count_include_pad,
             )?
@@ -594,15 +603,6 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
         }
         _ => Built::None,
     })
-}
-
-fn avg_dilation(d: &[usize]) -> Result<(), GraphError> {
-    if d.iter().any(|&d| d != 1) {
-        return Err(GraphError::invalid(
-            "dilated average pooling is not supported",
-        ));
-    }
-    Ok(())
 }
 
 type R<T> = Result<T, String>;
@@ -1026,7 +1026,7 @@ fn eval(
             let x = want_float(device, a, 0)?;
             // Layers whose weights or padding depend on the run are built now.
             let layer = match built {
-                Built::Conv(_) | Built::Cropped(..) | Built::Pool(_) => {
+                Built::Conv(_) | Built::Cropped(..) | Built::Pool(_) | Built::DilatedAvg(..) => {
                     std::borrow::Cow::Borrowed(built)
                 }
                 _ => std::borrow::Cow::Owned(build(node, a, Some(&x.dims()[2.min(x.rank())..]))?),
@@ -1034,6 +1034,9 @@ fn eval(
             match layer.as_ref() {
                 Built::Conv(c) => one(c.forward(x)?),
                 Built::Pool(p) => one(p.forward(x)?),
+                Built::DilatedAvg(win, ceil, include_pad) => {
+                    one(dilated_average(x, win, *ceil, *include_pad, device)?)
+                }
                 Built::Cropped(c, crop) => {
                     let mut y = Value::Float(c.forward(x)?);
                     for (i, &(begin, end)) in crop.iter().enumerate() {
@@ -1775,6 +1778,108 @@ fn eval(
         }
         other => Err(format!("{} is not supported", other.node_type())),
     }
+}
+
+/// ONNX's AveragePool with dilations: window sums by a depthwise convolution of ones, divided
+/// by how many taps of each window fall inside the input (or inside the padded input, with
+/// `count_include_pad`). In ceil mode a last window that starts in the end padding is dropped.
+fn dilated_average(
+    x: Float,
+    win: &Window,
+    ceil: bool,
+    include_pad: bool,
+    device: &Device,
+) -> R<Float> {
+    let dims = x.dims();
+    let axes = win.kernel.len();
+    if dims.len() != axes + 2 {
+        return Err(format!("a pool over {axes} axes of a {dims:?} tensor"));
+    }
+    let mut pads = Vec::with_capacity(axes);
+    let mut outs = Vec::with_capacity(axes);
+    let mut counts: Vec<Vec<f32>> = Vec::with_capacity(axes);
+    for i in 0..axes {
+        let (pb, pe) = match &win.padding {
+            convnet_layers::Padding::Valid => (0, 0),
+            convnet_layers::Padding::Explicit(p) if p.len() == 1 => p[0],
+            convnet_layers::Padding::Explicit(p) => *p.get(i).ok_or("pads for too few axes")?,
+            convnet_layers::Padding::Same => return Err("SAME padding was not resolved".into()),
+        };
+        let (n, k, st, d) = (
+            dims[2 + i],
+            win.kernel[i],
+            win.stride[i].max(1),
+            win.dilation[i],
+        );
+        let span = k.saturating_sub(1) * d + 1;
+        let avail = n + pb + pe;
+        if avail < span {
+            return Err(format!("a window of {span} does not fit {avail}"));
+        }
+        let mut out = if ceil {
+            (avail - span).div_ceil(st) + 1
+        } else {
+            (avail - span) / st + 1
+        };
+        if ceil && (out - 1) * st >= n + pb {
+            out -= 1;
+        }
+        let extra = ((out - 1) * st + span).saturating_sub(avail);
+        pads.push((pb, pe + extra));
+        outs.push(out);
+        counts.push(
+            (0..out)
+                .map(|o| {
+                    (0..k)
+                        .map(|j| o * st + j * d)
+                        .filter(|&p| {
+                            if include_pad {
+                                p < avail
+                            } else {
+                                p >= pb && p < pb + n
+                            }
+                        })
+                        .count() as f32
+                })
+                .collect(),
+        );
+    }
+    let c = dims[1];
+    let mut wdims = vec![c, 1];
+    wdims.extend(&win.kernel);
+    let taps: usize = wdims.iter().product();
+    let ones = Float::from_data(TensorData::new(vec![1f32; taps], wdims), device)
+        .map_err(|e| e.to_string())?;
+    let sums = ConvLayer::conv(
+        ones,
+        None,
+        Window {
+            kernel: win.kernel.clone(),
+            stride: win.stride.clone(),
+            dilation: win.dilation.clone(),
+            padding: convnet_layers::Padding::Explicit(pads),
+        },
+        c,
+    )
+    .map_err(|e| e.to_string())?
+    .forward(x)?;
+    // 1 / count over the output grid, the outer product of the per-axis counts.
+    let mut inverse = vec![1f32];
+    for axis in &counts {
+        inverse = inverse
+            .iter()
+            .flat_map(|&a| axis.iter().map(move |&b| a * b))
+            .collect();
+    }
+    let inverse: Vec<f32> = inverse
+        .into_iter()
+        .map(|v| if v > 0.0 { 1.0 / v } else { 0.0 })
+        .collect();
+    let mut idims = vec![1, 1];
+    idims.extend(&outs);
+    let inverse =
+        Float::from_data(TensorData::new(inverse, idims), device).map_err(|e| e.to_string())?;
+    mul_float(sums, inverse)
 }
 
 fn channel_affine(x: Float, scale: Tensor<1>, shift: Tensor<1>) -> R<Float> {

@@ -24,6 +24,7 @@ pub enum ConvLayer {
 }
 
 /// Settings shared by the 1D, 2D and 3D forms, one entry per spatial axis.
+#[derive(Debug, Clone)]
 pub struct Window {
     pub kernel: Vec<usize>,
     pub stride: Vec<usize>,

@@ -542,13 +542,6 @@ fn refusal(node: &Node) -> Option<String> {
                 .is_none_or(|v| v.contains(&true));
             training.then(|| format!("{op} (training_mode)"))
         }
-        Node::AveragePool1d(n) if n.config.dilation != 1 => Some(format!("{op} (dilations)")),
-        Node::AveragePool2d(n) if n.config.dilation.iter().any(|&d| d != 1) => {
-            Some(format!("{op} (dilations)"))
-        }
-        Node::AveragePool3d(n) if n.config.dilation.iter().any(|&d| d != 1) => {
-            Some(format!("{op} (dilations)"))
-        }
         Node::MaxPool1d(_) | Node::MaxPool2d(_) | Node::MaxPool3d(_)
             if node.outputs().len() > 1 =>
         {
