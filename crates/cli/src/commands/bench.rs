@@ -422,7 +422,7 @@ struct InferResult {
 fn infer_onnx(path: &str, args: &InferArgs, device: &Device) -> Result<InferResult> {
     use burn::tensor::TensorData;
     let model = super::onnx::open(std::path::Path::new(path))?;
-    let params = model.summary(device).total_params as usize;
+    let params = model.total_params() as usize;
     let batch = |n: usize| -> Result<TensorData> {
         Ok(
             Tensor::<4>::random([n, 3, 224, 224], Distribution::Normal(0.0, 1.0), device)

@@ -243,7 +243,11 @@ impl OnnxModel {
                     .enumerate()
                     .map(|(i, d)| d.or((i == 0).then_some(1)))
                     .collect::<Option<_>>()?;
+                // A fixed input too large for memory is summarised from the parser's shapes.
                 let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+                convnet_layers::Bytes::of(&dims, 8)
+                    .check("a summary run")
+                    .ok()?;
                 Some(if info.dtype.is_float() {
                     TensorData::new(vec![0f32; n], dims)
                 } else {
@@ -252,10 +256,11 @@ impl OnnxModel {
             })
             .collect::<Option<Vec<_>>>()?;
         let values = self.check_inputs(&zeros, device).ok()?;
-        let plan = Prepared::new(&self.graph, device).ok()?;
         let mut shapes = vec![Vec::new(); self.graph.nodes.len()];
-        plan.run_observed(&self.graph, values, &mut |i, outs| {
-            shapes[i] = outs.iter().map(Value::dims).collect();
+        self.with_plan(device, |plan| {
+            plan.run_observed(&self.graph, values, &mut |i, outs| {
+                shapes[i] = outs.iter().map(Value::dims).collect();
+            })
         })
         .ok()?;
         Some(shapes)
@@ -272,6 +277,16 @@ impl OnnxModel {
         device: &Device,
     ) -> Result<Vec<TensorData>, GraphError> {
         let values = self.check_inputs(inputs, device)?;
+        let outputs = self.with_plan(device, |plan| plan.run(&self.graph, values))?;
+        Ok(outputs.into_iter().map(Value::into_data).collect())
+    }
+
+    /// `work` with the weights and layers on `device`, prepared once and kept for later runs.
+    fn with_plan<T>(
+        &self,
+        device: &Device,
+        work: impl FnOnce(&Prepared) -> Result<T, GraphError>,
+    ) -> Result<T, GraphError> {
         let mut prepared = self
             .prepared
             .lock()
@@ -279,11 +294,15 @@ impl OnnxModel {
         if prepared.as_ref().is_none_or(|p| &p.device != device) {
             *prepared = Some(Prepared::new(&self.graph, device)?);
         }
-        let Some(plan) = prepared.as_ref() else {
-            unreachable!("prepared above")
-        };
-        let outputs = plan.run(&self.graph, values)?;
-        Ok(outputs.into_iter().map(Value::into_data).collect())
+        match prepared.as_ref() {
+            Some(plan) => work(plan),
+            None => unreachable!("prepared above"),
+        }
+    }
+
+    /// The parameters of every node (weights, biases, statistics), as the summary counts them.
+    pub fn total_params(&self) -> u64 {
+        self.graph.nodes.iter().map(summary::node_params).sum()
     }
 
     fn check_inputs(

@@ -48,6 +48,19 @@ const SHAPE_OPS: &[&str] = &[
     "Tile",
 ];
 
+/// The elements of a node's constant inputs, unless they are sizes or indices.
+pub fn node_params(n: &onnx_ir::Node) -> u64 {
+    if SHAPE_OPS.contains(&n.node_type().to_string().as_str()) {
+        return 0;
+    }
+    n.inputs()
+        .iter()
+        .filter(|a| a.is_static() || a.is_constant())
+        .filter_map(|a| a.ty.static_shape_known())
+        .map(|s| s.iter().product::<usize>() as u64)
+        .sum()
+}
+
 fn io(list: &[TensorInfo]) -> Vec<(String, String)> {
     list.iter()
         .map(|t| (t.name.clone(), format!("{:?}{}", t.dtype, t.shape_text())))
@@ -73,16 +86,7 @@ pub fn summarize(model: &OnnxModel, traced: Option<Vec<Vec<Vec<usize>>>>) -> Gra
                     .map(|o| TensorInfo::of(o).shape_text())
                     .collect(),
             },
-            params: if SHAPE_OPS.contains(&n.node_type().to_string().as_str()) {
-                0
-            } else {
-                n.inputs()
-                    .iter()
-                    .filter(|a| a.is_static() || a.is_constant())
-                    .filter_map(|a| a.ty.static_shape_known())
-                    .map(|s| s.iter().product::<usize>() as u64)
-                    .sum()
-            },
+            params: node_params(n),
         })
         .collect();
     GraphSummary {
