@@ -12,6 +12,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 scripts/install-data.sh
+scripts/install-browser.sh
 scripts/fetch-pretrained.sh
 scripts/fetch-trees.sh
 

@@ -74,6 +74,9 @@ enum Command {
     /// Write a model, a training run or a checkpoint as an ONNX file (weights, class names and
     /// preprocessing included).
     Export(commands::export::Args),
+    /// Serve models over HTTP: a JSON API (classify, detect, segment, faces, a gallery) and a
+    /// page at `/` to try them on a photo.
+    Serve(commands::serve::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -116,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dataset(args) => commands::datasets::run(args),
         Command::Embed(args) => commands::embed::run(args, &device()?, cli.quiet),
         Command::Export(args) => commands::export::run(args, &device()?),
+        Command::Serve(args) => commands::serve::run(args, &device()?),
     }
 }
 
@@ -149,55 +153,8 @@ fn main() -> ExitCode {
     match in_compute_pool(|| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", one_line(err.chain().map(ToString::to_string)));
+            eprintln!("error: {}", convnet_apps::errors::one_line(err.as_ref()));
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The error and its causes on one line, joined by `: ` as anyhow's `{:#}` does, each cause
-/// left out when the text before it already ends with it: a wrapper whose message quotes its
-/// source (`gallery g.db: disk full`, source `disk full`) would otherwise print it twice. The
-/// error types here keep their sources out of their messages; this is for those that do not
-/// (a library's, a `with_context` that formats the error it wraps).
-fn one_line(parts: impl IntoIterator<Item = String>) -> String {
-    let mut line = String::new();
-    for part in parts {
-        let part = part.trim();
-        if part.is_empty() || line.ends_with(part) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(part);
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn causes_join_on_one_line_without_repeats() {
-        let parts = |p: &[&str]| one_line(p.iter().map(|s| s.to_string()));
-        assert_eq!(
-            parts(&[
-                "cannot read w.pth",
-                "No such file or directory (os error 2)"
-            ]),
-            "cannot read w.pth: No such file or directory (os error 2)"
-        );
-        assert_eq!(
-            parts(&[
-                "gallery g.db: disk I/O error",
-                "disk I/O error",
-                "Error code 10: disk I/O error"
-            ]),
-            "gallery g.db: disk I/O error: Error code 10: disk I/O error"
-        );
-        assert_eq!(parts(&["a: b", "b"]), "a: b");
-        assert_eq!(parts(&["only"]), "only");
     }
 }

@@ -78,6 +78,13 @@ pub fn load_image_file(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>, DataEr
     Ok(fit(&decode_image(path)?, shape))
 }
 
+/// A decoded picture with the same conversion as [`load_folder`]: `C * H * W` pixels, channels
+/// first.
+pub fn image_pixels(img: &DynamicImage, shape: [usize; 3]) -> Result<Vec<u8>, DataError> {
+    check_shape(shape)?;
+    Ok(fit(img, shape))
+}
+
 /// Decodes a picture file (its format guessed from the content), or says which file failed:
 /// [`convnet_vision::image_io::decode_image`], which refuses truncated and oversized pictures.
 pub fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {

@@ -202,6 +202,34 @@ fn section(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 impl Checkpoint {
+    /// A checkpoint of `model` (built from `spec`) before any training: epoch 0, no history, no
+    /// optimizer state. What tools and tests hand to anything that opens checkpoints when the
+    /// weights' values do not matter.
+    pub fn untrained(
+        spec: &ModelSpec,
+        model: &Sequential,
+        classes: Vec<String>,
+        normalization: NormalizationMeta,
+    ) -> Result<Self, TrainError> {
+        Ok(Self {
+            meta: CheckpointMeta {
+                format: FORMAT_VERSION,
+                spec: spec.to_toml()?,
+                classes,
+                normalization,
+                epoch: 0,
+                global_step: 0,
+                steps_into_epoch: None,
+                best_val_accuracy: None,
+                best_epoch: None,
+                config: TrainConfig::new(&spec.name, "none"),
+                history: Vec::new(),
+            },
+            model: weights::to_bytes(model).map_err(TrainError::Config)?,
+            optimizer: None,
+        })
+    }
+
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         let meta = serde_json::to_vec(&self.meta).map_err(|e| e.to_string())?;
         let optimizer = self.optimizer.as_deref().unwrap_or(&[]);

@@ -24,6 +24,10 @@ enum What {
     /// batch-16 throughput, as `../shared/bench/pytorch/infer_torch.py` and `infer_ort.py`
     /// measure them.
     Infer(InferArgs),
+    /// A bounded load test of an inference server on this machine (`convnet serve`, or a peer
+    /// with the same routes): requests per second and p50/p99 latency at fixed concurrencies,
+    /// and the server's resident memory.
+    Serve(super::load::LoadArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -583,6 +587,7 @@ pub fn run(args: Args, device: &Device, device_arg: DeviceArg) -> Result<()> {
     match args.what {
         What::Conv(a) => conv(a, device, device_arg),
         What::Infer(a) => infer(a, device, device_arg),
+        What::Serve(a) => super::load::run(a),
     }
 }
 

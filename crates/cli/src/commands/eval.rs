@@ -3,18 +3,15 @@
 //! (a run with a YOLO head file), mAP on the held-out generated scenes; for a segmentation
 //! network, mean IoU on its data set's test pictures.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use burn::tensor::Device;
-use convnet_data::ClassSelection;
-use convnet_train::ConfusionMatrix;
-use convnet_train::metrics::argmax_rows;
+use convnet_apps::classify::Ensemble;
+use convnet_apps::classify::val::EvalRequest;
+use convnet_apps::run::{EvalOptions, checkpoint_line};
+use convnet_train::Observer;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
-
-use super::classifier::Ensemble;
-use super::dataset::{DataSource, Locations};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -63,49 +60,6 @@ pub struct Args {
     json: bool,
 }
 
-/// What `convnet eval` passes on to detectors' and segmentation networks' evaluations.
-pub struct Options<'a> {
-    /// Where Fashion-MNIST's IDX files are (the generated scenes are made of them).
-    pub data: Option<&'a Path>,
-    /// The first N test pictures only.
-    pub limit: Option<usize>,
-    pub flip_tta: bool,
-    pub json: bool,
-}
-
-/// `RUN/checkpoints/x.ckpt` -> `RUN`; a checkpoint elsewhere -> its folder.
-pub(super) fn run_dir_of(checkpoint: &Path) -> PathBuf {
-    let folder = checkpoint.parent().unwrap_or(Path::new("."));
-    match folder.file_name() {
-        Some(n) if n == convnet_train::checkpoint::CHECKPOINT_DIR => {
-            folder.parent().unwrap_or(Path::new(".")).to_path_buf()
-        }
-        _ => folder.to_path_buf(),
-    }
-}
-
-/// `path` with where in its run it was written: after which epoch, and for a checkpoint saved
-/// inside an epoch (`--save-every`), how many steps into the next.
-pub(super) fn checkpoint_line(path: &Path, meta: &convnet_train::CheckpointMeta) -> String {
-    format!(
-        "{} ({})",
-        path.display(),
-        position(meta.epoch, meta.global_step, meta.steps_into_epoch)
-    )
-}
-
-/// `epochs` completed, `global_step` steps in all, `steps_into_epoch` of the next epoch when
-/// the checkpoint was written inside it.
-fn position(epochs: usize, global_step: usize, steps_into_epoch: Option<usize>) -> String {
-    match steps_into_epoch {
-        Some(steps) => format!(
-            "epoch {} step {steps}, mid-epoch; global step {global_step}",
-            epochs + 1
-        ),
-        None => format!("after epoch {epochs}; global step {global_step}"),
-    }
-}
-
 fn cell(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.3}", v))
 }
@@ -115,30 +69,61 @@ fn classifier_only(args: &Args) -> bool {
     args.dataset.is_some() || args.labels.is_some() || args.out.is_some() || args.split != "test"
 }
 
-fn options(args: &Args) -> Options<'_> {
-    Options {
+fn options(args: &Args) -> EvalOptions<'_> {
+    EvalOptions {
         data: args.data.as_deref(),
         limit: args.limit,
         flip_tta: args.flip_tta,
-        json: args.json,
+    }
+}
+
+/// The bar of a classifier's evaluation, shown once the number of examples is known.
+struct Evaluating {
+    bar: ProgressBar,
+    hidden: bool,
+}
+
+impl Observer for Evaluating {
+    fn validation_start(&mut self, examples: usize) {
+        if !self.hidden {
+            self.bar = ProgressBar::new(examples as u64).with_style(
+                ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} ETA {eta}")
+                    .expect("a valid progress template"),
+            );
+        }
+    }
+
+    fn validation_progress(&mut self, examples: usize) {
+        self.bar.inc(examples as u64);
     }
 }
 
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
     // A detector's run is scored by mAP on generated scenes, not by accuracy.
-    if let Some(run_dir) = super::detect::detector_run_of(&args.checkpoint) {
+    if let Some(run_dir) = convnet_apps::detect::detector_run_of(&args.checkpoint) {
         if classifier_only(&args) {
             anyhow::bail!(
                 "{} is a detector's run: it is evaluated on the generated test scenes (no --dataset, --labels, --split or --out)",
                 run_dir.display()
             );
         }
-        return super::detect::evaluate_run(
+        let scored = convnet_apps::detect::val::evaluate_run(
             &args.checkpoint,
             &args.ensemble,
             &options(&args),
             device,
-        );
+        )?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&scored.report)?);
+        } else {
+            for (path, meta) in &scored.checkpoints {
+                println!("{}", checkpoint_line(path, meta));
+            }
+            let table =
+                convnet_apps::detect::val::scores_table(&scored.report, &scored.classes, None);
+            println!("{table}");
+        }
+        return Ok(());
     }
     let mut paths = vec![args.checkpoint.clone()];
     paths.extend(args.ensemble.iter().cloned());
@@ -151,112 +136,37 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
                 "a segmentation network is evaluated on the test set of the data set it was trained on (no --dataset, --labels, --split or --out)"
             );
         }
-        return super::segment::evaluate(&ensemble, &options(&args), device);
+        let scored = convnet_apps::segment::val::evaluate(&ensemble, &options(&args), device)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&scored.report)?);
+        } else {
+            for m in &ensemble.members {
+                println!("{}", checkpoint_line(&m.path, &m.meta));
+            }
+            println!("{}", scored.table());
+        }
+        return Ok(());
     }
     if args.flip_tta {
         anyhow::bail!("--flip-tta is for detectors and segmentation networks");
     }
-    let dataset = args
-        .dataset
-        .clone()
-        .unwrap_or_else(|| first.meta.config.dataset.clone());
-    let npy = Path::new(&dataset).extension().is_some_and(|e| e == "npy");
-    let locations = Locations {
-        data_dir: args.data.as_deref(),
-        labels: args.labels.as_deref(),
-        // A .npy set named here is what is evaluated, whatever the split.
-        test: args
-            .labels
-            .as_deref()
-            .filter(|_| npy)
-            .map(|labels| (Path::new(&dataset), labels)),
+    let request = EvalRequest {
+        dataset: args.dataset.clone(),
+        labels: args.labels.clone(),
+        data: args.data.clone(),
+        split: args.split.clone(),
+        limit: args.limit,
+        out: args.out.clone(),
     };
-    let source = DataSource::resolve(&dataset, &locations)?;
-    let set = source.load_split(
-        &args.split,
-        ensemble.input().try_into().ok(),
-        args.limit,
-        first.meta.config.seed,
-    )?;
-    // A run trained on some of its data set's classes (`--only-classes`) is scored on the same
-    // classes, relabelled as in training.
-    let config = &first.meta.config;
-    let set = if config.only_classes.is_empty() || dataset != config.dataset {
-        set
-    } else {
-        set.select(&ClassSelection {
-            classes: config.only_classes.clone(),
-            per_class: None,
-            seed: config.seed,
-        })?
+    let mut bar = Evaluating {
+        bar: ProgressBar::hidden(),
+        hidden: quiet || args.json,
     };
-    convnet_data::check_not_empty(&format!("{} ({dataset})", args.split), set.len())?;
-    if set.example_shape() != ensemble.input() {
-        anyhow::bail!(
-            "the data set's examples are {:?} but the model takes {:?}",
-            set.example_shape(),
-            ensemble.input()
-        );
-    }
-    let classes = ensemble.classes().to_vec();
-    if set.classes().len() > classes.len() {
-        anyhow::bail!(
-            "the data set has {} classes but the model only {}",
-            set.classes().len(),
-            classes.len()
-        );
-    }
-    let labels = set.labels();
-    let bar = if quiet || args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new((set.len() * ensemble.members.len()) as u64).with_style(
-            ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} ETA {eta}")
-                .expect("a valid progress template"),
-        )
-    };
-    let probs = ensemble.probabilities(set.into_examples(), device, |n| bar.inc(n as u64))?;
-    bar.finish_and_clear();
-
-    let k = classes.len();
-    let mut confusion = ConfusionMatrix::new(k);
-    confusion.add(&labels, &argmax_rows(&probs, k));
-    let loss = labels
-        .iter()
-        .enumerate()
-        .map(|(i, &y)| -(probs[i * k + y].max(1e-12) as f64).ln())
-        .sum::<f64>()
-        / labels.len().max(1) as f64;
-    let report = confusion.report(&classes);
-    let png = args
-        .out
-        .clone()
-        .unwrap_or_else(|| run_dir_of(&first.path).join("confusion.png"));
-    convnet_vision::chart::confusion_png(
-        &png,
-        &confusion.counts,
-        &classes,
-        &format!(
-            "Confusion matrix ({} {}, accuracy {:.2}%)",
-            dataset,
-            args.split,
-            100.0 * confusion.accuracy()
-        ),
-    )?;
-
+    let scored = convnet_apps::classify::val::evaluate(&ensemble, &request, device, &mut bar);
+    bar.bar.finish_and_clear();
+    let scored = scored?;
     if args.json {
-        let out = json!({
-            "checkpoints": ensemble.members.iter().map(|m| &m.path).collect::<Vec<_>>(),
-            "dataset": dataset,
-            "split": args.split,
-            "examples": labels.len(),
-            "accuracy": confusion.accuracy(),
-            "loss": loss,
-            "classes": report,
-            "confusion": confusion.counts,
-            "confusion_png": png,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&scored.report())?);
         return Ok(());
     }
     let members = ensemble
@@ -266,21 +176,21 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
         .collect::<Vec<_>>()
         .join(" + ");
     println!(
-        "{members} on {dataset} {} ({} images)",
-        args.split,
-        labels.len()
+        "{members} on {} {} ({} images)",
+        scored.dataset, scored.split, scored.examples
     );
     println!(
         "accuracy {:.2}%  loss {:.4}\n",
-        100.0 * confusion.accuracy(),
-        loss
+        100.0 * scored.accuracy,
+        scored.loss
     );
+    let classes = ensemble.classes();
     let width = classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
     println!(
         "{:<width$}  {:>9}  {:>6}  {:>6}  {:>7}",
         "class", "precision", "recall", "f1", "support"
     );
-    for r in &report {
+    for r in &scored.classes {
         println!(
             "{:<width$}  {:>9}  {:>6}  {:>6}  {:>7}",
             r.class,
@@ -290,21 +200,6 @@ pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
             r.support
         );
     }
-    println!("\nconfusion matrix: {}", png.display());
+    println!("\nconfusion matrix: {}", scored.confusion_png.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::position;
-
-    #[test]
-    fn a_checkpoint_says_where_in_its_run_it_was_written() {
-        assert_eq!(position(3, 1200, None), "after epoch 3; global step 1200");
-        // Saved 2,000 steps into the first epoch (`--save-every 2000`): no epoch completed.
-        assert_eq!(
-            position(0, 2000, Some(2000)),
-            "epoch 1 step 2000, mid-epoch; global step 2000"
-        );
-    }
 }

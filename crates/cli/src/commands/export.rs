@@ -155,7 +155,7 @@ fn from_run(args: &Args, path: &Path, device: &Device) -> Result<Source> {
     let checkpoint = Checkpoint::resolve(path)?;
     let ckpt = Checkpoint::load(&checkpoint)?;
     let model = ckpt.model(&checkpoint, device)?;
-    let run_dir = super::eval::run_dir_of(&checkpoint);
+    let run_dir = convnet_apps::models::run_dir_of(&checkpoint);
     let n = &ckpt.meta.normalization;
     let mut metadata = Metadata {
         classes: ckpt.meta.classes.clone(),
@@ -171,8 +171,8 @@ fn from_run(args: &Args, path: &Path, device: &Device) -> Result<Source> {
         size: args.size.clone(),
         ..ExportOptions::default()
     };
-    if let Some(dir) = super::detect::detector_run_of(&checkpoint) {
-        let head_path = dir.join(super::detect::HEAD_FILE);
+    if let Some(dir) = convnet_apps::detect::detector_run_of(&checkpoint) {
+        let head_path = dir.join(convnet_apps::detect::HEAD_FILE);
         let text = std::fs::read_to_string(&head_path)
             .with_context(|| format!("cannot read {}", head_path.display()))?;
         let head: Value = serde_json::from_str(&text)

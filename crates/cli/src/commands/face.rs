@@ -8,19 +8,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
+use convnet_apps::faces::{self, check_threshold};
 use convnet_data::folder::decode_image;
-use convnet_face::gallery::{Gallery, Identity};
-use convnet_face::pipeline::{DEFAULT_THRESHOLD, DETECTOR_MANIFEST, Face, FaceModels, largest};
+use convnet_face::gallery::Gallery;
+use convnet_face::pipeline::{DEFAULT_THRESHOLD, Face, FaceModels, largest};
 use convnet_face::recognition::ENCODING_SIZE;
-use convnet_vision::chart::{save_rgb_png, series_colour};
-use convnet_vision::draw::draw_box;
-use image::{Rgb, RgbImage};
+use convnet_vision::chart::save_rgb_png;
+use image::RgbImage;
 use serde_json::{Value, json};
-
-use super::detect::find_default;
-
-/// Where the fetch script puts face-api's models.
-const MODELS_DIR: &str = "third_party/face-api/model";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -162,46 +157,15 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
 
 impl ModelArgs {
     fn load(&self, device: &Device) -> Result<FaceModels> {
-        if !(0.0..1.0).contains(&self.min_score) {
-            bail!("--min-score must lie in [0, 1), not {}", self.min_score);
-        }
-        let dir = match &self.models {
-            Some(dir) => dir.clone(),
-            None => find_default(&format!("{MODELS_DIR}/{DETECTOR_MANIFEST}"))
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-                .with_context(|| {
-                    format!(
-                        "face-api's models are not in {MODELS_DIR}: run scripts/fetch-pretrained.sh face-api or pass --models DIR"
-                    )
-                })?,
-        };
-        let mut models = FaceModels::load(&dir, device)?;
-        models.options.min_confidence = self.min_score;
-        Ok(models)
+        faces::load(self.models.as_deref(), self.min_score, device)
     }
-}
-
-fn check_threshold(threshold: f32) -> Result<()> {
-    if !(threshold.is_finite() && threshold > 0.0) {
-        bail!("--threshold must be a positive distance, not {threshold}");
-    }
-    Ok(())
 }
 
 /// The picture's faces; none is an error that names the file.
 fn faces_in(models: &FaceModels, path: &Path) -> Result<(RgbImage, Vec<Face>)> {
     let picture = decode_image(path)?.to_rgb8();
-    let faces = models
-        .faces(&picture)
-        .with_context(|| format!("{}", path.display()))?;
-    if faces.is_empty() {
-        bail!(
-            "{}: no face found (at --min-score {})",
-            path.display(),
-            models.options.min_confidence
-        );
-    }
-    Ok((picture, faces))
+    let found = faces::faces_in(models, &picture, &path.display().to_string())?;
+    Ok((picture, found))
 }
 
 fn face_json(face: &Face) -> Value {
@@ -364,31 +328,13 @@ fn identify(args: IdentifyArgs, device: &Device) -> Result<()> {
     let gallery = Gallery::open(&args.gallery.gallery)?;
     let models = args.models.load(device)?;
     let (picture, faces) = faces_in(&models, &args.image)?;
-    let mut results = Vec::new();
-    let mut labels = Vec::new();
-    for face in &faces {
-        let identity = gallery.identify(&face.encoding.0, args.threshold)?;
-        let (name, distance, label) = match &identity {
-            Identity::Known { name, distance } => (
-                Some(name.clone()),
-                Some(*distance),
-                format!("{name} {distance:.2}"),
-            ),
-            Identity::Unknown { nearest } => (
-                None,
-                nearest.as_ref().map(|(_, d)| *d),
-                "unknown".to_string(),
-            ),
-        };
-        let nearest = match &identity {
-            Identity::Unknown {
-                nearest: Some((n, _)),
-            } => Some(n.clone()),
-            _ => None,
-        };
-        results.push((face, name, distance, nearest));
-        labels.push(label);
-    }
+    let named = faces::identify(&gallery, &faces, args.threshold)?;
+    let labels: Vec<String> = named.iter().map(faces::Named::label).collect();
+    let results: Vec<_> = faces
+        .iter()
+        .zip(&named)
+        .map(|(face, n)| (face, &n.name, n.distance, &n.nearest_unmatched))
+        .collect();
     if let Some(out) = &args.output {
         draw(&picture, &faces, &labels, out)?;
     }
@@ -453,30 +399,8 @@ fn remove(args: RemoveArgs) -> Result<()> {
     Ok(())
 }
 
-/// The picture with each face's box, label and landmarks.
+/// The picture with each face's box, label and landmarks, written to `out`.
 fn draw(picture: &RgbImage, faces: &[Face], labels: &[String], out: &Path) -> Result<()> {
-    let mut img = picture.clone();
-    let thickness = (img.width().max(img.height()) / 300).max(2);
-    for (i, (face, label)) in faces.iter().zip(labels).enumerate() {
-        let colour = if label == "unknown" {
-            Rgb([200, 200, 200])
-        } else {
-            series_colour(i)
-        };
-        draw_box(&mut img, &face.bbox, label, colour, thickness);
-        let r = (thickness as i64 / 2).max(1);
-        for &[x, y] in &face.landmarks {
-            for dy in -r..=r {
-                for dx in -r..=r {
-                    let (px, py) = (x as i64 + dx, y as i64 + dy);
-                    if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height()
-                    {
-                        img.put_pixel(px as u32, py as u32, colour);
-                    }
-                }
-            }
-        }
-    }
-    save_rgb_png(out, &img)?;
+    save_rgb_png(out, &faces::draw(picture, faces, labels))?;
     Ok(())
 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use burn::tensor::Device;
 
-use super::train::{self, OptimizerArg, Task, Transfer};
+use convnet_apps::run::Transfer;
+
+use super::train::{self, OptimizerArg, Task};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -3,7 +3,6 @@
 pub mod anchors;
 mod args;
 pub mod bench;
-mod classifier;
 mod dataset;
 pub mod datasets;
 pub mod detect;
@@ -15,13 +14,17 @@ pub mod face;
 pub mod filter;
 pub mod finetune;
 pub mod infer;
+pub mod load;
 pub mod models;
 mod onnx;
 pub mod predict;
-mod pretrained;
 mod progress;
 pub mod segment;
+pub mod serve;
 pub mod style;
 pub mod summary;
 pub mod train;
 pub mod visualize;
+
+// The application layer under the names the commands have always used.
+use convnet_apps::models as pretrained;

@@ -1,19 +1,16 @@
 //! `convnet predict`: the most likely classes of image files, from one trained model or the
 //! averaged probabilities of several.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use convnet_data::{Examples, ImageSet, TensorSet, folder, read_npy};
 use serde_json::json;
 
-use convnet_layers::Mode;
-
-use super::classifier::Ensemble;
-use super::{onnx, pretrained};
+use convnet_apps::classify::{Classifier, ClassifierSource, ClassifyOptions, Ensemble};
+use convnet_apps::models;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -66,12 +63,22 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
+    let options = ClassifyOptions {
+        preprocess: args.preprocess.clone(),
+        size: args.size,
+        labels: args.labels.clone(),
+    };
     let (names, classes, probs) = match (&args.model, &args.weights) {
-        (Some(model), None) if onnx::is_onnx(model) => {
-            onnx_probabilities(&args, Path::new(model), device)?
+        (Some(model), None) if models::is_onnx(model) => {
+            let source = ClassifierSource::Onnx(PathBuf::from(model));
+            pictures_probabilities(&args.paths, &source, &options, device)?
         }
-        (Some(model), Some(weights)) if !onnx::is_onnx(model) => {
-            pretrained_probabilities(&args, model, weights, device)?
+        (Some(model), Some(weights)) if !models::is_onnx(model) => {
+            let source = ClassifierSource::Pretrained {
+                model: model.clone(),
+                weights: weights.clone(),
+            };
+            pictures_probabilities(&args.paths, &source, &options, device)?
         }
         (Some(model), Some(_)) => bail!("{model} holds its own weights: leave out --weights"),
         (Some(_), None) => bail!("--model NAME needs --weights FILE (a .pth or .safetensors file)"),
@@ -133,108 +140,31 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Image names, class names and class probabilities (`[N, classes]` row-major) from a
-/// pretrained model: each image is preprocessed as the weights expect, then run in batches.
-fn pretrained_probabilities(
-    args: &Args,
-    model: &str,
-    weights: &Path,
+/// Image names, class names and class probabilities (`[N, classes]` row-major) of picture
+/// files from a pretrained or ONNX classifier, eight pictures decoded at a time.
+fn pictures_probabilities(
+    paths: &[PathBuf],
+    source: &ClassifierSource,
+    options: &ClassifyOptions,
     device: &Device,
 ) -> Result<(Vec<String>, Vec<String>, Vec<f32>)> {
-    let recipe = pretrained::preprocess_for(model, args.preprocess.as_deref(), args.size)?;
-    let [h, w] = recipe.size;
-    let input = [3, h, w];
-    let dict = pretrained::read_weights(weights, device)?;
-    let mut spec = pretrained::spec_for(model, Some(&input), 1000)?;
-    if !pretrained::is_spec_file(model)
-        && let Some(classes) = pretrained::classes_in(&spec, &dict, device)?
-    {
-        spec = pretrained::spec_for(model, Some(&input), classes)?;
+    let classifier = Classifier::open(source, options, device)?;
+    let (mut classes, mut probs) = (Vec::new(), Vec::new());
+    for chunk in paths.chunks(8) {
+        let pictures = chunk
+            .iter()
+            .map(|p| {
+                convnet_data::folder::decode_image(p)
+                    .with_context(|| format!("cannot use {}", p.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (names, p) =
+            classifier.probabilities(&pictures, |i| chunk[i].display().to_string(), device)?;
+        classes = names;
+        probs.extend(p);
     }
-    let (net, _) = pretrained::load(&spec, &dict, false, weights, device)?;
-    let classes = net.output_shape()?.dims().iter().product();
-    let names = pretrained::class_names(args.labels.as_deref(), classes)?;
-    let mut probs = Vec::with_capacity(args.paths.len() * classes);
-    for chunk in args.paths.chunks(8) {
-        let mut pixels = Vec::with_capacity(chunk.len() * 3 * h * w);
-        for image in chunk {
-            pixels.extend(
-                recipe
-                    .load(image)
-                    .with_context(|| format!("cannot use {}", image.display()))?,
-            );
-        }
-        let x = Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 3, h, w]), device);
-        let logits = net.forward_logits(x, Mode::Eval)?;
-        probs.extend(
-            softmax(logits, 1)
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()?,
-        );
-    }
-    let files = args.paths.iter().map(|p| p.display().to_string()).collect();
-    Ok((files, names, probs))
-}
-
-/// Image names, class names and probabilities from an ONNX classifier, one picture at a time
-/// (its batch axis may be fixed at 1).
-fn onnx_probabilities(
-    args: &Args,
-    path: &Path,
-    device: &Device,
-) -> Result<(Vec<String>, Vec<String>, Vec<f32>)> {
-    let model = onnx::open(path)?;
-    let mut probs = Vec::new();
-    let mut classes = 0;
-    for image in &args.paths {
-        let picture = convnet_data::folder::decode_image(image)?;
-        let recipe = onnx::recipe(
-            &model,
-            path,
-            args.preprocess.as_deref(),
-            args.size,
-            (picture.width(), picture.height()),
-            false,
-        )?;
-        let [h, w] = recipe.size;
-        let pixels = recipe
-            .apply(&picture)
-            .with_context(|| format!("cannot use {}", image.display()))?;
-        let out = onnx::run_picture(&model, pixels, [3, h, w], device)?;
-        let row = out
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        if classes != 0 && row.len() != classes || row.is_empty() {
-            bail!(
-                "{}: the output has {} values per picture; a classifier's is one score per class",
-                path.display(),
-                row.len()
-            );
-        }
-        classes = row.len();
-        let sum: f32 = row.iter().sum();
-        let is_probability =
-            row.iter().all(|&p| (0.0..=1.0).contains(&p)) && (sum - 1.0).abs() < 1e-3;
-        if is_probability {
-            probs.extend(row);
-        } else {
-            let x = Tensor::<2>::from_data(TensorData::new(row, [1, classes]), device);
-            probs.extend(
-                softmax(x, 1)
-                    .into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()?,
-            );
-        }
-    }
-    let names = match (&args.labels, onnx::stored_classes(&model)) {
-        (None, Some(stored)) if stored.len() == classes => stored,
-        _ => pretrained::class_names(args.labels.as_deref(), classes)?,
-    };
-    let files = args.paths.iter().map(|p| p.display().to_string()).collect();
-    Ok((files, names, probs))
+    let files = paths.iter().map(|p| p.display().to_string()).collect();
+    Ok((files, classes, probs))
 }
 
 /// The examples to classify, with a name for each: an image file, or `FILE[i]` for the i-th

@@ -6,6 +6,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use convnet_apps::run::Progress;
 use convnet_train::{EpochRecord, Observer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -186,6 +187,17 @@ impl Observer for Bars {
 
     fn note(&mut self, message: &str) {
         self.line(message);
+    }
+}
+
+impl Progress for Bars {
+    fn line(&mut self, text: &str) {
+        Bars::line(self, text);
+    }
+
+    /// On stderr even when quiet: what a warning says must not be lost with the bars.
+    fn warn(&mut self, text: &str) {
+        eprintln!("warning: {text}");
     }
 }
 

@@ -1,23 +1,14 @@
 //! `convnet train`: train a classifier on Fashion-MNIST or a folder of images, with a progress
 //! bar per epoch, validation, history, curves and checkpoints in a run directory.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use burn::module::Module;
+use anyhow::Result;
 use burn::tensor::Device;
-use convnet_data::{Augment, ClassSelection, Normalization};
-use convnet_layers::{HEAD_START, ModelSpec, Sequential};
-use convnet_train::checkpoint::{CHECKPOINT_DIR, LAST};
-use convnet_train::{
-    Checkpoint, OptimizerKind, OptimizerSettings, Schedule, TrainConfig, TrainData, evaluate,
-};
-use serde_json::json;
+use convnet_apps::run::{self, TEST_REPORT, TrainRequest, Transfer};
+use convnet_apps::{classify, detect, segment};
+use convnet_train::{OptimizerKind, TrainOutcome};
 
-use super::dataset::{DataSource, Locations};
-use super::pretrained;
 use super::progress::Bars;
 
 #[derive(clap::Args, Debug)]
@@ -199,22 +190,14 @@ pub(crate) enum Task {
     Detect,
 }
 
-impl Task {
-    fn defaults(self) -> (&'static str, &'static str) {
-        match self {
-            Task::Images => ("lenet5", super::dataset::FASHION_MNIST),
-            Task::Signal => ("signal-cnn", super::dataset::ECG),
-            Task::Volume => ("volume-cnn", super::dataset::MOTION),
-            Task::Segment => ("unet-small", super::segment::SCENES),
-            Task::Detect => ("tiny-yolo", super::segment::SCENES),
-        }
-    }
-
-    fn rank(self) -> usize {
-        match self {
-            Task::Images | Task::Segment | Task::Detect => 3,
-            Task::Signal => 2,
-            Task::Volume => 4,
+impl From<Task> for run::Task {
+    fn from(task: Task) -> Self {
+        match task {
+            Task::Images => run::Task::Images,
+            Task::Signal => run::Task::Signal,
+            Task::Volume => run::Task::Volume,
+            Task::Segment => run::Task::Segment,
+            Task::Detect => run::Task::Detect,
         }
     }
 }
@@ -225,170 +208,56 @@ pub(crate) enum OptimizerArg {
     Sgd,
 }
 
-/// The spec and weights a transfer run starts from, and the normalisation the base was trained
-/// with (its features expect inputs scaled that way). Weights that already carry a head for
-/// `classes` (a checkpoint of an earlier fine-tuning stage) are used as they are; otherwise the
-/// base's classifier is replaced by a new head.
-fn transfer_start(
-    base: &str,
-    t: &Transfer,
-    shape: &[usize],
-    classes: usize,
-    device: &Device,
-    bars: &Bars,
-) -> Result<(ModelSpec, Sequential, Option<Normalization>)> {
-    if t.classes != classes {
-        bail!(
-            "--classes {} but the data set has {classes} classes{}",
-            t.classes,
-            " (use --only-classes to pick some)"
-        );
-    }
-    let from_checkpoint = Checkpoint::is_checkpoint(&t.weights);
-    let (dict, normalization, earlier) = if from_checkpoint {
-        let path = Checkpoint::resolve(&t.weights)?;
-        let ckpt = Checkpoint::load(&path)?;
-        let spec = ckpt.spec(&path)?;
-        let model = ckpt.model(&path, device)?;
-        let continues = spec
-            .layers
-            .iter()
-            .any(|l| l.name.as_deref() == Some(HEAD_START))
-            && ckpt.meta.classes.len() == classes;
-        (
-            convnet_weights::to_state_dict(&model)?,
-            Some(Normalization::from(&ckpt.meta.normalization)),
-            continues.then_some(spec),
-        )
-    } else {
-        let dict = pretrained::read_weights(&t.weights, device)?;
-        // torchvision's ImageNet weights expect ImageNet's statistics.
-        let imagenet = (shape.first() == Some(&3)).then(|| Normalization {
-            mean: convnet_data::preprocess::IMAGENET_MEAN.to_vec(),
-            std: convnet_data::preprocess::IMAGENET_STD.to_vec(),
-        });
-        (dict, imagenet, None)
-    };
-    let spec = match earlier {
-        Some(spec) => spec,
-        None => pretrained::spec_for(base, Some(shape), classes)?.with_new_head(classes)?,
-    };
-    let (model, report) = pretrained::load(&spec, &dict, true, &t.weights, device)?;
-    // Only the new head may be missing: anything else means the weights are for another base.
-    let not_head = |k: &String| !k.starts_with("head.");
-    let missing: Vec<&String> = report.missing.iter().filter(|k| not_head(k)).collect();
-    let mismatched: Vec<String> = report
-        .mismatched
-        .iter()
-        .filter(|m| not_head(&m.key))
-        .map(|m| format!("{} (model {:?}, file {:?})", m.key, m.expected, m.found))
-        .collect();
-    let fits = missing.is_empty() && mismatched.is_empty();
-    if !fits && !t.allow_partial {
-        bail!(
-            "{} does not fit the base '{base}': {} of its layers' tensors are missing ({}){}; pass --allow-partial to train them from scratch",
-            t.weights.display(),
-            missing.len() + mismatched.len(),
-            missing
-                .iter()
-                .take(10)
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            if mismatched.is_empty() {
-                String::new()
-            } else {
-                format!("; mis-shaped: {}", mismatched.join(", "))
-            }
-        );
-    }
-    bars.line(&format!(
-        "transfer: {} tensors loaded from {}; the layers before '{}' are frozen",
-        report.loaded.len(),
-        t.weights.display(),
-        t.unfreeze_from.as_deref().unwrap_or(HEAD_START)
-    ));
-    Ok((spec, model, normalization))
-}
-
-/// The weights a segmentation or detection run starts from (`--init`), if any, with what was
-/// loaded for the run's report.
-pub(super) fn initial_model(
-    args: &Args,
-    spec: &ModelSpec,
-    device: &Device,
-    bars: &Bars,
-) -> Result<(Option<Sequential>, serde_json::Value)> {
-    let Some(path) = &args.init else {
-        return Ok((None, serde_json::Value::Null));
-    };
-    let (model, report) = pretrained::initial_model(spec, path, device)?;
-    let rest = if report.missing.is_empty() {
-        "none starts fresh"
-    } else {
-        "the rest start fresh"
-    };
-    bars.line(&format!(
-        "init: {} of the model's {} tensors from {} ({} of its tensors not used); {rest}",
-        report.loaded.len(),
-        report.loaded.len() + report.missing.len(),
-        path.display(),
-        report.unexpected.len()
-    ));
-    let summary = json!({
-        "weights": path,
-        "loaded": report.loaded.len(),
-        "fresh": report.missing.len(),
-        "unused": report.unexpected.len(),
-    });
-    Ok((Some(model), summary))
-}
-
-/// The model's spec fitted to the data: zoo models adapt to the images and classes; a spec
-/// file must already match them.
-fn model_spec(model: &str, shape: &[usize], classes: usize) -> Result<ModelSpec> {
-    let path = Path::new(model);
-    if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
-        let spec = ModelSpec::from_file(path)?;
-        if spec.input != shape {
-            bail!(
-                "{}: the model takes input {:?} but the data set's images are {:?} (channels, height, width)",
-                path.display(),
-                spec.input,
-                shape
-            );
+impl From<OptimizerArg> for OptimizerKind {
+    fn from(optimizer: OptimizerArg) -> Self {
+        match optimizer {
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
         }
-        return Ok(spec);
     }
-    Ok(convnet_zoo::classifier_spec(model, shape, classes)?)
 }
 
-fn folder_shape(args: &Args, model: &str) -> Result<[usize; 3]> {
-    let path = Path::new(model);
-    let input = if path.extension().is_some_and(|e| e == "toml") || path.is_file() {
-        ModelSpec::from_file(path)?.input
-    } else {
-        convnet_zoo::spec(model)?.input
-    };
-    if input.len() != 3 {
-        bail!("the model's input {input:?} is not an image (channels, height, width)");
+impl Args {
+    /// The run these options ask for, fine-tuned from `transfer`'s weights when given.
+    fn request(self, transfer: Option<Transfer>) -> TrainRequest {
+        TrainRequest {
+            task: self.task.into(),
+            model: self.model,
+            dataset: self.dataset,
+            labels: self.labels,
+            test_dataset: self.test_dataset,
+            test_labels: self.test_labels,
+            train_size: self.train_size,
+            data: self.data,
+            epochs: self.epochs,
+            batch: self.batch,
+            optimizer: self.optimizer.into(),
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            schedule: self.schedule,
+            augment: self.augment,
+            seed: self.seed,
+            val_split: self.val_split,
+            patience: self.patience,
+            save_every: self.save_every,
+            only_classes: self.only_classes,
+            per_class: self.per_class,
+            limit: self.limit,
+            test_limit: self.test_limit,
+            size: self.size,
+            channels: self.channels,
+            out: self.out,
+            resume: self.resume,
+            tile: self.tile,
+            overlap: self.overlap,
+            anchors: self.anchors,
+            init: self.init,
+            binary: self.binary,
+            loss: self.loss,
+            transfer,
+        }
     }
-    let channels = args.channels.unwrap_or(input[0]);
-    if channels != 1 && channels != 3 {
-        bail!("--channels must be 1 or 3, got {channels}");
-    }
-    let size = args.size.unwrap_or(input[1]);
-    Ok([channels, size, size])
-}
-
-/// Transfer learning on top of a training run (`convnet finetune`): start from pretrained
-/// weights under a new head and freeze the layers before `freeze_before`.
-pub(crate) struct Transfer {
-    pub weights: PathBuf,
-    pub classes: usize,
-    /// The first layer that learns (default: the new head).
-    pub unfreeze_from: Option<String>,
-    pub allow_partial: bool,
 }
 
 pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
@@ -401,286 +270,92 @@ pub(crate) fn run_with(
     device: &Device,
     quiet: bool,
 ) -> Result<()> {
-    let resume = match &args.resume {
-        Some(dir) => {
-            let path = dir.join(CHECKPOINT_DIR).join(LAST);
-            let ckpt = Checkpoint::load(&path)
-                .with_context(|| format!("cannot resume from {}", dir.display()))?;
-            Some((ckpt, path))
+    let json = args.json;
+    let request = args.request(transfer);
+    let run = run::start(&request)?;
+    let mut bars = Bars::new(quiet || json);
+    match request.task {
+        run::Task::Segment => {
+            let trained = segment::train::train(&request, run, device, &mut bars)?;
+            if json {
+                return print_json(&trained.report);
+            }
+            if let Some(m) = &trained.test {
+                let epoch = trained.outcome.best_epoch.unwrap_or(0);
+                let what = format!("best checkpoint, epoch {epoch}");
+                println!(
+                    "{}",
+                    segment::val::metrics_table(m, &trained.classes, &what)
+                );
+            }
+            println!("{:.1} s per epoch", trained.outcome.seconds_per_epoch());
+            print_history(&trained.run_dir);
+            print_report(&trained.run_dir);
+            println!("checkpoints: {}", trained.outcome.best_checkpoint.display());
         }
-        None => None,
-    };
-    let (default_model, default_dataset) = args.task.defaults();
-    let model_name = match (&args.model, &resume) {
-        (Some(m), _) => m.clone(),
-        (None, Some((ckpt, _))) => ckpt.meta.config.model.clone(),
-        (None, None) => default_model.to_string(),
-    };
-    let mut config = match &resume {
-        Some((ckpt, _)) => ckpt.meta.config.clone(),
-        None => TrainConfig::new(
-            &model_name,
-            args.dataset.as_deref().unwrap_or(default_dataset),
-        ),
-    };
-    config.epochs = args.epochs;
-    if resume.is_some() {
-        // A resumed run keeps its recipe, except what the user says to change.
-        if let Some(lr) = args.lr {
-            config.optimizer.lr = lr;
-        }
-        if args.patience.is_some() {
-            config.patience = args.patience;
-        }
-    } else {
-        let kind = match args.optimizer {
-            OptimizerArg::Adam => OptimizerKind::Adam,
-            OptimizerArg::Sgd => OptimizerKind::Sgd,
-        };
-        config.batch_size = args.batch;
-        config.optimizer = OptimizerSettings {
-            kind,
-            lr: args.lr.unwrap_or(match kind {
-                OptimizerKind::Adam => 1e-3,
-                OptimizerKind::Sgd => 1e-2,
-            }),
-            momentum: match kind {
-                OptimizerKind::Adam => 0.0,
-                OptimizerKind::Sgd => args.momentum,
-            },
-            weight_decay: args.weight_decay,
-        };
-        config.schedule = Schedule::parse(&args.schedule)?;
-        config.augment = if args.augment == "none" {
-            String::new()
-        } else {
-            args.augment.clone()
-        };
-        config.seed = args.seed;
-        config.val_fraction = args.val_split;
-        config.patience = args.patience;
-        config.only_classes = match &args.only_classes {
-            Some(list) => ClassSelection::parse_classes(list)?,
-            None => Vec::new(),
-        };
-        config.per_class = args.per_class;
-    }
-    if let Some(init) = &args.init {
-        if !matches!(args.task, Task::Segment | Task::Detect) {
-            bail!(
-                "--init starts segmentation and detection runs; a classifier starts from pretrained weights with `convnet finetune`"
-            );
-        }
-        config.init = Some(init.display().to_string());
-    }
-    if args.save_every.is_some() {
-        if !matches!(args.task, Task::Segment | Task::Detect) {
-            bail!(
-                "--save-every is for detection and segmentation runs; a classifier's epochs end with a checkpoint it can resume from (--resume)"
-            );
-        }
-        config.save_every = args.save_every;
-    }
-    if let Some(t) = &transfer {
-        config.freeze_before = Some(t.unfreeze_from.clone().unwrap_or(HEAD_START.to_string()));
-    }
-    config.validate()?;
-    let run_dir = match (&args.resume, &args.out) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(out)) => out.clone(),
-        (None, None) => PathBuf::from("runs").join(model_name.replace(['/', '\\', '.'], "_")),
-    };
-
-    let bars = Bars::new(quiet || args.json);
-    if matches!(args.task, Task::Segment | Task::Detect) {
-        // The detector writes its head file before its training starts (the training library
-        // still refuses empty sets before it writes a checkpoint).
-        convnet_train::ensure_writable_dir(&run_dir.join(CHECKPOINT_DIR))?;
-    }
-    if args.task == Task::Segment {
-        if args.resume.is_some() || transfer.is_some() {
-            bail!("segmentation runs do not resume or fine-tune yet");
-        }
-        return super::segment::train(&args, config, &run_dir, device, bars);
-    }
-    if args.task == Task::Detect {
-        if args.resume.is_some() || transfer.is_some() {
-            bail!("detection runs do not resume or fine-tune yet");
-        }
-        return super::detect::train(&args, config, &run_dir, device, bars);
-    }
-    let locations = Locations {
-        data_dir: args.data.as_deref(),
-        labels: args.labels.as_deref(),
-        test: args
-            .test_dataset
-            .as_deref()
-            .zip(args.test_labels.as_deref()),
-    };
-    let source = DataSource::resolve(&config.dataset, &locations)?;
-    let image_size = if source.is_folder() {
-        Some(folder_shape(&args, &model_name)?)
-    } else {
-        None
-    };
-    let loaded = Instant::now();
-    let selection = ClassSelection {
-        classes: config.only_classes.clone(),
-        per_class: config.per_class,
-        seed: config.seed,
-    };
-    let full = source
-        .load_train(image_size, args.limit, args.train_size, config.seed)?
-        .select(&selection)?;
-    let shape = full.example_shape();
-    if resume.is_none() && shape.len() != args.task.rank() {
-        bail!(
-            "--task {:?} takes examples of rank {}, but {} has examples of shape {shape:?}",
-            args.task,
-            args.task.rank(),
-            config.dataset
-        );
-    }
-    let test_selection = ClassSelection {
-        per_class: None,
-        ..selection
-    };
-    let test = source
-        .load_test(image_size, args.test_limit)?
-        .map(|t| t.select(&test_selection))
-        .transpose()?;
-    // Refused before the run directory is made, let alone trained in.
-    convnet_data::check_not_empty("training", full.len())?;
-    if let Some(test) = &test {
-        convnet_data::check_matches(full.examples(), test.examples(), "test")?;
-    }
-    convnet_train::ensure_writable_dir(&run_dir.join(CHECKPOINT_DIR))?;
-    let (train, validation) = full.split(config.val_fraction, config.seed)?;
-    bars.line(&format!(
-        "data: {} training, {} validation, {} test examples of {:?} in {} classes ({:.1} s to load)",
-        train.len(),
-        validation.len(),
-        test.as_ref().map_or(0, |t| t.len()),
-        shape,
-        full.classes().len(),
-        loaded.elapsed().as_secs_f64()
-    ));
-    let classes = full.classes();
-    // Resuming with --model checks that the checkpoint fits that model (train loads it into
-    // the model and lists any tensors that differ).
-    let (spec, initial, base_normalization) = match (&resume, &args.model, &transfer) {
-        (Some((ckpt, path)), None, _) => (ckpt.spec(path)?, None, None),
-        (None, _, Some(t)) => {
-            let (spec, model, normalization) =
-                transfer_start(&model_name, t, &shape, classes.len(), device, &bars)?;
-            (spec, Some(model), normalization)
-        }
-        _ => (model_spec(&model_name, &shape, classes.len())?, None, None),
-    };
-    let normalization = match (&resume, base_normalization) {
-        (Some((ckpt, _)), _) => (&ckpt.meta.normalization).into(),
-        (None, Some(n)) => n,
-        (None, None) => train.normalization(),
-    };
-    let augment = match (config.augment.is_empty(), train.as_images()) {
-        (true, _) => None,
-        (false, Some(images)) => Some(Arc::new(Augment::parse(&config.augment, images)?)),
-        (false, None) => {
-            bail!("--augment works on images only; this data set holds {shape:?} examples")
-        }
-    };
-    let params = spec.build(device)?.num_params();
-    bars.line(&format!(
-        "model: {} ({} parameters); run directory {}",
-        spec.name,
-        convnet_layers::summary::thousands(params as u64),
-        run_dir.display()
-    ));
-    let data = TrainData {
-        classes: classes.clone(),
-        train: train.into_examples(),
-        validation: (!validation.is_empty()).then(|| validation.into_examples()),
-        normalization: normalization.clone(),
-        augment,
-    };
-    let mut observer = bars;
-    let outcome = convnet_train::train_from(
-        &spec,
-        initial,
-        &data,
-        &config,
-        &run_dir,
-        resume.as_ref().map(|(c, p)| (c, p.as_path())),
-        device,
-        &mut observer,
-    )?;
-
-    // Test with the best checkpoint's weights: what `convnet eval RUN_DIR` reports too.
-    let best = Checkpoint::load(&outcome.best_checkpoint)?;
-    let model = best.model(&outcome.best_checkpoint, device)?;
-    let test_eval = match test {
-        Some(test) => Some(evaluate(
-            &model,
-            test.into_examples(),
-            &normalization,
-            256,
-            device,
-            |_| {},
-        )?),
-        None => None,
-    };
-    let seconds_per_epoch = outcome.seconds_per_epoch();
-    if args.json {
-        let out = json!({
-            "model": spec.name,
-            "params": params,
-            "epochs": outcome.history.len(),
-            "seconds_per_epoch": seconds_per_epoch,
-            "test_accuracy": test_eval.as_ref().map(|e| e.accuracy),
-            "test_loss": test_eval.as_ref().map(|e| e.loss),
-            "best_epoch": outcome.best_epoch,
-            "best_val_accuracy": outcome.best_val_accuracy,
-            "stopped_early": outcome.stopped_early,
-            "history": outcome.history,
-            "run_dir": run_dir,
-            "best_checkpoint": outcome.best_checkpoint,
-            "last_checkpoint": outcome.last_checkpoint,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        if let Some(e) = &test_eval {
+        run::Task::Detect => {
+            let trained = detect::train::train(&request, run, device, &mut bars)?;
+            if json {
+                return print_json(&trained.report);
+            }
+            let best = trained.outcome.best_epoch;
+            let table = detect::val::scores_table(&trained.report, &trained.classes, best);
+            println!("{table}");
+            println!("{:.1} s per epoch", trained.outcome.seconds_per_epoch());
+            print_report(&trained.run_dir);
             println!(
-                "test accuracy {:.2}% (loss {:.4}) with the best checkpoint (epoch {})",
-                100.0 * e.accuracy,
-                e.loss,
-                outcome.best_epoch.unwrap_or(0)
+                "COCO files:  {} and test-pred.json",
+                trained.run_dir.join("test-gt.json").display()
             );
+            println!(
+                "PR curves:   {}",
+                trained.run_dir.join("test-pr.png").display()
+            );
+            println!("checkpoints: {}", trained.outcome.best_checkpoint.display());
         }
-        println!("{:.1} s per epoch", seconds_per_epoch);
-        println!("history:     {}", run_dir.join("history.csv").display());
-        println!("curves:      {}", run_dir.join("curves.png").display());
-        println!(
-            "checkpoints: {} (best), {} (last)",
-            outcome.best_checkpoint.display(),
-            outcome.last_checkpoint.display()
-        );
+        _ => {
+            let trained = classify::train::train(&request, run, device, &mut bars)?;
+            if json {
+                return print_json(&trained.report());
+            }
+            print_classifier(&trained.outcome, trained.test.as_ref(), &trained.run_dir);
+        }
     }
     Ok(())
 }
 
-/// Writes a run's `test-metrics.json`; with `--json` also prints it and returns true (the
-/// caller prints nothing more).
-pub(crate) fn write_test_report(
-    run_dir: &Path,
-    report: &serde_json::Value,
-    json: bool,
-) -> Result<bool> {
-    convnet_train::write_atomically(
-        &run_dir.join("test-metrics.json"),
-        serde_json::to_string_pretty(report)?.as_bytes(),
-    )?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+fn print_json(report: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    Ok(())
+}
+
+fn print_history(run_dir: &std::path::Path) {
+    println!("history:     {}", run_dir.join("history.csv").display());
+    println!("curves:      {}", run_dir.join("curves.png").display());
+}
+
+fn print_report(run_dir: &std::path::Path) {
+    println!("metrics:     {}", run_dir.join(TEST_REPORT).display());
+}
+
+fn print_classifier(
+    outcome: &TrainOutcome,
+    test: Option<&convnet_train::Evaluation>,
+    run_dir: &std::path::Path,
+) {
+    if let Some(e) = test {
+        println!(
+            "test accuracy {:.2}% (loss {:.4}) with the best checkpoint (epoch {})",
+            100.0 * e.accuracy,
+            e.loss,
+            outcome.best_epoch.unwrap_or(0)
+        );
     }
-    Ok(json)
+    println!("{:.1} s per epoch", outcome.seconds_per_epoch());
+    print_history(run_dir);
+    println!(
+        "checkpoints: {} (best), {} (last)",
+        outcome.best_checkpoint.display(),
+        outcome.last_checkpoint.display()
+    );
 }

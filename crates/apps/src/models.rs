@@ -1,8 +1,8 @@
-//! Models named on the command line with weights from a file: a zoo architecture or a spec
-//! file, and a PyTorch `.pth`, a `.safetensors` file or a convnet checkpoint, matched by the
-//! tensors' (torchvision) names.
+//! Models named by the user with weights from a file: a zoo architecture or a spec file, and a
+//! PyTorch `.pth`, a `.safetensors` file or a convnet checkpoint, matched by the tensors'
+//! (torchvision) names; and where the files that scripts fetch are found.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -10,6 +10,37 @@ use convnet_layers::{ModelSpec, Sequential};
 use convnet_train::Checkpoint;
 use convnet_weights::{LoadOptions, LoadReport, StateDict};
 use convnet_zoo::ZooOptions;
+
+/// `relative` under the current folder, or under the folder two levels above the binary
+/// (`target/release/convnet` in a checkout).
+pub fn find_default(relative: &str) -> Option<PathBuf> {
+    let here = PathBuf::from(relative);
+    if here.is_file() {
+        return Some(here);
+    }
+    let exe = std::env::current_exe().ok()?;
+    let root = exe.parent()?.parent()?.parent()?;
+    Some(root.join(relative)).filter(|p| p.is_file())
+}
+
+/// The run directory of a checkpoint: `RUN/checkpoints/x.ckpt` -> `RUN`; a checkpoint
+/// elsewhere -> its folder.
+pub fn run_dir_of(checkpoint: &Path) -> PathBuf {
+    let folder = checkpoint.parent().unwrap_or(Path::new("."));
+    match folder.file_name() {
+        Some(n) if n == convnet_train::checkpoint::CHECKPOINT_DIR => {
+            folder.parent().unwrap_or(Path::new(".")).to_path_buf()
+        }
+        _ => folder.to_path_buf(),
+    }
+}
+
+/// Whether `model` names an ONNX file.
+pub fn is_onnx(model: &str) -> bool {
+    Path::new(model)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
 
 /// Whether `model` names a spec file rather than a built-in model.
 pub fn is_spec_file(model: &str) -> bool {

@@ -11,7 +11,7 @@ use convnet_layers::Sequential;
 use convnet_train::evaluate::eval_loader;
 use convnet_train::{Checkpoint, CheckpointMeta, probabilities};
 
-pub struct Classifier {
+pub struct Member {
     pub path: PathBuf,
     pub model: Sequential,
     pub normalization: Normalization,
@@ -20,7 +20,7 @@ pub struct Classifier {
     pub input: Vec<usize>,
 }
 
-impl Classifier {
+impl Member {
     /// A checkpoint file, or a run directory (its best checkpoint).
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let path = Checkpoint::resolve(path)?;
@@ -42,14 +42,14 @@ impl Classifier {
 }
 
 pub struct Ensemble {
-    pub members: Vec<Classifier>,
+    pub members: Vec<Member>,
 }
 
 impl Ensemble {
     pub fn load(paths: &[PathBuf], device: &Device) -> Result<Self> {
         let members = paths
             .iter()
-            .map(|p| Classifier::load(p, device))
+            .map(|p| Member::load(p, device))
             .collect::<Result<Vec<_>>>()?;
         let Some(first) = members.first() else {
             bail!("no checkpoint given");
