@@ -11,8 +11,9 @@ use convnet_apps::catalog::ModelArg;
 pub const DEFAULT_MAX_BODY: usize = 20 << 20;
 /// The most pixels a picture's header may declare by default (40 megapixels).
 pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
-/// Requests that may wait for an inference worker, per worker.
-pub const QUEUE_PER_WORKER: usize = 4;
+/// Requests that may wait for an inference worker, per worker, unless `--queue` says: enough
+/// for a few dozen clients at once on a small machine, each waiting at most a few seconds.
+pub const QUEUE_PER_WORKER: usize = 16;
 
 /// How large a request may be, checked before anything is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct ServeConfig {
     pub gallery: PathBuf,
     /// Inference threads.
     pub workers: usize,
+    /// Requests that may wait for a worker; default [`QUEUE_PER_WORKER`] per worker.
+    pub queue: Option<usize>,
     /// The bearer token gallery writes need; without one they are refused.
     pub token: Option<String>,
     pub limits: Limits,
@@ -60,6 +63,7 @@ impl Default for ServeConfig {
             face_models: None,
             gallery: PathBuf::from("faces.sqlite"),
             workers: default_workers(),
+            queue: None,
             token: None,
             limits: Limits::default(),
         }
@@ -80,6 +84,9 @@ impl ServeConfig {
         if self.workers == 0 || self.workers > 1024 {
             bail!("--workers must lie in 1..=1024, not {}", self.workers);
         }
+        if self.queue.is_some_and(|q| q > 1_000_000) {
+            bail!("--queue must be at most 1000000");
+        }
         if self.limits.max_body == 0 || self.limits.max_pixels == 0 {
             bail!("--max-body and --max-pixels must be at least 1");
         }
@@ -93,7 +100,7 @@ impl ServeConfig {
 
     /// Requests that may wait for a worker before more are refused.
     pub fn queue(&self) -> usize {
-        QUEUE_PER_WORKER * self.workers
+        self.queue.unwrap_or(QUEUE_PER_WORKER * self.workers)
     }
 }
 
@@ -108,7 +115,12 @@ mod tests {
             ..ServeConfig::default()
         };
         assert!(faces.check().is_ok());
-        assert_eq!(faces.queue(), 4 * faces.workers);
+        assert_eq!(faces.queue(), QUEUE_PER_WORKER * faces.workers);
+        let queued = ServeConfig {
+            queue: Some(3),
+            ..faces.clone()
+        };
+        assert_eq!(queued.queue(), 3);
         let err = |c: ServeConfig| c.check().unwrap_err().to_string();
         assert!(err(ServeConfig::default()).contains("nothing to serve"));
         assert!(

@@ -21,7 +21,8 @@ use serde_json::json;
 #[command(after_help = "\
 Each level opens CONCURRENCY keep-alive connections, each posting the picture as soon as its last \
 answer arrived, for --duration seconds after --warmup seconds. 2xx answers count as done, 503 as \
-deliberately shed (the server's queue was full), anything else (or a broken connection) as failed. \
+deliberately shed (the server's queue was full; the connection then waits as its Retry-After \
+says, as a well-behaved client does), anything else (or a broken connection) as failed. \
 Latencies are of done requests. With --pid, the server's resident memory (VmRSS) is read before \
 and after each level; with --requests, one more run at the highest concurrency sends that many \
 requests and reports the memory after the first tenth and at the end.")]
@@ -136,6 +137,15 @@ impl Target {
     }
 }
 
+/// What a server answered: the status, whether it closes the connection, and how long it asks
+/// a refused client to wait.
+#[derive(Debug, PartialEq)]
+struct Answer {
+    status: u16,
+    close: bool,
+    retry_after: Option<Duration>,
+}
+
 /// A keep-alive connection that posts one body and reads the answer's status.
 struct Connection {
     reader: BufReader<TcpStream>,
@@ -152,9 +162,8 @@ impl Connection {
         })
     }
 
-    /// Sends `request` (head and body) and returns the answer's status and whether the server
-    /// closes the connection after it; the body is read and dropped.
-    fn exchange(&mut self, request: &[u8]) -> Result<(u16, bool)> {
+    /// Sends `request` (head and body) and returns the answer; its body is read and dropped.
+    fn exchange(&mut self, request: &[u8]) -> Result<Answer> {
         self.reader.get_mut().write_all(request)?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
@@ -163,7 +172,7 @@ impl Connection {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .with_context(|| format!("not an HTTP answer: {:?}", line.trim_end()))?;
-        let (mut length, mut chunked, mut close) = (None, false, false);
+        let (mut length, mut chunked, mut close, mut retry_after) = (None, false, false, None);
         loop {
             line.clear();
             if self.reader.read_line(&mut line)? == 0 {
@@ -179,6 +188,9 @@ impl Connection {
                     "content-length" => length = value.parse::<u64>().ok(),
                     "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
                     "connection" => close = value.eq_ignore_ascii_case("close"),
+                    "retry-after" => {
+                        retry_after = value.parse::<u64>().ok().map(Duration::from_secs);
+                    }
                     _ => {}
                 }
             }
@@ -190,7 +202,11 @@ impl Connection {
         } else {
             bail!("an answer without Content-Length or chunked encoding");
         }
-        Ok((status, close))
+        Ok(Answer {
+            status,
+            close,
+            retry_after,
+        })
     }
 
     fn skip_chunks(&mut self) -> Result<()> {
@@ -305,32 +321,45 @@ fn drive(
                     };
                     let elapsed = start.elapsed().as_secs_f64() * 1e3;
                     // A request that began in the warm-up but ended after it is not counted.
+                    let wait = match &answer {
+                        Ok(a) if a.status == 503 => a.retry_after,
+                        _ => None,
+                    };
                     if !measured {
-                        if !matches!(answer, Ok((_, false))) {
+                        if !matches!(answer, Ok(Answer { close: false, .. })) {
                             conn = None;
                         }
-                        continue;
-                    }
-                    match answer {
-                        Ok((status, close)) => {
-                            match status {
-                                200..=299 => {
-                                    tally.done.fetch_add(1, Ordering::Relaxed);
-                                    tally.latencies.lock().expect("poisoned").push(elapsed);
+                    } else {
+                        match answer {
+                            Ok(a) => {
+                                match a.status {
+                                    200..=299 => {
+                                        tally.done.fetch_add(1, Ordering::Relaxed);
+                                        tally.latencies.lock().expect("poisoned").push(elapsed);
+                                    }
+                                    503 => {
+                                        tally.shed.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    s => tally.fail(format!("HTTP {s}")),
                                 }
-                                503 => {
-                                    tally.shed.fetch_add(1, Ordering::Relaxed);
+                                if a.close {
+                                    conn = None;
                                 }
-                                s => tally.fail(format!("HTTP {s}")),
                             }
-                            if close {
+                            Err(e) => {
+                                tally.fail(format!("{e:#}"));
                                 conn = None;
                             }
                         }
-                        Err(e) => {
-                            tally.fail(format!("{e:#}"));
-                            conn = None;
-                        }
+                    }
+                    if let Some(wait) = wait {
+                        let wait = match stop {
+                            Stop::Time { end, .. } => {
+                                wait.min(end.saturating_duration_since(Instant::now()))
+                            }
+                            Stop::Count(_) => wait,
+                        };
+                        std::thread::sleep(wait);
                     }
                 }
                 running.store(false, Ordering::Relaxed);
@@ -546,9 +575,17 @@ mod tests {
         let target = Target::parse(&format!("http://{addr}/x")).unwrap();
         let mut c = Connection::open(&target, Duration::from_secs(5)).unwrap();
         let req = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
-        assert_eq!(c.exchange(req).unwrap(), (200, false));
-        assert_eq!(c.exchange(req).unwrap(), (503, false));
-        assert_eq!(c.exchange(req).unwrap(), (200, true));
+        let answer = |status, close, retry_after| Answer {
+            status,
+            close,
+            retry_after,
+        };
+        assert_eq!(c.exchange(req).unwrap(), answer(200, false, None));
+        assert_eq!(
+            c.exchange(req).unwrap(),
+            answer(503, false, Some(Duration::from_secs(1)))
+        );
+        assert_eq!(c.exchange(req).unwrap(), answer(200, true, None));
     }
 
     #[test]

@@ -44,10 +44,14 @@ pub struct Args {
     )]
     gallery: PathBuf,
 
-    /// Inference threads (default: one per core); up to 4 requests per thread wait, and more
-    /// are answered 503 at once.
+    /// Inference threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+
+    /// Requests that may wait for a worker (default: 16 per worker); more are answered 503
+    /// with Retry-After at once.
+    #[arg(long, value_name = "N")]
+    queue: Option<usize>,
 
     /// The bearer token gallery writes need (`Authorization: Bearer T`); without one they are
     /// refused.
@@ -72,6 +76,7 @@ pub fn run(args: Args, device: &Device) -> Result<()> {
         face_models: args.face_models,
         gallery: args.gallery,
         workers: args.workers.unwrap_or_else(default_workers),
+        queue: args.queue,
         token: args.token,
         limits: Limits {
             max_body: args.max_body,
