@@ -7,12 +7,15 @@ pub mod catalog;
 pub mod classify;
 pub mod data;
 pub mod detect;
+pub mod embed;
 pub mod errors;
 pub mod faces;
 pub mod models;
 pub mod onnx;
 pub mod run;
 pub mod segment;
+pub mod style;
+pub mod visualize;
 
 pub use classify::{Classifier, ClassifierSource, ClassifyOptions, Prediction};
 pub use detect::{DetectOptions, Detector};

@@ -3,7 +3,6 @@
 pub mod anchors;
 mod args;
 pub mod bench;
-mod dataset;
 pub mod datasets;
 pub mod detect;
 pub mod embed;

@@ -5,23 +5,14 @@
 //! region) and scaled to the same size, so the Gram matrices of both are taken over maps of
 //! equal size, as the course's cost normalisation assumes.
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use burn::tensor::{Device, Tensor, TensorData};
-use convnet_data::folder::decode_image;
-use convnet_data::{Interpolation, Preprocess, Resize};
-use convnet_layers::limits::Bytes;
-use convnet_style::{
-    Costs, FeatureNet, LayerChoice, Normalization, Optimizer, StyleConfig, StyleTransfer,
-};
-use convnet_vision::chart::save_rgb_png;
-use image::{Rgb, RgbImage};
+use anyhow::Result;
+use burn::tensor::Device;
+use convnet_apps::style::{StyleObserver, StyleRequest, transfer};
+use convnet_style::{Costs, Optimizer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-
-use super::pretrained;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OptimizerArg {
@@ -120,106 +111,6 @@ pub struct Args {
     json: bool,
 }
 
-/// `conv1_1,conv2_1:0.5` → layers with λ; the unweighted share the rest equally.
-fn style_layers(text: &str) -> Result<Vec<(String, f64)>> {
-    let mut layers = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once(':') {
-            Some((name, w)) => {
-                let w: f64 = w
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("'{part}': the weight after ':' must be a number"))?;
-                if !w.is_finite() || w < 0.0 {
-                    bail!("'{part}': a style layer's weight must be a non-negative number");
-                }
-                layers.push((name.trim().to_string(), Some(w)));
-            }
-            None => layers.push((part.to_string(), None)),
-        }
-    }
-    if layers.is_empty() {
-        bail!("--style-layers names no layer");
-    }
-    let given: f64 = layers.iter().filter_map(|(_, w)| *w).sum();
-    let unweighted = layers.iter().filter(|(_, w)| w.is_none()).count();
-    let share = if unweighted > 0 {
-        (1.0 - given).max(0.0) / unweighted as f64
-    } else {
-        0.0
-    };
-    Ok(layers
-        .into_iter()
-        .map(|(n, w)| (n, w.unwrap_or(share)))
-        .collect())
-}
-
-/// Values kept per pixel of the working size: VGG's activations down to conv5 (about 300 per
-/// pixel), their gradients and the optimiser's copies, about three times that.
-const VALUES_PER_PIXEL: usize = 900;
-
-/// Refuses a working size whose activations would not fit in memory, naming `--size`.
-fn check_memory(size: [usize; 2], flag: usize) -> Result<()> {
-    let [h, w] = size;
-    Bytes::f32s(&[h, w, VALUES_PER_PIXEL])
-        .check(&format!("style transfer at {w}x{h} (--size {flag})"))?;
-    Ok(())
-}
-
-/// `[height, width]` with the longer side `size` and `w`x`h`'s aspect ratio.
-fn working_size(w: u32, h: u32, size: usize) -> [usize; 2] {
-    let (w, h) = (w.max(1) as f64, h.max(1) as f64);
-    let scale = size as f64 / w.max(h);
-    [
-        ((h * scale).round() as usize).max(1),
-        ((w * scale).round() as usize).max(1),
-    ]
-}
-
-/// A picture as `[1, 3, H, W]` in [0, 1], cut and scaled by `resize`.
-fn picture(path: &Path, size: [usize; 2], resize: Resize, device: &Device) -> Result<Tensor<4>> {
-    let image = decode_image(path)?;
-    let p = Preprocess {
-        name: "0-1".into(),
-        size,
-        resize,
-        interpolation: Interpolation::Bicubic,
-        scale: 1.0 / 255.0,
-        mean: [0.0; 3],
-        std: [1.0; 3],
-        bgr: false,
-    };
-    let values = p.apply(&image)?;
-    Ok(Tensor::from_data(
-        TensorData::new(values, [1, 3, size[0], size[1]]),
-        device,
-    ))
-}
-
-fn save(path: &Path, image: &Tensor<4>) -> Result<()> {
-    let [_, _, h, w] = image.dims();
-    let v = image
-        .clone()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()?;
-    let plane = h * w;
-    let level = |x: f32| (x.clamp(0.0, 1.0) * 255.0).round() as u8;
-    let img = RgbImage::from_fn(w as u32, h as u32, |x, y| {
-        let i = y as usize * w + x as usize;
-        Rgb([level(v[i]), level(v[plane + i]), level(v[2 * plane + i])])
-    });
-    save_rgb_png(path, &img).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// `OUT-0050.png` beside `OUT.png`.
-fn snapshot_path(output: &Path, iteration: usize) -> PathBuf {
-    let stem = output
-        .file_stem()
-        .map_or("style".into(), |s| s.to_string_lossy().into_owned());
-    output.with_file_name(format!("{stem}-{iteration:04}.png"))
-}
-
 fn bar(len: usize, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -238,158 +129,93 @@ fn describe(c: &Costs) -> String {
     )
 }
 
-pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
-    if args.size < 8 {
-        bail!("--size must be at least 8 pixels");
-    }
-    if args.output.extension().is_none_or(|e| e != "png") {
-        bail!(
-            "{}: the output is written as PNG; name it .png",
-            args.output.display()
-        );
-    }
-    if args.save_every == Some(0) {
-        bail!("--save-every must be at least 1");
-    }
-    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
-    }
-    let probe = decode_image(&args.content)
-        .with_context(|| format!("cannot read the content image {}", args.content.display()))?;
-    let size = working_size(probe.width(), probe.height(), args.size);
-    drop(probe);
-    check_memory(size, args.size)?;
-    let content = picture(&args.content, size, Resize::Stretch, device)?;
-    let style = picture(&args.style, size, Resize::CropToAspect, device)
-        .with_context(|| format!("cannot read the style image {}", args.style.display()))?;
+/// The bar on stderr, with a line of costs every tenth of the run.
+struct Terminal {
+    bar: ProgressBar,
+    quiet: bool,
+    log_every: usize,
+}
 
-    let spec = pretrained::spec_for(&args.model, None, 1000)?;
-    let normalization = Normalization::from_preprocess(&pretrained::preprocess_for(
-        &args.model,
-        args.preprocess.as_deref(),
-        None,
-    )?);
-    let weights = match (&args.weights, args.untrained) {
-        (Some(path), _) => Some(pretrained::read_weights(path, device)?),
-        (None, true) => None,
-        (None, false) => bail!("--weights FILE is needed (or --untrained)"),
-    };
-    let layers = LayerChoice {
-        content: args.content_layer.clone(),
-        style: style_layers(&args.style_layers)?,
-    };
-    let net = FeatureNet::new(
-        &spec,
-        &layers,
-        size,
-        normalization,
-        weights.as_ref(),
-        device,
-    )
-    .with_context(|| match &args.weights {
-        Some(w) => format!("cannot use {} as {}'s weights", w.display(), args.model),
-        None => format!("cannot build {}", args.model),
-    })?;
-    let config = StyleConfig {
+impl StyleObserver for Terminal {
+    fn iteration(&mut self, i: usize, costs: &Costs) {
+        self.bar.set_position(i as u64);
+        self.bar.set_message(describe(costs));
+        if !self.quiet && (i.is_multiple_of(self.log_every) || i == 1) {
+            self.bar
+                .suspend(|| eprintln!("iteration {i}: {}", describe(costs)));
+        }
+    }
+}
+
+pub fn run(args: Args, device: &Device, quiet: bool) -> Result<()> {
+    let request = StyleRequest {
+        content: args.content,
+        style: args.style,
+        output: args.output,
+        size: args.size,
+        iterations: args.iterations,
         alpha: args.alpha,
         beta: args.beta,
         tv_weight: args.tv_weight,
+        content_layer: args.content_layer,
+        style_layers: args.style_layers,
         optimizer: match args.optimizer {
             OptimizerArg::Adam => Optimizer::Adam { lr: args.lr },
             OptimizerArg::Lbfgs => Optimizer::Lbfgs {
                 history: args.history,
             },
         },
+        model: args.model,
+        weights: args.weights,
+        untrained: args.untrained,
+        preprocess: args.preprocess,
         noise: args.noise,
         seed: args.seed,
+        save_every: args.save_every,
     };
-    let mut run = StyleTransfer::new(&net, content, style, config)?;
-
     let quiet = quiet || args.json;
-    let progress = bar(args.iterations, quiet);
-    let log_every = (args.iterations / 10).max(1);
-    let started = Instant::now();
-    let mut history = Vec::with_capacity(args.iterations);
-    for i in 1..=args.iterations {
-        let costs = run.step()?;
-        progress.set_position(i as u64);
-        progress.set_message(describe(&costs));
-        if !quiet && (i % log_every == 0 || i == 1) {
-            progress.suspend(|| eprintln!("iteration {i}: {}", describe(&costs)));
-        }
-        history.push(costs);
-        if let Some(k) = args.save_every
-            && i % k == 0
-            && i < args.iterations
-        {
-            save(&snapshot_path(&args.output, i), &run.image())?;
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    progress.finish_and_clear();
-    let image = run.image();
-    let (last, _) = run.evaluate(&image)?;
-    save(&args.output, &image)?;
-    let per_second = args.iterations as f64 / seconds.max(1e-9);
+    let mut terminal = Terminal {
+        bar: bar(request.iterations, quiet),
+        quiet,
+        log_every: (request.iterations / 10).max(1),
+    };
+    let result = transfer(&request, device, &mut terminal);
+    terminal.bar.finish_and_clear();
+    let report = result?;
+    let size = report.size;
+    let per_second = report.iterations_per_second();
     if args.json {
         let out = json!({
-            "output": args.output,
+            "output": request.output,
             "width": size[1],
             "height": size[0],
-            "model": args.model,
-            "pretrained": weights.is_some(),
+            "model": request.model,
+            "pretrained": report.pretrained,
             "optimizer": format!("{:?}", args.optimizer).to_lowercase(),
-            "iterations": args.iterations,
-            "evaluations": run.evaluations(),
-            "seconds": seconds,
+            "iterations": request.iterations,
+            "evaluations": report.evaluations,
+            "seconds": report.seconds,
             "iterations_per_second": per_second,
-            "final": last,
-            "history": history,
+            "final": report.last,
+            "history": report.history,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        if let Some(first) = history.first() {
+        if let Some(first) = report.history.first() {
             eprintln!("start: {}", describe(first));
         }
         eprintln!(
             "end:   {} after {} iterations ({:.2} it/s)",
-            describe(&last),
-            args.iterations,
+            describe(&report.last),
+            request.iterations,
             per_second
         );
         println!(
             "{}x{} picture written to {}",
             size[1],
             size[0],
-            args.output.display()
+            request.output.display()
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn style_layer_weights_share_the_rest() {
-        let l = style_layers("conv1_1:0.5, conv2_1, conv3_1").unwrap();
-        assert_eq!(
-            l,
-            vec![
-                ("conv1_1".to_string(), 0.5),
-                ("conv2_1".to_string(), 0.25),
-                ("conv3_1".to_string(), 0.25)
-            ]
-        );
-        assert!(style_layers("conv1_1:x").is_err());
-        assert!(style_layers(" , ").is_err());
-    }
-
-    #[test]
-    fn the_longer_side_becomes_size() {
-        assert_eq!(working_size(800, 600, 400), [300, 400]);
-        assert_eq!(working_size(300, 600, 400), [400, 200]);
-    }
 }
