@@ -276,8 +276,7 @@ pub fn open(arg: &ModelArg, device: &Device) -> Result<Entry> {
             described(model, input, recipe, Some((&summary).into()))
         }
         Source::Onnx(path) => {
-            // Opened here to decide the task and describe it, then dropped: the task's own
-            // type opens the file again and keeps it.
+            // Opened once: to decide the task, describe it, then serve it.
             let onnx_model = onnx::open(&path)?;
             let task = onnx_task(&onnx_model, &path, device)?;
             let input = onnx::image_input(&onnx_model, &path)
@@ -285,24 +284,17 @@ pub fn open(arg: &ModelArg, device: &Device) -> Result<Entry> {
                 .map(|d| d.to_vec());
             let recipe = onnx_recipe(&onnx_model, &path, task)?;
             let summary = ModelSummary::from(&onnx_model.summary(device));
-            drop(onnx_model);
             let model = match task {
-                Task::Segment => {
-                    let source = SegmenterSource::Onnx(path);
-                    Loaded::Segment(Segmenter::open(
-                        &source,
-                        &SegmentOptions::default(),
-                        device,
-                    )?)
-                }
-                _ => {
-                    let source = ClassifierSource::Onnx(path);
-                    Loaded::Classify(Classifier::open(
-                        &source,
-                        &ClassifyOptions::default(),
-                        device,
-                    )?)
-                }
+                Task::Segment => Loaded::Segment(Segmenter::from_onnx(
+                    onnx_model,
+                    &path,
+                    &SegmentOptions::default(),
+                )),
+                _ => Loaded::Classify(Classifier::from_onnx(
+                    onnx_model,
+                    &path,
+                    &ClassifyOptions::default(),
+                )),
             };
             described(model, input, recipe, Some(summary))
         }

@@ -110,19 +110,20 @@ impl Classifier {
                     options,
                 })
             }
-            ClassifierSource::Onnx(path) => {
-                let model = onnx::open(path)?;
-                // The class count is known once a picture has run; names stored by the exporter
-                // or given in a file are checked against it then.
-                Ok(Self {
-                    kind: Kind::Onnx {
-                        model: Box::new(model),
-                        path: path.clone(),
-                    },
-                    classes: Vec::new(),
-                    options,
-                })
-            }
+            ClassifierSource::Onnx(path) => Ok(Self::from_onnx(onnx::open(path)?, path, &options)),
+        }
+    }
+
+    /// An ONNX classifier already opened from `path`. The class count is known once a picture
+    /// has run; names stored by the exporter or given in a file are checked against it then.
+    pub fn from_onnx(model: OnnxModel, path: &Path, options: &ClassifyOptions) -> Self {
+        Self {
+            kind: Kind::Onnx {
+                model: Box::new(model),
+                path: path.to_path_buf(),
+            },
+            classes: Vec::new(),
+            options: options.clone(),
         }
     }
 

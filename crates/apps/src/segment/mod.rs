@@ -145,14 +145,19 @@ impl Segmenter {
                     options,
                 })
             }
-            SegmenterSource::Onnx(path) => Ok(Self {
-                kind: Kind::Onnx {
-                    model: Box::new(onnx::open(path)?),
-                    path: path.clone(),
-                },
-                classes: Vec::new(),
-                options,
-            }),
+            SegmenterSource::Onnx(path) => Ok(Self::from_onnx(onnx::open(path)?, path, &options)),
+        }
+    }
+
+    /// An ONNX segmenter already opened from `path`.
+    pub fn from_onnx(model: OnnxModel, path: &Path, options: &SegmentOptions) -> Self {
+        Self {
+            kind: Kind::Onnx {
+                model: Box::new(model),
+                path: path.to_path_buf(),
+            },
+            classes: Vec::new(),
+            options: options.clone(),
         }
     }
 
