@@ -68,35 +68,8 @@ fn check_folder(dir: &Path, tolerance: Tolerance, device: &Device) -> Result<(),
 /// Node tests convnet does not pass yet, each with the words its one-line error must hold. The
 /// test fails when one of them starts passing (take it off the list) or fails differently.
 const KNOWN: &[(&str, &str)] = &[
-    // Empty tensors are refused as inputs.
-    ("test_reshape_allowzero_reordered", "is empty"),
-    ("test_split_zero_size_splits_opset13", "is empty"),
-    ("test_split_zero_size_splits_opset18", "is empty"),
-    // onnx-ir 0.22 turns these scales into sizes, losing the unrounded length align_corners
-    // divides by (ONNX: (4 - 1) / (2.4 - 1)).
-    (
-        "test_resize_downsample_scales_linear_align_corners",
-        "values off",
-    ),
     // Refused by the parser (onnx-ir 0.22) before convnet sees the graph.
     ("test_matmul_1d_1d", "rank-0"),
-    (
-        "test_resize_downsample_scales_linear_half_pixel_symmetric",
-        "half_pixel_symmetric",
-    ),
-    (
-        "test_resize_upsample_scales_linear_half_pixel_symmetric",
-        "half_pixel_symmetric",
-    ),
-    ("test_resize_downsample_sizes_nearest_not_larger", "axes"),
-    ("test_resize_downsample_sizes_nearest_not_smaller", "axes"),
-    ("test_resize_upsample_sizes_nearest_not_larger", "axes"),
-    ("test_resize_upsample_sizes_nearest_not_smaller", "axes"),
-    ("test_resize_upsample_scales_nearest_axes_2_3", "axes"),
-    ("test_resize_upsample_scales_nearest_axes_3_2", "axes"),
-    ("test_resize_upsample_sizes_nearest_axes_2_3", "axes"),
-    ("test_resize_upsample_sizes_nearest_axes_3_2", "axes"),
-    ("test_wrap_pad", "wrap"),
 ];
 
 /// Checks every folder and fails once, listing every failure (a panic included, so one
@@ -499,4 +472,58 @@ fn the_comparison_is_the_onnx_runners_rule() {
         )
         .is_err()
     );
+}
+
+/// ONNX's node tests feed Resize's `roi` as a graph input; exported models hold it as a
+/// constant, which the parser refuses and convnet takes off the node before parsing. The
+/// tf_crop_and_resize tests with their roi turned into an initializer, then into a Constant
+/// node, must give ONNX's reference outputs still.
+#[test]
+fn a_constant_roi_gives_the_reference_crop() {
+    use onnx_ir::{AttributeProto, Message, ModelProto, NodeProto};
+    let device = Device::default();
+    for name in [
+        "test_resize_tf_crop_and_resize",
+        "test_resize_tf_crop_and_resize_axes_3_2",
+        "test_resize_tf_crop_and_resize_extrapolation_value",
+    ] {
+        let dir = fixtures().join("node").join(name);
+        let test = NodeTest::read(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = std::fs::read(&test.model).unwrap_or_else(|e| panic!("{e}"));
+        let set = &test.data_sets[0];
+        // Inputs X, roi, sizes: roi becomes a constant.
+        let roi_pb = dir.join(&set.name).join("input_1.pb");
+        let roi_bytes = std::fs::read(&roi_pb).unwrap_or_else(|e| panic!("{e}"));
+        let mut roi =
+            onnx_ir::TensorProto::parse_from_bytes(&roi_bytes).unwrap_or_else(|e| panic!("{e}"));
+        for as_node in [false, true] {
+            let mut model = ModelProto::parse_from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"));
+            let graph = model.graph.as_mut().unwrap_or_else(|| panic!("no graph"));
+            roi.name = graph.input[1].name.clone();
+            graph.input.remove(1);
+            if as_node {
+                let mut value = AttributeProto::new();
+                value.name = "value".into();
+                value.type_ = onnx_ir::AttributeType::TENSOR.into();
+                value.t = Some(roi.clone()).into();
+                let mut node = NodeProto::new();
+                node.op_type = "Constant".into();
+                node.output = vec![roi.name.clone()];
+                node.attribute = vec![value];
+                graph.node.insert(0, node);
+            } else {
+                graph.initializer.push(roi.clone());
+            }
+            let file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+            let written = model.write_to_bytes().unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(file.path(), written).unwrap_or_else(|e| panic!("{e}"));
+            let m = OnnxModel::open(file.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let inputs = [set.inputs[0].clone(), set.inputs[2].clone()];
+            let got = m
+                .run(&inputs, &device)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            node_test::compare(&got[0], &set.outputs[0], RTOL, ATOL)
+                .unwrap_or_else(|e| panic!("{name} (roi as a Constant node: {as_node}): {e}"));
+        }
+    }
 }

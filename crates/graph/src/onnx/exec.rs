@@ -8,11 +8,11 @@ use burn::tensor::activation;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use convnet_layers::{LocalResponseNorm, PoolKind};
 use onnx_ir::node::padding::AutoPad;
-use onnx_ir::node::resize::ResizeMode;
 use onnx_ir::{Argument, Node, OnnxGraph};
 
 use super::layers::{ConvLayer, PoolLayer, Window, lrn, padding1, padding2, padding3};
 use super::resize;
+use super::rewrite::{Fix, ResizeFix};
 use super::value::{Float, Ints, Value, broadcast, map_float, zip_float};
 use crate::GraphError;
 
@@ -32,6 +32,8 @@ enum Built {
     Lrn(LocalResponseNorm),
     /// Batch norm folded into `x * scale + shift` per channel.
     Affine(Tensor<1>, Tensor<1>),
+    /// A 2D max pool with its indices output: `(window, ceil_mode, column-major indices)`.
+    ArgMax(Window, bool, bool),
 }
 
 /// A graph's weights and layers on one device.
@@ -40,6 +42,8 @@ pub struct Prepared {
     /// Constant inputs by node, then input position.
     constants: Vec<Vec<Option<Value>>>,
     built: Vec<Built>,
+    /// Per node, what the parser was not told.
+    fixes: Vec<Option<Fix>>,
     /// For each edge name, the index of the last node that reads it.
     last_use: HashMap<String, usize>,
 }
@@ -64,7 +68,11 @@ fn constant(arg: &Argument, device: &Device) -> Result<Option<Value>, GraphError
 }
 
 impl Prepared {
-    pub fn new(graph: &OnnxGraph, device: &Device) -> Result<Self, GraphError> {
+    pub fn new(
+        graph: &OnnxGraph,
+        fixes: &[Option<Fix>],
+        device: &Device,
+    ) -> Result<Self, GraphError> {
         let mut constants = Vec::with_capacity(graph.nodes.len());
         let mut built = Vec::with_capacity(graph.nodes.len());
         let mut last_use = HashMap::new();
@@ -95,6 +103,7 @@ impl Prepared {
             device: device.clone(),
             constants,
             built,
+            fixes: fixes.to_vec(),
             last_use,
         })
     }
@@ -162,7 +171,8 @@ impl Prepared {
             // Burn checks shapes by panicking; a graph that gets past convnet's own checks into
             // one is reported as this node's error, not a crash.
             let outputs = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                eval(node, &self.built[i], args, &self.device)
+                let fix = self.fixes.get(i).and_then(Option::as_ref);
+                eval(node, &self.built[i], fix, args, &self.device)
             }))
             .unwrap_or_else(|p| Err(panic_text(p.as_ref())))
             .map_err(|m| node_error(node, m))?;
@@ -522,6 +532,18 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
         Node::Conv3d(n) => conv_nd!(n.config, padding3),
         Node::ConvTranspose2d(n) => transpose_nd!(n.config),
         Node::ConvTranspose3d(n) => transpose_nd!(n.config),
+        // The indices output (SegNet's unpooling reads it), through Burn's pool with indices.
+        Node::MaxPool2d(n) if node.outputs().len() > 1 => {
+            let c = &n.config;
+            let win = window(
+                c.kernel_size.to_vec(),
+                c.strides.to_vec(),
+                c.dilation.to_vec(),
+                padding2(&c.padding, &c.auto_pad),
+                &c.auto_pad,
+            )?;
+            Built::ArgMax(win, c.ceil_mode, c.storage_order == 1)
+        }
         Node::MaxPool2d(n) => max_pool_nd!(n.config, padding2),
         Node::MaxPool3d(n) => max_pool_nd!(n.config, padding3),
         Node::AveragePool2d(n) => avg_pool_nd!(n.config, padding2),
@@ -581,25 +603,6 @@ fn build(node: &Node, consts: &[Option<Value>], spatial: Option<&[usize]>) -> Re
                 }
                 _ => Built::None,
             }
-        }
-        Node::Resize(n) | Node::Upsample(n) => {
-            let c = &n.config;
-            if matches!(c.mode, ResizeMode::Cubic) {
-                return Err(GraphError::invalid(
-                    "cubic resizing is not supported (nearest and linear are)",
-                )
-                .into());
-            }
-            if matches!(
-                c.coordinate_transformation_mode,
-                onnx_ir::node::resize::CoordinateTransformMode::TfCropAndResize
-            ) {
-                return Err(GraphError::invalid("tf_crop_and_resize is not supported").into());
-            }
-            if c.antialias != 0 {
-                return Err(GraphError::invalid("antialiased resizing is not supported").into());
-            }
-            Built::None
         }
         _ => Built::None,
     })
@@ -1006,6 +1009,7 @@ fn reduce_axes(
 fn eval(
     node: &Node,
     built: &Built,
+    fix: Option<&Fix>,
     mut args: Vec<Option<Value>>,
     device: &Device,
 ) -> R<Vec<Value>> {
@@ -1026,14 +1030,17 @@ fn eval(
             let x = want_float(device, a, 0)?;
             // Layers whose weights or padding depend on the run are built now.
             let layer = match built {
-                Built::Conv(_) | Built::Cropped(..) | Built::Pool(_) | Built::DilatedAvg(..) => {
-                    std::borrow::Cow::Borrowed(built)
-                }
+                Built::Conv(_)
+                | Built::Cropped(..)
+                | Built::Pool(_)
+                | Built::DilatedAvg(..)
+                | Built::ArgMax(..) => std::borrow::Cow::Borrowed(built),
                 _ => std::borrow::Cow::Owned(build(node, a, Some(&x.dims()[2.min(x.rank())..]))?),
             };
             match layer.as_ref() {
                 Built::Conv(c) => one(c.forward(x)?),
                 Built::Pool(p) => one(p.forward(x)?),
+                Built::ArgMax(win, ceil, column) => max_pool_indices(x, win, *ceil, *column),
                 Built::DilatedAvg(win, ceil, include_pad) => {
                     one(dilated_average(x, win, *ceil, *include_pad, device)?)
                 }
@@ -1084,6 +1091,18 @@ fn eval(
         }
         Node::BatchNormalization(n) => {
             let x = want_float(device, a, 0)?;
+            if let Some(Fix::Training(momentum)) = fix {
+                let eps = match &n.config {
+                    onnx_ir::node::batch_norm::BatchNormConfig::Static(c) => c.epsilon,
+                    onnx_ir::node::batch_norm::BatchNormConfig::Runtime(c) => c.epsilon,
+                };
+                let stats = (1..=4)
+                    .map(|i| Ok(want_float(device, a, i)?.flatten()))
+                    .collect::<R<Vec<Tensor<1>>>>()?;
+                let mut out = batch_norm_training(x, &stats, eps, f64::from(*momentum))?;
+                out.truncate(node.outputs().len().max(1));
+                return Ok(out);
+            }
             let (scale, shift) = match built {
                 Built::Affine(s, b) => (s.clone(), b.clone()),
                 _ => {
@@ -1391,7 +1410,8 @@ fn eval(
                 ReshapeInput::Static(s) => s.clone(),
                 ReshapeInput::Runtime(r) => runtime_ints(a, r)?,
             };
-            let target = reshape_target(&v.dims(), &shape, false)?;
+            let allowzero = matches!(fix, Some(Fix::AllowZero));
+            let target = reshape_target(&v.dims(), &shape, allowzero)?;
             Ok(vec![reshape(v, &target)?])
         }
         Node::Transpose(n) => {
@@ -1555,8 +1575,8 @@ fn eval(
             use onnx_ir::node::pad::{AxesInput, ConstantValueInput, PadInput, PadMode};
             let x = want_float(device, a, 0)?;
             let rank = x.rank();
-            let pads: Vec<(usize, usize)> = match &n.config.pads {
-                PadInput::Static(p) => p.clone(),
+            let pads: Vec<(i64, i64)> = match &n.config.pads {
+                PadInput::Static(p) => p.iter().map(|&(b, e)| (b as i64, e as i64)).collect(),
                 PadInput::Runtime { input, axes } => {
                     let raw = runtime_ints(a, input)?;
                     let axes: Vec<usize> = match axes {
@@ -1572,11 +1592,7 @@ fn eval(
                     }
                     let mut pads = vec![(0, 0); rank];
                     for (k, &ax) in axes.iter().enumerate() {
-                        let (b, e) = (raw[k], raw[k + axes.len()]);
-                        if b < 0 || e < 0 {
-                            return Err("negative pads (cropping) are not supported".into());
-                        }
-                        pads[ax] = (b as usize, e as usize);
+                        pads[ax] = (raw[k], raw[k + axes.len()]);
                     }
                     pads
                 }
@@ -1604,89 +1620,78 @@ fn eval(
             if pads.len() != rank {
                 return Err(format!("{} pad pairs for a rank-{rank} tensor", pads.len()));
             }
-            one(map_float!(x, |t| t.pad(pads.as_slice(), mode)))
+            let dims = x.dims();
+            let out = dims
+                .iter()
+                .zip(&pads)
+                .map(|(&d, &(b, e))| {
+                    usize::try_from(d as i64 + b + e)
+                        .map_err(|_| format!("pads {b}, {e} remove more than an axis of {d}"))
+                })
+                .collect::<R<Vec<usize>>>()?;
+            convnet_layers::Bytes::f32s(&out)
+                .check("the Pad output")
+                .map_err(|e| e.to_string())?;
+            if matches!(fix, Some(Fix::Wrap)) {
+                return one(wrap_pad(x, &pads));
+            }
+            // Positive pads pad; negative ones crop, after.
+            let grow: Vec<(usize, usize)> = pads
+                .iter()
+                .map(|&(b, e)| (b.max(0) as usize, e.max(0) as usize))
+                .collect();
+            let mut x = map_float!(x, |t| t.pad(grow.as_slice(), mode));
+            for (ax, &(b, e)) in pads.iter().enumerate() {
+                if b < 0 || e < 0 {
+                    let start = (-b).max(0) as usize;
+                    x = map_float!(x, |t| t.narrow(ax, start, out[ax]));
+                }
+            }
+            one(x)
         }
         Node::Resize(n) | Node::Upsample(n) => {
             use onnx_ir::node::resize::{ResizeScales, ResizeSizes};
             let x = want_float(device, a, 0)?;
-            let dims = x.dims();
             let c = &n.config;
-            let (scales, sizes): (Vec<f64>, Vec<usize>) = match (&c.sizes, &c.scales) {
-                (Some(s), _) => {
-                    let sizes: Vec<usize> = match s {
-                        ResizeSizes::Static(s) => s.clone(),
-                        ResizeSizes::Runtime(r) => runtime_ints(a, r)?
-                            .into_iter()
-                            .map(|v| v.max(0) as usize)
-                            .collect(),
-                    };
-                    // Sizes may name the spatial axes only.
-                    let sizes = if sizes.len() + 2 == dims.len() {
-                        [&dims[..2], &sizes[..]].concat()
-                    } else {
-                        sizes
-                    };
-                    (
-                        sizes
-                            .iter()
-                            .zip(&dims)
-                            .map(|(&o, &i)| o as f64 / i as f64)
-                            .collect(),
-                        sizes,
-                    )
-                }
-                (None, Some(s)) => {
-                    let scales: Vec<f64> = match s {
-                        ResizeScales::Static(s) => s.iter().map(|&v| f64::from(v)).collect(),
-                        ResizeScales::Runtime(r) => {
-                            let v = want(a, r.input_index)?
-                                .float(device)
-                                .map_err(|e| e.to_string())?;
-                            v.into_data()
-                                .try_to_vec::<f32>()
-                                .map_err(|e| format!("{e:?}"))?
-                                .into_iter()
-                                .map(f64::from)
-                                .collect()
-                        }
-                    };
-                    let scales = if scales.len() + 2 == dims.len() {
-                        [vec![1.0, 1.0], scales].concat()
-                    } else {
-                        scales
-                    };
-                    let sizes = scales
-                        .iter()
-                        .zip(&dims)
-                        .map(|(&s, &d)| (s * d as f64).floor() as usize)
-                        .collect();
-                    (scales, sizes)
-                }
-                (None, None) => return Err("Resize without scales or sizes".into()),
+            let floats = |a: &mut [Option<Value>], i: usize| -> R<Vec<f64>> {
+                let v = want(a, i)?.float(device).map_err(|e| e.to_string())?;
+                Ok(v.into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| format!("{e:?}"))?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect())
             };
-            if sizes.len() != dims.len() {
-                return Err(format!(
-                    "{} sizes for a rank-{} tensor",
-                    sizes.len(),
-                    dims.len()
-                ));
-            }
-            let mut x = x;
-            for ax in 0..dims.len() {
-                if sizes[ax] == dims[ax] && (scales[ax] - 1.0).abs() < f64::EPSILON {
-                    continue;
+            let sizes = match &c.sizes {
+                Some(ResizeSizes::Static(s)) => Some(s.iter().map(|&v| v as i64).collect()),
+                Some(ResizeSizes::Runtime(r)) => Some(runtime_ints(a, r)?),
+                None => None,
+            };
+            let scales = match &c.scales {
+                Some(ResizeScales::Static(s)) => Some(s.iter().map(|&v| f64::from(v)).collect()),
+                Some(ResizeScales::Runtime(r)) => Some(floats(a, r.input_index)?),
+                None => None,
+            };
+            let default = ResizeFix::default();
+            let fix = match fix {
+                Some(Fix::Resize(f)) => f,
+                _ => &default,
+            };
+            // The region: a constant one was taken off the node; a computed one is input 1.
+            let roi = match &fix.roi {
+                Some(r) => Some(r.iter().map(|&v| f64::from(v)).collect()),
+                None if matches!(
+                    c.coordinate_transformation_mode,
+                    onnx_ir::node::resize::CoordinateTransformMode::TfCropAndResize
+                ) && a.get(1).is_some_and(Option::is_some) =>
+                {
+                    Some(floats(a, 1)?)
                 }
-                let table = resize::axis_table(
-                    &c.mode,
-                    &c.coordinate_transformation_mode,
-                    &c.nearest_mode,
-                    dims[ax],
-                    sizes[ax],
-                    scales[ax],
-                );
-                x = resize::resize_axis(x, ax, &table);
-            }
-            one(x)
+                None => None,
+            };
+            let given = resize::Given { scales, sizes, roi };
+            one(resize::resize(x, c, fix, given)?)
         }
         Node::ReduceMean(_) | Node::ReduceSum(_) | Node::ReduceMax(_) | Node::ReduceMin(_) => {
             let config = match node {
@@ -1880,6 +1885,113 @@ fn dilated_average(
     let inverse =
         Float::from_data(TensorData::new(inverse, idims), device).map_err(|e| e.to_string())?;
     mul_float(sums, inverse)
+}
+
+/// BatchNormalization in training mode, as ONNX defines it: normalised by the batch's own
+/// mean and (population) variance over every axis but the channels; the running statistics
+/// `[scale, bias, mean, var]` come back updated by `momentum`.
+fn batch_norm_training(x: Float, stats: &[Tensor<1>], eps: f64, momentum: f64) -> R<Vec<Value>> {
+    let dims = x.dims();
+    if dims.len() < 2 {
+        return Err(format!("batch norm needs [N, C, ...], got {dims:?}"));
+    }
+    let c = dims[1];
+    // [N, C, rest] -> [C, N * rest]: one row per channel.
+    let rest: usize = dims[2..].iter().product();
+    let Float::R3(t) = x.reshape(&[dims[0], c, rest]).map_err(|e| e.to_string())? else {
+        unreachable!("reshaped to rank 3")
+    };
+    let rows = t.swap_dims(0, 1).reshape([c, dims[0] * rest]);
+    let mean = rows.clone().mean_dim(1);
+    let centred = rows - mean.clone();
+    let var = centred.clone().powi_scalar(2).mean_dim(1);
+    let [scale, bias, running_mean, running_var] = stats else {
+        return Err("batch norm needs scale, bias, mean and variance".into());
+    };
+    let y = centred / (var.clone() + eps).sqrt() * scale.clone().reshape([c, 1])
+        + bias.clone().reshape([c, 1]);
+    let y = y.reshape([c, dims[0], rest]).swap_dims(0, 1);
+    let y = Float::R3(y).reshape(&dims).map_err(|e| e.to_string())?;
+    let mean = mean.reshape([c]);
+    let var = var.reshape([c]);
+    Ok(vec![
+        Value::Float(y),
+        Value::Float(Float::R1(
+            running_mean.clone() * momentum + mean * (1.0 - momentum),
+        )),
+        Value::Float(Float::R1(
+            running_var.clone() * momentum + var * (1.0 - momentum),
+        )),
+    ])
+}
+
+/// A 2D max pool and ONNX's indices output: each maximum's position in the whole input
+/// tensor, flattened row-major (`storage_order` 0) or with the two spatial axes swapped (1).
+fn max_pool_indices(x: Float, win: &Window, ceil: bool, column: bool) -> R<Vec<Value>> {
+    let Float::R4(t) = x else {
+        return Err(format!("a 2D max pool of a {:?} tensor", x.dims()));
+    };
+    let [_, _, h, w] = t.dims();
+    let pair = |v: &[usize]| -> R<[usize; 2]> {
+        v.try_into()
+            .map_err(|_| format!("{} values for 2 spatial axes", v.len()))
+    };
+    let (kernel, stride, dilation) = (pair(&win.kernel)?, pair(&win.stride)?, pair(&win.dilation)?);
+    let rounding = if ceil {
+        convnet_layers::Rounding::Ceil
+    } else {
+        convnet_layers::Rounding::Floor
+    };
+    let geo =
+        convnet_layers::geometry::window([h, w], kernel, stride, dilation, &win.padding, rounding)
+            .map_err(|e| e.to_string())?;
+    let options = burn::tensor::ops::MaxPoolOptions {
+        kernel_size: kernel,
+        stride,
+        padding: geo.map(|g| (g.pad_begin, g.pad_end)),
+        dilation,
+        ceil_mode: ceil,
+    };
+    let (y, plane) = burn::tensor::module::max_pool2d_with_indices(t, options);
+    let dims = plane.dims().to_vec();
+    let plane = plane
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| format!("{e:?}"))?;
+    let per_plane = dims[2] * dims[3];
+    let (h, w) = (h as i64, w as i64);
+    let index = plane
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let within = if column { (i % w) * h + i / w } else { i };
+            (k / per_plane) as i64 * h * w + within
+        })
+        .collect();
+    Ok(vec![
+        Value::Float(Float::R4(y)),
+        Value::Int(Ints::new(dims, index)),
+    ])
+}
+
+/// ONNX's `wrap` padding: the axis repeated around itself (numpy's `np.pad(mode="wrap")`),
+/// each output index reading `(i - before) mod n`; negative pads crop.
+fn wrap_pad(x: Float, pads: &[(i64, i64)]) -> Float {
+    let device = x.device();
+    let dims = x.dims();
+    let mut x = x;
+    for (ax, &(b, e)) in pads.iter().enumerate() {
+        let n = dims[ax] as i64;
+        if (b == 0 && e == 0) || n == 0 {
+            continue;
+        }
+        let index: Vec<i64> = (0..n + b + e).map(|i| (i - b).rem_euclid(n)).collect();
+        let len = index.len();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [len]), &device);
+        x = map_float!(x, |t| t.select(ax, index.clone()));
+    }
+    x
 }
 
 fn channel_affine(x: Float, scale: Tensor<1>, shift: Tensor<1>) -> R<Float> {

@@ -6,6 +6,7 @@ mod check;
 mod exec;
 mod layers;
 mod resize;
+mod rewrite;
 mod summary;
 mod value;
 
@@ -73,6 +74,8 @@ pub struct OnnxModel {
     header: check::Header,
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
+    /// Per node, what the parser was not told ([`rewrite`]).
+    fixes: Vec<Option<rewrite::Fix>>,
     /// Weights and layers on the device of the last run.
     prepared: Mutex<Option<Prepared>>,
 }
@@ -104,9 +107,25 @@ impl OnnxModel {
             )));
         }
         let bytes = std::fs::read(path).map_err(|e| file(e.to_string()))?;
+        Self::load(bytes, path, true)
+    }
+
+    /// A model held in memory (made by a translator from another format, say); `origin`
+    /// names it in messages, and its folder is where external data would be looked up.
+    pub fn from_bytes(bytes: Vec<u8>, origin: &Path) -> Result<Self, GraphError> {
+        Self::load(bytes, origin, false)
+    }
+
+    /// `bytes` are the file at `path` when `on_disk`.
+    fn load(bytes: Vec<u8>, path: &Path, on_disk: bool) -> Result<Self, GraphError> {
+        let file = |message: String| GraphError::File {
+            path: path.display().to_string(),
+            message,
+        };
         let header = check::check(&bytes, path)?;
-        let ceil_fix = check::strip_average_pool_ceil(&bytes, header.opset).map_err(file)?;
-        drop(bytes);
+        let rewritten = rewrite::rewrite(&bytes, header.opset).map_err(file)?;
+        // A file on disk is parsed from disk: its bytes need not stay in memory meanwhile.
+        let kept = (!on_disk).then_some(bytes);
         // Every operator convnet lacks, named as the file names its nodes, before parsing:
         // the parser renames nodes and may fail on an operator it does not know.
         let unsupported: Vec<String> = header
@@ -139,9 +158,9 @@ impl OnnxModel {
         }
         // The parser is third-party code fed a user's file: a panic inside it is reported as
         // this file's error rather than taking the program down.
-        let source = match &ceil_fix {
-            Some((bytes, _)) => Source::Bytes(bytes),
-            None => Source::File(path),
+        let source = match (&rewritten.0, &kept) {
+            (Some(bytes), _) | (None, Some(bytes)) => Source::Bytes(bytes),
+            (None, None) => Source::File(path),
         };
         let mut graph = parse(&source, path, true)?;
         // Simplification fuses patterns (attention) into operators convnet does not run; the
@@ -149,18 +168,7 @@ impl OnnxModel {
         if graph.nodes.iter().any(|n| refusal(n).is_some()) {
             graph = parse(&source, path, false)?;
         }
-        if let Some((_, flags)) = &ceil_fix {
-            let mut flags = flags.iter();
-            for node in &mut graph.nodes {
-                let ceil = match node {
-                    Node::AveragePool1d(n) => &mut n.config.ceil_mode,
-                    Node::AveragePool2d(n) => &mut n.config.ceil_mode,
-                    Node::AveragePool3d(n) => &mut n.config.ceil_mode,
-                    _ => continue,
-                };
-                *ceil |= flags.next().copied().unwrap_or(false);
-            }
-        }
+        let fixes = rewritten.1.apply(&mut graph.nodes).map_err(file)?;
         // Second line of defence: settings the parser accepts that convnet does not run.
         let unsupported: Vec<String> = graph
             .nodes
@@ -191,6 +199,7 @@ impl OnnxModel {
             header,
             inputs,
             outputs,
+            fixes,
             prepared: Mutex::new(None),
         })
     }
@@ -292,7 +301,7 @@ impl OnnxModel {
             .lock()
             .map_err(|_| GraphError::invalid("an earlier run of this model failed midway"))?;
         if prepared.as_ref().is_none_or(|p| &p.device != device) {
-            *prepared = Some(Prepared::new(&self.graph, device)?);
+            *prepared = Some(Prepared::new(&self.graph, &self.fixes, device)?);
         }
         match prepared.as_ref() {
             Some(plan) => work(plan),
@@ -349,8 +358,14 @@ impl OnnxModel {
                         data.shape()
                     )));
                 }
-                // Empty integer inputs are lists (no axes, no pads); an empty picture is refused.
-                if data.shape().contains(&0) && data.dtype().is_float() {
+                // Empty integer inputs are lists (no axes, no pads); an empty picture is
+                // refused, unless the model itself declares the empty axis.
+                let undeclared_empty = data
+                    .shape()
+                    .iter()
+                    .zip(&info.shape)
+                    .any(|(&d, w)| d == 0 && w.is_none());
+                if undeclared_empty && data.dtype().is_float() {
                     return Err(err(format!("is empty: {:?}", data.shape())));
                 }
                 if data.dtype().is_float() != info.dtype.is_float() {
@@ -467,7 +482,6 @@ fn one_line(s: &str) -> String {
 
 /// Why convnet cannot run `node`, or `None` when it can.
 fn refusal(node: &Node) -> Option<String> {
-    use onnx_ir::node::resize::{CoordinateTransformMode, ResizeMode};
     let op = node.node_type().to_string();
     let supported = matches!(
         node,
@@ -561,25 +575,8 @@ fn refusal(node: &Node) -> Option<String> {
                 .is_none_or(|v| v.contains(&true));
             training.then(|| format!("{op} (training_mode)"))
         }
-        Node::MaxPool1d(_) | Node::MaxPool2d(_) | Node::MaxPool3d(_)
-            if node.outputs().len() > 1 =>
-        {
+        Node::MaxPool1d(_) | Node::MaxPool3d(_) if node.outputs().len() > 1 => {
             Some(format!("{op} (the indices output)"))
-        }
-        Node::Resize(n) | Node::Upsample(n) => {
-            let c = &n.config;
-            if matches!(c.mode, ResizeMode::Cubic) {
-                Some(format!("{op} (mode cubic)"))
-            } else if matches!(
-                c.coordinate_transformation_mode,
-                CoordinateTransformMode::TfCropAndResize
-            ) {
-                Some(format!("{op} (tf_crop_and_resize)"))
-            } else if c.antialias != 0 {
-                Some(format!("{op} (antialias)"))
-            } else {
-                None
-            }
         }
         _ => None,
     }
