@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Regenerates fixtures/face/reference.json: reference outputs of face-api.js itself
-# (@vladmandic/face-api@1.7.15 on @tensorflow/tfjs@4.22.0, cpu backend, float32) for
-# SsdMobilenetv1, FaceLandmark68Net and FaceRecognitionNet, against which convnet's Rust
-# port of those networks is checked. See fixtures/face/README.md for what the file holds.
+# Regenerates the reference outputs of face-api.js itself (@vladmandic/face-api@1.7.15 on
+# @tensorflow/tfjs@4.22.0, cpu backend, float32), against which convnet's Rust ports of its
+# networks are checked. See fixtures/face/README.md for what the files hold.
+#
+# - fixtures/face/reference-same-pixels.json: every network (Tiny Face Detector at 416 and
+#   608, SsdMobilenetv1, FaceLandmark68Net, FaceRecognitionNet) on the RGB bytes convnet's own
+#   decoder gives for the six demo photos: the `face_rgb` example of crates/face writes them
+#   raw, and node builds the tfjs tensor from those bytes (no JPEG decoder in between);
+# - fixtures/face/reference.json: SSD, landmarks and recognition on the demo photos as
+#   jpeg-js decodes them (a second decoder: what changes with other pixels), and the networks
+#   alone on synthetic pictures.
 #
 #   scripts/face-reference.sh
 #
@@ -43,7 +50,13 @@ if [ ! -f "$dir/node_modules/@vladmandic/face-api/package.json" ] \
     (cd "$dir" && npm install --no-audit --no-fund --ignore-scripts --save-exact --loglevel=error)
 fi
 
+# The debug profile, as the tests decode with (the checksum in the JSON pins the bytes).
+echo "==> the demo photos' RGB bytes as convnet decodes them"
+cargo run --quiet -p convnet-face --example face_rgb -- "$dir/rgb" \
+    third_party/face-api/demo/sample{1,2,3,4,5,6}.jpg
+
 echo "==> running fixtures/face/make_reference.mjs"
 NODE_PATH="$PWD/$dir/node_modules" FACE_REF_NODE_MODULES="$PWD/$dir/node_modules" \
-    node fixtures/face/make_reference.mjs third_party/face-api fixtures/face/reference.json
-ls -l fixtures/face/reference.json
+    node fixtures/face/make_reference.mjs third_party/face-api fixtures/face/reference.json \
+    --same-pixels "$dir/rgb" fixtures/face/reference-same-pixels.json
+ls -l fixtures/face/reference.json fixtures/face/reference-same-pixels.json

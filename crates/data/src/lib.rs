@@ -17,6 +17,7 @@ pub mod augment;
 pub mod detection;
 mod error;
 pub mod examples;
+pub mod faceapi;
 pub mod fashion_mnist;
 pub mod folder;
 pub mod idx;

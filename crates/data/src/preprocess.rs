@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::error::DataError;
+use crate::faceapi::{SquarePad, square_resized};
 
 /// How the picture becomes `size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +25,10 @@ pub enum Resize {
     CropToAspect,
     /// Scale to `size`, stretching if the aspect ratios differ.
     Stretch,
-    /// Pad the bottom or right with black to a square, then scale (face-api.js's
-    /// `padToSquare`): nothing is cut or stretched.
+    /// face-api.js's input path ([`crate::faceapi`]): pad the bottom or right with black to a
+    /// square (`padToSquare`), then scale with TensorFlow's legacy bilinear whatever the
+    /// interpolation says (the weights were trained on that): nothing is cut or stretched.
+    /// The target must be square.
     PadToSquare,
 }
 
@@ -165,9 +168,24 @@ impl Preprocess {
                 "cannot resize images to {h}x{w}"
             )));
         }
-        let rgb = self.resized(img.to_rgb8(), w as u32, h as u32)?;
         let plane = h * w;
         let mut out = vec![0.0; 3 * plane];
+        if self.resize == Resize::PadToSquare {
+            if h != w {
+                return Err(DataError::Preprocess(format!(
+                    "face-api's input is square, not {h}x{w}"
+                )));
+            }
+            let hwc = square_resized(&img.to_rgb8(), SquarePad::BottomRight, h);
+            for (i, px) in hwc.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    let source = if self.bgr { 2 - c } else { c };
+                    out[c * plane + i] = self.normalize(c, px[source]);
+                }
+            }
+            return Ok(out);
+        }
+        let rgb = self.resized(img.to_rgb8(), w as u32, h as u32)?;
         for (i, px) in rgb.pixels().enumerate() {
             for c in 0..3 {
                 let source = if self.bgr { 2 - c } else { c };
@@ -182,12 +200,9 @@ impl Preprocess {
         let (iw, ih) = (rgb.width().max(1), rgb.height().max(1));
         match self.resize {
             Resize::Stretch => Ok(imageops::resize(&rgb, tw, th, filter)),
-            Resize::PadToSquare => {
-                let side = iw.max(ih);
-                let mut square = RgbImage::new(side, side);
-                imageops::replace(&mut square, &rgb, 0, 0);
-                Ok(imageops::resize(&square, tw, th, filter))
-            }
+            Resize::PadToSquare => Err(DataError::Preprocess(
+                "face-api's input is not resized as a picture".into(),
+            )),
             Resize::CenterCrop { shorter } => {
                 let scale = shorter as f64 / f64::from(iw.min(ih));
                 let nw = ((f64::from(iw) * scale).round() as u32).max(tw);
@@ -313,6 +328,22 @@ mod tests {
                 .to_string()
                 .contains("presets")
         );
+    }
+
+    #[test]
+    fn faceapi_recipe_pads_and_resizes_like_tensorflow() {
+        // 8 x 4 stripes to 2 x 2: padded to 8 x 8 at the bottom, then TensorFlow's legacy
+        // bilinear reads columns 0 and 4 and rows 0 and 4 (padding), averaging nothing.
+        let img = RgbImage::from_fn(8, 4, |x, _| Rgb([(x * 30) as u8; 3]));
+        let p = Preprocess::faceapi(2, [0.0; 3]);
+        let v = p.apply(&DynamicImage::ImageRgb8(img)).unwrap();
+        let want = [0.0, 120.0 / 255.0, 0.0, 0.0];
+        for (a, b) in v[..4].iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{v:?}");
+        }
+        let mut wide = p.clone();
+        wide.size = [2, 3];
+        assert!(wide.apply(&picture(8, 8)).is_err());
     }
 
     proptest::proptest! {

@@ -35,7 +35,9 @@
 //!   (face-api turns 0 into 100);
 //! - the depthwise batch norm is folded into the filter and convolutions sum in another order,
 //!   which rounds differently in the last bits: on face-api's own synthetic 512x512 reference
-//!   picture (`fixtures/face/reference.json`) boxes agree to 4e-5 and scores to 1e-5;
+//!   picture (`fixtures/face/reference.json`) boxes agree to 4e-5 and scores to 1e-5, on the
+//!   demo photos' own pixels (`reference-same-pixels.json`) boxes to 0.005 px and scores to
+//!   6e-5;
 //! - face-api in a browser draws the picture on a canvas to resize it (the canvas's own
 //!   smoothing); this reproduces the tensor path (Node), TensorFlow's bilinear resize. The
 //!   weights' own `Preprocessor/mul/x` (1/127.5 as a float32) agrees with face-api's `/ 127.5`.

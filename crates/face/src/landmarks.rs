@@ -174,6 +174,21 @@ impl FaceLandmark68Net {
 
     /// [`Self::detect`] for several crops in one batch.
     pub fn detect_batch(&self, crops: &[RgbImage]) -> Result<Vec<Landmarks68>, FaceError> {
+        Ok(self
+            .relative_batch(crops)?
+            .into_iter()
+            .zip(crops)
+            .map(|(points, crop)| {
+                let points = to_pixels(&points, crop.width(), crop.height());
+                Landmarks68 { points }
+            })
+            .collect())
+    }
+
+    /// The landmarks of several crops in one batch as fractions of each crop
+    /// ([`relative_points`]): what face-api scales by the crop's size and shifts by the
+    /// detection's corner.
+    pub fn relative_batch(&self, crops: &[RgbImage]) -> Result<Vec<Vec<[f32; 2]>>, FaceError> {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
@@ -185,7 +200,7 @@ impl FaceLandmark68Net {
         Ok(raw
             .chunks_exact(2 * NUM_LANDMARKS)
             .zip(crops)
-            .map(|(r, crop)| Landmarks68::from_raw(r, crop.width(), crop.height()))
+            .map(|(r, crop)| relative_points(r, crop.width(), crop.height()))
             .collect())
     }
 }
@@ -206,6 +221,52 @@ pub(crate) fn centre(points: &[[f32; 2]]) -> [f32; 2] {
     [x / n, y / n]
 }
 
+/// face-api's `postProcess` for one face: the network's raw values (fractions of the padded
+/// 112 square, interleaved x, y) as fractions of a `width` x `height` crop. The padding is
+/// taken off as face-api does, centred (`|w - h| / 2` on each side of the short axis), and in
+/// float32 as tfjs computes it (`out * 112 - pad`, then `/ side`, each rounded to float32);
+/// face-api then multiplies by the crop's size in float64 (`FaceLandmarks`).
+pub fn relative_points(raw: &[f32], width: u32, height: u32) -> Vec<[f32; 2]> {
+    let (w, h) = (f64::from(width), f64::from(height));
+    let input = LANDMARK_INPUT_SIZE as f64;
+    let scale = input / w.max(h);
+    let (sw, sh) = (w * scale, h * scale);
+    let pad_x = if sw < sh { (sw - sh).abs() / 2.0 } else { 0.0 } as f32;
+    let pad_y = if sh < sw { (sw - sh).abs() / 2.0 } else { 0.0 } as f32;
+    let (sw, sh, input) = (sw as f32, sh as f32, input as f32);
+    raw.chunks_exact(2)
+        .map(|p| [(p[0] * input - pad_x) / sw, (p[1] * input - pad_y) / sh])
+        .collect()
+}
+
+/// face-api's `FaceLandmarks` positions: relative points times the crop's `width` and
+/// `height`, plus `shift` (the detection's corner in the picture), in float64.
+pub fn to_pixels_f64(
+    relative: &[[f32; 2]],
+    width: u32,
+    height: u32,
+    shift: [f64; 2],
+) -> Vec<[f64; 2]> {
+    let (w, h) = (f64::from(width), f64::from(height));
+    relative
+        .iter()
+        .map(|p| {
+            [
+                f64::from(p[0]) * w + shift[0],
+                f64::from(p[1]) * h + shift[1],
+            ]
+        })
+        .collect()
+}
+
+/// [`to_pixels_f64`] in the crop's own pixels, rounded to float32.
+fn to_pixels(relative: &[[f32; 2]], width: u32, height: u32) -> Vec<[f32; 2]> {
+    to_pixels_f64(relative, width, height, [0.0; 2])
+        .into_iter()
+        .map(|p| [p[0] as f32, p[1] as f32])
+        .collect()
+}
+
 impl Landmarks68 {
     /// 68 points; anything else is an input error.
     pub fn new(points: Vec<[f32; 2]>) -> Result<Self, FaceError> {
@@ -220,24 +281,11 @@ impl Landmarks68 {
 
     /// face-api's `postProcess` and `FaceLandmarks68` for one face: the network's 136 raw
     /// values (fractions of the square the crop was padded to, interleaved x, y) in pixels of a
-    /// `width` x `height` crop. The padding is taken off as face-api does, centred
-    /// (`|w - h| / 2` on each side of the short axis).
+    /// `width` x `height` crop (see [`relative_points`]).
     pub fn from_raw(raw: &[f32], width: u32, height: u32) -> Self {
-        let (w, h) = (f64::from(width), f64::from(height));
-        let input = LANDMARK_INPUT_SIZE as f64;
-        let scale = input / w.max(h);
-        let (sw, sh) = (w * scale, h * scale);
-        let pad_x = if sw < sh { (sw - sh).abs() / 2.0 } else { 0.0 };
-        let pad_y = if sh < sw { (sw - sh).abs() / 2.0 } else { 0.0 };
-        let points = raw
-            .chunks_exact(2)
-            .map(|p| {
-                let x = (f64::from(p[0]) * input - pad_x) / sw * w;
-                let y = (f64::from(p[1]) * input - pad_y) / sh * h;
-                [x as f32, y as f32]
-            })
-            .collect();
-        Self { points }
+        Self {
+            points: to_pixels(&relative_points(raw, width, height), width, height),
+        }
     }
 
     /// Points 0–16.

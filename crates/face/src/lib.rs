@@ -16,5 +16,6 @@ pub mod landmarks;
 pub mod pipeline;
 pub mod recognition;
 pub mod tf;
+pub mod tiny_face;
 
 pub use error::FaceError;

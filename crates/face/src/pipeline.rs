@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::FaceError;
 use crate::align::{chip_box, crop};
 use crate::detector::{SsdMobilenetV1, SsdOptions};
-use crate::landmarks::FaceLandmark68Net;
+use crate::landmarks::{FaceLandmark68Net, to_pixels_f64};
 use crate::recognition::{Encoding, FaceRecognitionNet};
 
 /// The distance under which two encodings are taken for the same person.
@@ -74,31 +74,43 @@ impl FaceModels {
         })
     }
 
-    /// Every face in `image`, best detection first.
+    /// Every face in `image`, best detection first, as face-api's
+    /// `detectAllFaces(..).withFaceLandmarks().withFaceDescriptors()` computes them on the same
+    /// pixels:
+    ///
+    /// 1. each detection box is clipped to the picture and rounded down (`clipAtImageBorders`)
+    ///    and that crop goes through the landmark network;
+    /// 2. the landmarks, fractions of the crop, are scaled by the crop's size and shifted by
+    ///    the detection box's *unrounded* corner (face-api's `shiftBy(box.x, box.y)`: the points
+    ///    land up to a pixel from where the crop really starts, and the chip is placed by
+    ///    them, so this is kept to give face-api's chips and encodings);
+    /// 3. the dlib-style chip ([`chip_box`]) around the eyes and mouth is cut out (clipped and
+    ///    rounded down the same way) and encoded.
+    ///
+    /// A face whose box leaves no whole pixel in the picture, or whose landmarks give no chip,
+    /// is left out.
     pub fn faces(&self, image: &RgbImage) -> Result<Vec<Face>, FaceError> {
         let found = self.detector.detect(image, &self.options)?;
         // The detected boxes' crops go through the landmark network as one batch.
         let boxed: Vec<_> = found
             .into_iter()
-            .filter_map(|det| crop(image, &det.bbox).map(|(face, at)| (det, face, at)))
+            .filter_map(|det| crop(image, &det.bbox).map(|(face, _)| (det, face)))
             .collect();
-        let faces: Vec<RgbImage> = boxed.iter().map(|(_, face, _)| face.clone()).collect();
-        let all_landmarks = self.landmarks.detect_batch(&faces)?;
+        let faces: Vec<RgbImage> = boxed.iter().map(|(_, face)| face.clone()).collect();
+        let all_landmarks = self.landmarks.relative_batch(&faces)?;
         let mut located = Vec::new();
         let mut crops = Vec::new();
-        for ((det, _, at), found) in boxed.into_iter().zip(all_landmarks) {
-            let mut landmarks = found.points;
-            for p in &mut landmarks {
-                p[0] += at.x as f32;
-                p[1] += at.y as f32;
-            }
-            let Some(aligned) = chip_box(&landmarks) else {
+        for ((det, face), relative) in boxed.into_iter().zip(all_landmarks) {
+            let shift = [f64::from(det.bbox.x1), f64::from(det.bbox.y1)];
+            let points = to_pixels_f64(&relative, face.width(), face.height(), shift);
+            let Some(aligned) = chip_box(&points, face.dimensions()) else {
                 continue;
             };
             let Some((chip, _)) = crop(image, &aligned) else {
                 continue;
             };
             crops.push(chip);
+            let landmarks = points.iter().map(|p| [p[0] as f32, p[1] as f32]).collect();
             located.push((det, landmarks, aligned));
         }
         if crops.is_empty() {

@@ -2,6 +2,7 @@
 //! trained by `convnet train --task detect` (its run directory holds the head file) — boxes with
 //! class and score in the picture's pixels, tile by tile for large pictures, drawn on request.
 
+pub mod graph;
 pub mod train;
 pub mod val;
 
@@ -28,16 +29,19 @@ const TINY_FACE_WEIGHTS: &str =
 
 /// A detector the command knows: face-api's, or one trained here.
 pub enum Detector {
-    /// face-api.js's Tiny Face Detector: pictures padded to a square at the bottom and right,
-    /// resized to `size`.
+    /// face-api.js's Tiny Face Detector at input side `size`, run through face-api's own input
+    /// and output path (`convnet_face::tiny_face`); `preprocess` describes that input (the
+    /// `faceapi` recipe, which resizes the same way).
     TinyFace {
         model: Box<convnet_layers::Sequential>,
-        head: YoloHead,
         preprocess: convnet_data::Preprocess,
         size: usize,
     },
     /// A run of `convnet train --task detect`.
     Trained(Box<Trained>),
+    /// A COCO detector that is a TF.js graph model (the human package's CenterNet or
+    /// NanoDet, `models/NAME.json`), translated to ONNX.
+    Graph(Box<graph::GraphDetector>),
 }
 
 impl Detector {
@@ -50,6 +54,16 @@ impl Detector {
         size: Option<usize>,
         device: &Device,
     ) -> Result<Self> {
+        if convnet_graph::tfjs::is_graph_model(Path::new(model)) {
+            let g = graph::GraphDetector::open(Path::new(model), device)?;
+            if size.is_some_and(|s| s != g.side()) || weights.is_some() {
+                bail!(
+                    "{model} takes {0}x{0} pictures and holds its weights: --size and --weights do not apply",
+                    g.side()
+                );
+            }
+            return Ok(Detector::Graph(Box::new(g)));
+        }
         // A run directory (its best checkpoint) or one of its checkpoint files.
         if HeadFile::locate(Path::new(model)).is_some() {
             return Ok(Detector::Trained(Box::new(Trained::load(
@@ -76,10 +90,6 @@ impl Detector {
         let (net, _) = models::load(&spec, &dict, false, &weights, device)?;
         Ok(Detector::TinyFace {
             model: Box::new(net),
-            head: YoloHead {
-                anchors: convnet_zoo::tiny_face::ANCHORS.to_vec(),
-                classes: 0,
-            },
             preprocess: models::preprocess_for(model, None, Some(size))?,
             size,
         })
@@ -89,6 +99,7 @@ impl Detector {
         match self {
             Detector::TinyFace { .. } => vec!["face".into()],
             Detector::Trained(t) => t.head_file.classes.clone(),
+            Detector::Graph(g) => g.classes(),
         }
     }
 
@@ -96,7 +107,7 @@ impl Detector {
     pub fn default_tiling(&self) -> Option<Tiling> {
         match self {
             Detector::Trained(t) => t.head_file.data.as_ref().and_then(|d| d.tiling),
-            Detector::TinyFace { .. } => None,
+            Detector::TinyFace { .. } | Detector::Graph(_) => None,
         }
     }
 
@@ -110,23 +121,10 @@ impl Detector {
     ) -> Result<Vec<Detection>> {
         let (w, h) = (picture.width() as f32, picture.height() as f32);
         let (model, head, x, back): (_, _, Vec<f32>, Box<dyn Fn(BBox) -> BBox>) = match self {
-            Detector::TinyFace {
-                model,
-                head,
-                preprocess,
-                ..
-            } => {
-                let x = preprocess.apply(&image::DynamicImage::ImageRgb8(picture.clone()))?;
-                // The network saw the picture padded to a square at the bottom and right: a
-                // fraction of the input is a fraction of that square's side.
-                let side = w.max(h);
-                (
-                    &**model,
-                    head,
-                    x,
-                    Box::new(move |b: BBox| b.scale(side, side)),
-                )
+            Detector::TinyFace { model, size, .. } => {
+                return tiny_face(model, *size, picture, score, iou, device);
             }
+            Detector::Graph(g) => return g.detect(picture, score, iou, device),
             Detector::Trained(t) => {
                 let [channels, side, _] = t.head_file.input;
                 if t.head_file.data.is_some() {
@@ -159,34 +157,24 @@ impl Detector {
                 }
             }
         };
-        let side = match self {
-            Detector::TinyFace { size, .. } => *size,
-            Detector::Trained(t) => t.head_file.input[1],
-        };
+        let side = self.input_side();
         let channels = x.len() / (side * side);
         let x = Tensor::<4>::from_data(TensorData::new(x, [1, channels, side, side]), device);
         let y = model.forward(x, Mode::Eval)?.into_map2d()?;
         let [_, _, gh, gw] = y.dims();
         let values = y.into_data().convert::<f32>().try_to_vec::<f32>()?;
-        // face-api.js suppresses in the network's coordinates; a detector trained here in the
-        // picture's pixels, after clipping (which can raise two boxes' overlap), so tiles
-        // merged by the same NMS give the same boxes as the whole picture.
-        let face_api = matches!(self, Detector::TinyFace { .. });
-        let found = match face_api {
-            true => head.detect(&values, [gh, gw], score, iou)?,
-            false => head.decode(&values, [gh, gw], score)?,
-        };
-        let found: Vec<Detection> = found
+        // A detector trained here suppresses in the picture's pixels, after clipping (which
+        // can raise two boxes' overlap), so tiles merged by the same NMS give the same boxes
+        // as the whole picture (face-api's suppresses in the network's coordinates).
+        let found: Vec<Detection> = head
+            .decode(&values, [gh, gw], score)?
             .into_iter()
             .map(|d| Detection {
                 bbox: back(d.bbox).clip(w, h),
                 ..d
             })
             .collect();
-        Ok(match face_api {
-            true => found,
-            false => nms_per_class(&found, score, iou),
-        })
+        Ok(nms_per_class(&found, score, iou))
     }
 
     /// The detections in `picture`, tile by tile when `tiling` says, merged across tiles.
@@ -214,6 +202,33 @@ impl Detector {
         }
         Ok(merge_tiles(per_tile, iou))
     }
+}
+
+/// face-api's Tiny Face Detector on `picture`: face-api's input, decoding and suppression
+/// (in the network's coordinates, as face-api does), boxes clipped to the picture.
+fn tiny_face(
+    model: &convnet_layers::Sequential,
+    size: usize,
+    picture: &RgbImage,
+    score: f32,
+    iou: f32,
+    device: &Device,
+) -> Result<Vec<Detection>> {
+    let options = convnet_face::tiny_face::TinyFaceOptions {
+        score_threshold: score,
+        iou_threshold: iou,
+    };
+    let (w, h) = (picture.width() as f32, picture.height() as f32);
+    Ok(
+        convnet_face::tiny_face::detect(model, size, picture, &options, device)?
+            .into_iter()
+            .map(|f| Detection {
+                bbox: f.bbox.clip(w, h),
+                score: f.score,
+                class: 0,
+            })
+            .collect(),
+    )
 }
 
 fn weights_for(model: &str, weights: Option<&Path>) -> Result<PathBuf> {
@@ -418,6 +433,7 @@ impl Detector {
         options.score.unwrap_or(match self {
             Detector::TinyFace { .. } => 0.5,
             Detector::Trained(_) => 0.25,
+            Detector::Graph(_) => graph::DEFAULT_SCORE,
         })
     }
 
@@ -459,6 +475,7 @@ impl Detector {
         match self {
             Detector::TinyFace { size, .. } => *size,
             Detector::Trained(t) => t.head_file.input[1],
+            Detector::Graph(g) => g.side(),
         }
     }
 }
