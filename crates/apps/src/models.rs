@@ -35,11 +35,12 @@ pub fn run_dir_of(checkpoint: &Path) -> PathBuf {
     }
 }
 
-/// Whether `model` names an ONNX file.
+/// Whether `model` names an ONNX file, or a TF.js graph model (run as ONNX once translated).
 pub fn is_onnx(model: &str) -> bool {
     Path::new(model)
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+        || convnet_graph::tfjs::is_graph_model(Path::new(model))
 }
 
 /// Whether `model` names a spec file rather than a built-in model.

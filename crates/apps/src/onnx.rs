@@ -7,8 +7,54 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, TensorData};
 use convnet_graph::OnnxModel;
 
+/// An `.onnx` file, or a TF.js graph model (`model.json`) translated to ONNX.
 pub fn open(path: &Path) -> Result<OnnxModel> {
+    if convnet_graph::tfjs::is_graph_model(path) {
+        return open_graph_model(path);
+    }
     Ok(OnnxModel::open(path)?)
+}
+
+/// A TF.js graph model translated, with [`graph_model_recipe`] stored as its recipe.
+pub fn open_graph_model(path: &Path) -> Result<OnnxModel> {
+    let mut metadata = vec![(
+        "preprocessing".into(),
+        serde_json::to_string(&graph_model_recipe(path, [1, 1]))?,
+    )];
+    // The human package's person segmenters: one probability map (selfie) or background and
+    // person scores (meet).
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if stem.starts_with("selfie") || stem.starts_with("meet") {
+        metadata.push(("classes".into(), r#"["background","person"]"#.into()));
+    }
+    let options = convnet_graph::tfjs::Options {
+        outputs: None,
+        metadata,
+    };
+    Ok(convnet_graph::tfjs::open_with(path, &options)?)
+}
+
+/// How the human package's JavaScript feeds its TF.js models, the picture stretched to the
+/// `[h, w]` input (bilinear): 0–255 pixels for CenterNet, 0–1 for the others (NanoDet, selfie,
+/// meet; the usual scale of TF.js models).
+pub fn graph_model_recipe(path: &Path, size: [usize; 2]) -> convnet_data::Preprocess {
+    use convnet_data::preprocess::{Interpolation, Resize};
+    let centernet = path
+        .file_stem()
+        .is_some_and(|s| s.to_string_lossy().to_lowercase().starts_with("centernet"));
+    convnet_data::Preprocess {
+        name: "tfjs".into(),
+        size,
+        resize: Resize::Stretch,
+        interpolation: Interpolation::Bilinear,
+        scale: if centernet { 1.0 } else { 1.0 / 255.0 },
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        bgr: false,
+    }
 }
 
 /// The value of a metadata property the exporter writes (`convnet export`), if present.

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod export;
 pub mod onnx;
+pub mod tfjs;
 
 pub use error::GraphError;
 pub use onnx::{OnnxModel, TensorInfo};

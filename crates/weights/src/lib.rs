@@ -51,4 +51,6 @@ pub use export::{to_state_dict, write_safetensors};
 pub use load::{LoadOptions, LoadReport, Mismatch, ShapeMismatch, expected, load};
 pub use nest::nest_into;
 pub use read::read;
-pub use tfjs::{CheckedGroup, ManifestError, is_manifest, parse_manifest, read_tfjs};
+pub use tfjs::{
+    CheckedGroup, ManifestError, RawTensor, is_manifest, parse_manifest, read_raw, read_tfjs,
+};

@@ -71,18 +71,10 @@ pub fn read_tfjs(path: &Path) -> Result<StateDict, WeightsError> {
         },
         ManifestError::Invalid(message) => bad(path, message),
     })?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut raw = Vec::new();
-    for group in &groups {
-        let bytes = read_shards(path, dir, group)?;
-        let mut offset = 0;
-        for (entry, layout) in group.weights.iter().zip(&group.layouts) {
-            let end = offset + layout.bytes;
-            let values = decode(layout, &bytes[offset..end]);
-            offset = end;
-            raw.push((entry.name.clone(), entry.shape.clone(), values));
-        }
-    }
+    let raw: Vec<(String, Vec<usize>, Vec<f32>)> = read_groups(path, &groups)?
+        .into_iter()
+        .map(|t| (t.name, t.shape, t.values))
+        .collect();
     let separable: BTreeSet<String> = raw
         .iter()
         .filter_map(|(n, _, _)| n.strip_suffix("/depthwise_filter").map(String::from))
@@ -101,6 +93,46 @@ pub fn read_tfjs(path: &Path) -> Result<StateDict, WeightsError> {
     }
     dict.sort_naturally();
     Ok(dict)
+}
+
+/// One tensor of a manifest as stored: TensorFlow's name and layout, values dequantised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+    /// An int32 constant (a shape, an axis), its values exact whole floats.
+    pub integer: bool,
+}
+
+/// The tensors of a manifest's text `manifest` (the JSON array of groups; a TF.js graph
+/// model embeds it as `weightsManifest`), their shards beside `path`, in manifest order and
+/// TensorFlow's layouts. Checked as [`read_tfjs`] checks.
+pub fn read_raw(path: &Path, manifest: &str) -> Result<Vec<RawTensor>, WeightsError> {
+    let groups = parse_manifest(manifest).map_err(|e| match e {
+        ManifestError::Json(reason) | ManifestError::Invalid(reason) => bad(path, reason),
+    })?;
+    read_groups(path, &groups)
+}
+
+fn read_groups(path: &Path, groups: &[CheckedGroup]) -> Result<Vec<RawTensor>, WeightsError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut raw = Vec::new();
+    for group in groups {
+        let bytes = read_shards(path, dir, group)?;
+        let mut offset = 0;
+        for (entry, layout) in group.weights.iter().zip(&group.layouts) {
+            let end = offset + layout.bytes;
+            raw.push(RawTensor {
+                name: entry.name.clone(),
+                shape: entry.shape.clone(),
+                values: decode(layout, &bytes[offset..end]),
+                integer: layout.integer,
+            });
+            offset = end;
+        }
+    }
+    Ok(raw)
 }
 
 fn io(p: &Path) -> impl Fn(std::io::Error) -> WeightsError + '_ {

@@ -306,6 +306,11 @@ fn onnx_labels(
     };
     let classes = match (&options.labels, k) {
         (Some(file), _) => models::class_names(Some(file), k.max(2))?,
+        (None, _)
+            if let Some(stored) = onnx::stored_classes(model).filter(|c| c.len() == k.max(2)) =>
+        {
+            stored
+        }
         (None, 1) => vec!["background".into(), "foreground".into()],
         (None, _) => (0..k).map(|c| format!("class {c}")).collect(),
     };

@@ -23,7 +23,8 @@ pub struct Args {
 
     /// The detector: `tiny-face` (face-api.js's Tiny Face Detector), or the run directory of a
     /// detector trained with `convnet train --task detect` (its best checkpoint), or one of
-    /// its checkpoint files.
+    /// its checkpoint files, or a TF.js graph model of a COCO detector (the human package's
+    /// `models/centernet.json` or `nanodet.json`, from scripts/fetch-pretrained.sh human).
     #[arg(long, default_value = "tiny-face")]
     model: String,
 
@@ -38,7 +39,8 @@ pub struct Args {
     output: Option<PathBuf>,
 
     /// Keep boxes scoring above this (default: 0.5 for tiny-face, as face-api.js; 0.25 for a
-    /// detector trained here, as Ultralytics' predict).
+    /// detector trained here, as Ultralytics' predict; 0.2 for CenterNet and NanoDet, as the
+    /// human package).
     #[arg(long)]
     score: Option<f32>,
 

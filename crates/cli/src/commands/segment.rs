@@ -23,7 +23,8 @@ pub struct Args {
     image: Option<PathBuf>,
 
     /// An ONNX network whose output is a per-pixel map `[1, K, h, w]` (K class scores, or one
-    /// probability map such as a text detector's), instead of a checkpoint.
+    /// probability map such as a text detector's), instead of a checkpoint; or a TF.js graph
+    /// model (`model.json`: the human package's selfie and meet person segmenters).
     #[arg(long, value_name = "M.onnx")]
     model: Option<PathBuf>,
 
