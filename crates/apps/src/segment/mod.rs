@@ -3,6 +3,7 @@
 //! at the picture's size, the pixels of each class, and a coloured overlay with a legend.
 
 pub mod train;
+mod upsample;
 pub mod val;
 
 use std::path::{Path, PathBuf};
@@ -13,11 +14,11 @@ use convnet_data::Normalization;
 use convnet_graph::OnnxModel;
 use convnet_layers::{Mode, Sequential};
 use convnet_train::Checkpoint;
-use convnet_train::segment::argmax_pixels;
 use convnet_vision::chart::{draw_text, series_colour, text_width};
 use image::{DynamicImage, GrayImage, Rgb, RgbImage, imageops};
 
 use crate::{models, onnx};
+use upsample::Decide;
 
 /// Where a segmenter comes from.
 #[derive(Debug, Clone)]
@@ -177,26 +178,30 @@ impl Segmenter {
         }
     }
 
-    /// The class of every pixel of `picture`: the network's map resized (nearest) to the
-    /// picture.
+    /// The class of every pixel of `picture`: the network's score maps resized (bilinear) to
+    /// the picture, then the best class per pixel ([`upsample`]).
     pub fn segment(&self, picture: &DynamicImage, device: &Device) -> Result<Segmentation> {
-        let (labels, classes, [h, w]) = match &self.kind {
+        let (maps, classes) = match &self.kind {
             Kind::Checkpoint {
                 model,
                 normalization,
                 input,
-            } => {
-                let (labels, hw) =
-                    checkpoint_labels(model, normalization, *input, picture, device)?;
-                (labels, self.classes.clone(), hw)
-            }
-            Kind::Onnx { model, path } => onnx_labels(&self.options, model, path, picture, device)?,
+            } => (
+                checkpoint_maps(model, normalization, *input, picture, device)?,
+                self.classes.clone(),
+            ),
+            Kind::Onnx { model, path } => onnx_maps(&self.options, model, path, picture, device)?,
         };
         let (pw, ph) = (picture.width(), picture.height());
-        let small = GrayImage::from_fn(w as u32, h as u32, |x, y| {
-            image::Luma([labels[y as usize * w + x as usize] as u8])
-        });
-        let mask = imageops::resize(&small, pw, ph, imageops::FilterType::Nearest);
+        let labels = upsample::labels(
+            &maps.scores,
+            maps.k,
+            maps.size,
+            [ph as usize, pw as usize],
+            maps.decide,
+        );
+        let mask = GrayImage::from_raw(pw, ph, labels)
+            .ok_or_else(|| anyhow::anyhow!("the mask does not fit a {pw}x{ph} picture"))?;
         let mut counts = vec![0u64; classes.len()];
         for p in mask.pixels() {
             counts[usize::from(p.0[0])] += 1;
@@ -209,14 +214,23 @@ impl Segmenter {
     }
 }
 
-/// A checkpoint network's class per pixel of `picture` at its resolution, and that resolution.
-fn checkpoint_labels(
+/// A network's score maps over a picture, at the network's resolution.
+struct Maps {
+    /// `k` maps of `size`, row-major, map after map.
+    scores: Vec<f32>,
+    k: usize,
+    size: [usize; 2],
+    decide: Decide,
+}
+
+/// A checkpoint network's score maps over `picture`.
+fn checkpoint_maps(
     model: &Sequential,
     norm: &Normalization,
     [c, h, w]: [usize; 3],
     picture: &DynamicImage,
     device: &Device,
-) -> Result<(Vec<usize>, [usize; 2])> {
+) -> Result<Maps> {
     let resized = picture.resize_exact(w as u32, h as u32, imageops::FilterType::Triangle);
     let mut x = Vec::with_capacity(c * h * w);
     match c {
@@ -244,18 +258,32 @@ fn checkpoint_labels(
         )?
         .into_map2d()
         .map_err(|e| anyhow::anyhow!("cannot read the score maps: {e:?}"))?;
-    Ok((argmax_pixels(scores), [h, w]))
+    let [_, k, oh, ow] = scores.dims();
+    if k == 0 || k > 256 {
+        bail!("{k} score maps; masks hold 1 to 256 classes");
+    }
+    let scores = scores
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(Maps {
+        scores,
+        k,
+        size: [oh, ow],
+        decide: Decide::Argmax,
+    })
 }
 
-/// An ONNX network's class per pixel of `picture` at its output's resolution: the best of K
-/// score maps, or a one-channel probability map thresholded.
-fn onnx_labels(
+/// An ONNX network's score maps over `picture` and its class names: K maps of which the best
+/// wins, or one probability map thresholded.
+fn onnx_maps(
     options: &SegmentOptions,
     model: &OnnxModel,
     model_path: &Path,
     picture: &DynamicImage,
     device: &Device,
-) -> Result<(Vec<usize>, Vec<String>, [usize; 2])> {
+) -> Result<(Maps, Vec<String>)> {
     let recipe = onnx::recipe(
         model,
         model_path,
@@ -284,25 +312,14 @@ fn onnx_labels(
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let plane = oh * ow;
-    let labels: Vec<usize> = if k == 1 {
-        // Logits rather than probabilities when any value lies outside [0, 1].
-        let logits = scores.iter().any(|&v| !(0.0..=1.0).contains(&v));
-        scores
-            .iter()
-            .map(|&v| {
-                let p = if logits { 1.0 / (1.0 + (-v).exp()) } else { v };
-                usize::from(p >= options.threshold)
-            })
-            .collect()
+    let decide = if k == 1 {
+        Decide::Threshold {
+            at: options.threshold,
+            // Logits rather than probabilities when any value lies outside [0, 1].
+            logits: scores.iter().any(|&v| !(0.0..=1.0).contains(&v)),
+        }
     } else {
-        (0..plane)
-            .map(|i| {
-                (0..k)
-                    .max_by(|&a, &b| scores[a * plane + i].total_cmp(&scores[b * plane + i]))
-                    .unwrap_or(0)
-            })
-            .collect()
+        Decide::Argmax
     };
     let classes = match (&options.labels, k) {
         (Some(file), _) => models::class_names(Some(file), k.max(2))?,
@@ -314,7 +331,13 @@ fn onnx_labels(
         (None, 1) => vec!["background".into(), "foreground".into()],
         (None, _) => (0..k).map(|c| format!("class {c}")).collect(),
     };
-    Ok((labels, classes, [oh, ow]))
+    let maps = Maps {
+        scores,
+        k,
+        size: [oh, ow],
+        decide,
+    };
+    Ok((maps, classes))
 }
 
 /// The colour of class `c`: background stays uncoloured, the rest take the chart palette.
