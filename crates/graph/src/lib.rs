@@ -9,6 +9,7 @@
 pub mod error;
 pub mod export;
 pub mod onnx;
+mod proto;
 pub mod tfjs;
 
 pub use error::GraphError;

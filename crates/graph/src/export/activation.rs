@@ -5,9 +5,9 @@
 use convnet_layers::Activation;
 use convnet_layers::activation::LEAKY_SLOPE;
 
-use super::proto::Attr;
 use super::walk::Emitter;
 use crate::GraphError;
+use crate::proto::Attr;
 
 /// `activation` applied to value `x` of the layer at `path`; returns the output value
 /// (`x` itself for the identity).

@@ -4,9 +4,9 @@
 use convnet_layers::{Concat, Residual, SqueezeExcitation};
 
 use super::activation;
-use super::proto::Attr;
 use super::walk::{Emitter, Value};
 use crate::GraphError;
+use crate::proto::Attr;
 
 /// `x · sigmoid(fc2(act(fc1(mean(x)))))`: the mean over the map is `GlobalAveragePool`
 /// (`[N, C, 1...]`), the two dense layers 1x1 convolutions over it (the `[out, in, 1, 1]`

@@ -7,9 +7,9 @@ use convnet_layers::geometry::{Rounding, transpose_axis, window_dyn};
 use convnet_layers::{Conv, ConvTranspose, SeparableConv};
 
 use super::activation;
-use super::proto::{Attr, i64s};
 use super::walk::{Emitter, Value};
 use crate::GraphError;
+use crate::proto::{Attr, i64s};
 
 /// ONNX `pads`: every axis' begin, then every axis' end.
 pub(crate) fn onnx_pads(pairs: &[(usize, usize)]) -> Result<Vec<i64>, GraphError> {
@@ -54,7 +54,7 @@ pub(crate) fn conv<const D: usize>(
             ("strides", Attr::Ints(i64s(&c.stride)?)),
             ("dilations", Attr::Ints(i64s(&c.dilation)?)),
             ("pads", Attr::Ints(onnx_pads(&pairs)?)),
-            ("group", Attr::Int(super::proto::i64_of(c.groups)?)),
+            ("group", Attr::Int(crate::proto::i64_of(c.groups)?)),
         ],
     );
     activation::apply(e, c.activation, path, &y)
@@ -123,7 +123,7 @@ pub(crate) fn transpose<const D: usize>(
             ("dilations", Attr::Ints(i64s(&c.dilation)?)),
             ("pads", Attr::Ints(onnx_pads(&pads)?)),
             ("output_padding", Attr::Ints(i64s(&output_padding)?)),
-            ("group", Attr::Int(super::proto::i64_of(c.groups)?)),
+            ("group", Attr::Int(crate::proto::i64_of(c.groups)?)),
         ],
     );
     activation::apply(e, c.activation, path, &y)

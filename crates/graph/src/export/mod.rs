@@ -18,7 +18,6 @@ mod conv;
 pub mod metadata;
 mod norm;
 mod pool;
-mod proto;
 mod walk;
 
 use std::ops::RangeInclusive;
@@ -29,8 +28,8 @@ use onnx_ir::Message;
 pub use onnx_ir::ModelProto;
 
 use crate::GraphError;
+use crate::proto::{self, About, Dim, FLOAT, GraphBuilder, value_info};
 pub use metadata::Metadata;
-use proto::{Dim, GraphBuilder, value_info};
 use walk::{Emitter, Value};
 
 /// The opset written unless asked otherwise.
@@ -96,16 +95,6 @@ impl Exported {
 pub fn parse(bytes: &[u8]) -> Result<ModelProto, GraphError> {
     ModelProto::parse_from_bytes(bytes)
         .map_err(|e| GraphError::invalid(format!("not an ONNX model: {e}")))
-}
-
-/// The IR version that goes with `opset`: the oldest that knows it, so older runtimes read it.
-fn ir_version(opset: i64) -> i64 {
-    match opset {
-        ..=14 => 7,
-        15..=18 => 8,
-        19..=20 => 9,
-        _ => 10,
-    }
 }
 
 /// The layout of a batch of examples of `rank` axes (channels first).
@@ -185,10 +174,12 @@ pub fn export(model: &Sequential, options: &ExportOptions) -> Result<Exported, G
             .chain(shape.dims().iter().map(|&d| Dim::Fixed(d)))
             .collect()
     };
-    b.graph.input.push(value_info(INPUT_NAME, &dims(&input))?);
+    b.graph
+        .input
+        .push(value_info(INPUT_NAME, FLOAT, &dims(&input))?);
     b.graph
         .output
-        .push(value_info(OUTPUT_NAME, &dims(&y.shape))?);
+        .push(value_info(OUTPUT_NAME, FLOAT, &dims(&y.shape))?);
     b.graph.doc_string = format!("convnet model '{}', inference form", model.name());
     let nodes = b.graph.node.len();
 
@@ -201,31 +192,22 @@ pub fn export(model: &Sequential, options: &ExportOptions) -> Result<Exported, G
     let exported_input = shape_of(&input);
     let exported_output = shape_of(&y.shape);
 
-    let mut onnx = ModelProto {
-        ir_version: ir_version(options.opset),
-        producer_name: "convnet".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("{} exported by convnet", model.name()),
-        ..Default::default()
-    };
-    onnx.opset_import.push(Default::default());
-    if let Some(op) = onnx.opset_import.last_mut() {
-        op.domain = String::new();
-        op.version = options.opset;
-    }
-    onnx.graph = Some(b.graph).into();
-    for (key, value) in options.metadata.props(
+    let metadata = options.metadata.props(
         model.name(),
         &exported_input,
         &exported_output,
         layout(input.rank()),
-    )? {
-        onnx.metadata_props.push(Default::default());
-        if let Some(entry) = onnx.metadata_props.last_mut() {
-            entry.key = key;
-            entry.value = value;
-        }
-    }
+    )?;
+    let onnx = proto::model(
+        b.graph,
+        About {
+            opset: options.opset,
+            producer: "convnet",
+            producer_version: env!("CARGO_PKG_VERSION"),
+            doc: format!("{} exported by convnet", model.name()),
+            metadata,
+        },
+    );
     Ok(Exported {
         model: onnx,
         input: exported_input,

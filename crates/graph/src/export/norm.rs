@@ -3,9 +3,9 @@
 use convnet_layers::{BatchNorm, LocalResponseNorm};
 
 use super::conv::shape_error;
-use super::proto::{Attr, i64_of, i64s};
 use super::walk::{Emitter, Value};
 use crate::GraphError;
+use crate::proto::{Attr, i64_of, i64s};
 
 /// `BatchNormalization` in inference form: `(x - running_mean) / sqrt(running_var + eps)`,
 /// scaled and shifted, as convnet's layer computes it in eval mode.

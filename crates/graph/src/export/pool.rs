@@ -5,9 +5,9 @@ use convnet_layers::geometry::{Rounding, window, window_dyn};
 use convnet_layers::{AdaptiveAvgPool2d, ChannelPool, GlobalPool, Pool, PoolKind, ZeroPadding2d};
 
 use super::conv::{onnx_pads, shape_error};
-use super::proto::{Attr, i64_of, i64s};
 use super::walk::{Emitter, Value};
 use crate::GraphError;
+use crate::proto::{Attr, i64_of, i64s};
 
 /// A max or average pool. ONNX's ceil mode keeps a last window that starts in the end padding,
 /// which PyTorch (and convnet) drop, so ceil mode is written as floor mode over a longer end

@@ -6,9 +6,9 @@
 use convnet_layers::{FeatureShape, LayerError, LayerErrorKind, LayerInfo, SequentialLayer, Stack};
 use convnet_weights::StateDict;
 
-use super::proto::{Attr, GraphBuilder};
 use super::{activation, blocks, conv, norm, pool};
 use crate::GraphError;
+use crate::proto::{Attr, GraphBuilder};
 
 /// A value flowing between nodes: its name and the shape of one example (batch left out).
 #[derive(Debug, Clone)]

@@ -12,7 +12,6 @@
 //! exposed channels-first, `[N, C, H, W]`, as every convnet image model takes them, and the
 //! rank-4 outputs of such a graph likewise; the model's `layout` metadata says so.
 
-mod builder;
 mod consts;
 mod graph_json;
 mod layout;
@@ -25,12 +24,17 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::rc::Rc;
 
+use crate::proto::{self, About, Dim, FLOAT, GraphBuilder, INT64};
 use crate::{GraphError, OnnxModel};
-use builder::{Builder, FLOAT, INT64};
 use consts::Const;
 use graph_json::{ModelJson, NodeDef, split_ref};
 use layout::{IDENTITY, TO_NCHW};
+use onnx_ir::Message;
 use values::{Tx, Val};
+
+/// The opset the translation writes: axes are attributes of ReduceMean/Max/Min and inputs of
+/// ReduceSum, Squeeze, Unsqueeze and Split; Resize takes `sizes` as its fourth input.
+const OPSET: i64 = 17;
 
 /// The largest `model.json` read (the weights live in the shards; the JSON holds the graph).
 pub const MAX_JSON_BYTES: u64 = 256 << 20;
@@ -191,7 +195,7 @@ pub fn translate(path: &Path, options: &Options) -> Result<Translation, GraphErr
     let refs: Vec<&str> = kept.iter().map(|(_, r)| r.as_str()).collect();
     let needed = order::order(nodes, &index, &refs).map_err(&err)?;
 
-    let mut b = Builder::new(
+    let mut b = GraphBuilder::new(
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .as_deref()
@@ -271,7 +275,7 @@ pub fn translate(path: &Path, options: &Options) -> Result<Translation, GraphErr
         } else {
             v.shape().to_vec()
         };
-        tx.b.output(name, v.elem(), &dims);
+        tx.b.output(name, v.elem(), &Dim::fixed(&dims))?;
         output_names.push(name.clone());
     }
     let mut metadata = vec![(
@@ -296,8 +300,18 @@ pub fn translate(path: &Path, options: &Options) -> Result<Translation, GraphErr
     }
     metadata.extend(options.metadata.iter().cloned());
     let producer = model.converted_by.as_deref().unwrap_or("tfjs");
-    let onnx =
-        tx.b.finish(&format!("convnet tfjs ({producer})"), &metadata)?;
+    let onnx = proto::model(
+        tx.b.graph,
+        About {
+            opset: OPSET,
+            producer: &format!("convnet tfjs ({producer})"),
+            producer_version: env!("CARGO_PKG_VERSION"),
+            doc: String::new(),
+            metadata,
+        },
+    )
+    .write_to_bytes()
+    .map_err(|e| GraphError::invalid(format!("cannot serialise the translated model: {e}")))?;
     Ok(Translation {
         onnx,
         inputs: input_names,
@@ -328,11 +342,13 @@ fn placeholder(tx: &mut Tx, node: &NodeDef, name: &str) -> Result<(Val, bool), S
     let elem = if int { INT64 } else { FLOAT };
     let nhwc = !int && dims.len() == 4 && dims[3] <= 4 && dims[1] > 4;
     if nhwc {
-        tx.b.input(name, elem, &layout::permute(TO_NCHW, &dims));
+        tx.b.input(name, elem, &Dim::fixed(&layout::permute(TO_NCHW, &dims)))
+            .map_err(|e| e.to_string())?;
         let v = Tx::out(name.to_string(), dims, TO_NCHW, false);
         return Ok((v, true));
     }
-    tx.b.input(name, elem, &dims);
+    tx.b.input(name, elem, &Dim::fixed(&dims))
+        .map_err(|e| e.to_string())?;
     Ok((Tx::out(name.to_string(), dims, IDENTITY, int), false))
 }
 

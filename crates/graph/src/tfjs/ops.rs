@@ -3,12 +3,12 @@
 
 use std::rc::Rc;
 
-use super::builder::Attr;
 use super::consts::{Const, broadcast, reshape_dims};
 use super::graph_json::NodeDef;
 use super::layout::{self, IDENTITY, Perm, perm_of, physical_axis};
 use super::spatial;
 use super::values::{Tx, Val};
+use crate::proto::Attr;
 
 /// The ops translated to ONNX nodes (besides `Const` and `Placeholder`, and the arithmetic
 /// on constants alone that [`super::consts::fold`] evaluates).
@@ -178,9 +178,9 @@ pub fn translate(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Vec<Val>, S
             );
             let name = tx.stored(&x, x.perm())?;
             let to = if int {
-                super::builder::INT64
+                crate::proto::INT64
             } else {
-                super::builder::FLOAT
+                crate::proto::FLOAT
             };
             let y = tx.b.node(
                 "Cast",
@@ -286,8 +286,8 @@ pub fn activation(
             tx.b.node(op, &name, &[&input], vec![])
         }
         "Relu6" => {
-            let lo = tx.b.scalar(&format!("{name}/min"), 0.0);
-            let hi = tx.b.scalar(&format!("{name}/max"), 6.0);
+            let lo = tx.b.scalar_init(&format!("{name}/min"), 0.0);
+            let hi = tx.b.scalar_init(&format!("{name}/max"), 6.0);
             tx.b.node("Clip", &name, &[&input, &lo, &hi], vec![])
         }
         "LeakyRelu" => {
@@ -356,7 +356,9 @@ fn reduce(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Val, String> {
         .collect();
     let keepdims = ("keepdims", Attr::Int(i64::from(keep)));
     let y = if node.op == "Sum" {
-        let a = tx.b.int_list(&format!("{}/axes", node.name), &stored_axes);
+        let a =
+            tx.b.int64_init(&format!("{}/axes", node.name), &stored_axes)
+                .map_err(|e| e.to_string())?;
         tx.b.node("ReduceSum", &node.name, &[&input, &a], vec![keepdims])
     } else {
         let op = match node.op.as_str() {
@@ -467,10 +469,12 @@ fn pad(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Val, String> {
         .map(|a| x.shape()[a] + p[2 * a] + p[2 * a + 1])
         .collect();
     let input = tx.stored(x, perm)?;
-    let pads = tx.b.int_list(&format!("{}/pads", node.name), &pads);
+    let pads =
+        tx.b.int64_init(&format!("{}/pads", node.name), &pads)
+            .map_err(|e| e.to_string())?;
     let mut inputs = vec![input, pads];
     if mode == "constant" && !x.int() {
-        inputs.push(tx.b.scalar(&format!("{}/value", node.name), value));
+        inputs.push(tx.b.scalar_init(&format!("{}/value", node.name), value));
     }
     let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let y =
@@ -482,7 +486,9 @@ fn pad(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Val, String> {
 fn reshape(tx: &mut Tx, node: &NodeDef, x: &Val, dims: Vec<usize>) -> Result<Val, String> {
     let input = tx.tf(x)?;
     let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-    let s = tx.b.int_list(&format!("{}/shape", node.name), &shape);
+    let s =
+        tx.b.int64_init(&format!("{}/shape", node.name), &shape)
+            .map_err(|e| e.to_string())?;
     let y = tx.b.node("Reshape", &node.name, &[&input, &s], vec![]);
     Ok(Tx::out(y, dims, IDENTITY, x.int()))
 }
@@ -589,17 +595,27 @@ fn strided_slice(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Val, String
     }
     let input = tx.tf(x)?;
     let name = &node.name;
-    let s = tx.b.int_list(&format!("{name}/starts"), &starts);
-    let e = tx.b.int_list(&format!("{name}/ends"), &ends);
-    let a = tx.b.int_list(&format!("{name}/axes"), &axes);
-    let st = tx.b.int_list(&format!("{name}/steps"), &steps);
+    let s =
+        tx.b.int64_init(&format!("{name}/starts"), &starts)
+            .map_err(|e| e.to_string())?;
+    let e =
+        tx.b.int64_init(&format!("{name}/ends"), &ends)
+            .map_err(|e| e.to_string())?;
+    let a =
+        tx.b.int64_init(&format!("{name}/axes"), &axes)
+            .map_err(|e| e.to_string())?;
+    let st =
+        tx.b.int64_init(&format!("{name}/steps"), &steps)
+            .map_err(|e| e.to_string())?;
     let y = tx.b.node("Slice", name, &[&input, &s, &e, &a, &st], vec![]);
     if sm == 0 {
         return Ok(Tx::out(y, shape, IDENTITY, x.int()));
     }
     // Shrunk axes go through a Reshape to the final shape.
     let dims: Vec<i64> = shape.iter().map(|&v| v as i64).collect();
-    let sh = tx.b.int_list(&format!("{name}/shape"), &dims);
+    let sh =
+        tx.b.int64_init(&format!("{name}/shape"), &dims)
+            .map_err(|e| e.to_string())?;
     let r =
         tx.b.node("Reshape", &format!("{name}/shrink"), &[&y, &sh], vec![]);
     Ok(Tx::out(r, shape, IDENTITY, x.int()))
@@ -656,10 +672,12 @@ fn split(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Vec<Val>, String> {
     } else {
         axis
     };
-    let split = tx.b.int_list(
-        &format!("{}/split", node.name),
-        &sizes.iter().map(|&s| s as i64).collect::<Vec<_>>(),
-    );
+    let split =
+        tx.b.int64_init(
+            &format!("{}/split", node.name),
+            &sizes.iter().map(|&s| s as i64).collect::<Vec<_>>(),
+        )
+        .map_err(|e| e.to_string())?;
     let outs = tx.b.node_n(
         "Split",
         &node.name,

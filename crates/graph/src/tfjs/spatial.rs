@@ -4,12 +4,12 @@
 //! SAME padding is written as the explicit pads TensorFlow computes (the extra pixel after,
 //! as ONNX's `SAME_UPPER`), the sizes being known.
 
-use super::builder::Attr;
 use super::consts::Const;
 use super::graph_json::NodeDef;
 use super::layout::{TO_NCHW, transpose_data};
 use super::ops::{activation, image, need_const};
 use super::values::{Tx, Val};
+use crate::proto::Attr;
 
 /// One spatial axis: output size and the pads before and after.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -243,12 +243,19 @@ pub fn conv(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Vec<Val>, String
         }
         _ => {}
     }
-    let wname = tx.b.floats(
-        &format!("{}/weight", node.name),
-        &weight.shape,
-        &weight.data,
-    );
-    let bname = bias.map(|b| tx.b.floats(&format!("{}/bias", node.name), &[out_c], &b));
+    let wname =
+        tx.b.float_const(
+            &format!("{}/weight", node.name),
+            &weight.shape,
+            &weight.data,
+        )
+        .map_err(|e| e.to_string())?;
+    let bname = bias
+        .map(|b| {
+            tx.b.float_const(&format!("{}/bias", node.name), &[out_c], &b)
+        })
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let xin = tx.stored(x, TO_NCHW)?;
     let mut inputs = vec![xin.as_str(), wname.as_str()];
     if let Some(b) = &bname {
@@ -334,7 +341,9 @@ pub fn conv_transpose(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Vec<Va
         return Err(format!("output {oh}x{ow} cannot come from input {h}x{w}"));
     }
     let (shape, data) = transpose_data(&f.shape, &f.data, [3, 2, 0, 1]);
-    let wname = tx.b.floats(&format!("{}/weight", node.name), &shape, &data);
+    let wname =
+        tx.b.float_const(&format!("{}/weight", node.name), &shape, &data)
+            .map_err(|e| e.to_string())?;
     let xin = tx.stored(x, TO_NCHW)?;
     let y = tx.b.node(
         "ConvTranspose",
@@ -422,10 +431,12 @@ pub fn resize(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Vec<Val>, Stri
             Attr::Str(if align { "round_prefer_ceil" } else { "floor" }),
         ));
     }
-    let sizes = tx.b.int_list(
-        &format!("{}/sizes", node.name),
-        &[n as i64, c as i64, oh as i64, ow as i64],
-    );
+    let sizes =
+        tx.b.int64_init(
+            &format!("{}/sizes", node.name),
+            &[n as i64, c as i64, oh as i64, ow as i64],
+        )
+        .map_err(|e| e.to_string())?;
     let xin = tx.stored(x, TO_NCHW)?;
     let y =
         tx.b.node("Resize", &node.name, &[&xin, "", "", &sizes], attrs);

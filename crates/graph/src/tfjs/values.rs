@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::builder::{Attr, Builder, FLOAT, INT64};
 use super::consts::Const;
 use super::layout::{IDENTITY, Perm, between};
+use crate::proto::{Attr, FLOAT, GraphBuilder, INT64};
 
 #[derive(Clone)]
 pub enum Val {
@@ -63,13 +63,13 @@ impl Val {
 
 /// The graph under construction and the values already written in another layout.
 pub struct Tx {
-    pub b: Builder,
+    pub b: GraphBuilder,
     /// `(stored value, transpose)` → the ONNX value holding it so transposed.
     written: HashMap<(String, Perm), String>,
 }
 
 impl Tx {
-    pub fn new(b: Builder) -> Self {
+    pub fn new(b: GraphBuilder) -> Self {
         Self {
             b,
             written: HashMap::new(),
@@ -100,7 +100,7 @@ impl Tx {
                     c.permuted(want)
                         .ok_or_else(|| format!("constant {name} has rank above 4"))?
                 };
-                self.write_const(name, &c)
+                self.write_const(name, &c)?
             }
             Val::Dyn(d) => {
                 let t = between(d.perm, want);
@@ -125,12 +125,13 @@ impl Tx {
     }
 
     /// An initializer holding `c` as it is.
-    pub fn write_const(&mut self, name: &str, c: &Const) -> String {
-        if c.int {
-            self.b.ints(name, &c.shape, &c.ints())
+    pub fn write_const(&mut self, name: &str, c: &Const) -> Result<String, String> {
+        let written = if c.int {
+            self.b.int64_const(name, &c.shape, &c.ints())
         } else {
-            self.b.floats(name, &c.shape, &c.data)
-        }
+            self.b.float_const(name, &c.shape, &c.data)
+        };
+        written.map_err(|e| e.to_string())
     }
 
     /// A new value: the one output of a node already written.

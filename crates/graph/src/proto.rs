@@ -1,5 +1,7 @@
 //! Building ONNX protobuf messages with `onnx-ir`'s generated types: nodes with typed
-//! attributes, float and int64 initializers, graph inputs and outputs with their shapes.
+//! attributes, float and int64 initializers, graph inputs and outputs with their shapes, the
+//! model around a graph. One builder serves the exporter ([`crate::export`]) and the TF.js
+//! translator ([`crate::tfjs`]).
 //!
 //! The nested message types (`type_proto::Tensor`, `tensor_shape_proto::Dimension`,
 //! `OperatorSetIdProto`...) are private to `onnx-ir`; they are filled through the re-exported
@@ -7,7 +9,9 @@
 
 use std::collections::HashSet;
 
-use onnx_ir::{AttributeProto, AttributeType, GraphProto, NodeProto, TensorProto, ValueInfoProto};
+use onnx_ir::{
+    AttributeProto, AttributeType, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
+};
 
 use crate::GraphError;
 
@@ -22,11 +26,19 @@ pub(crate) enum Dim {
     Named(&'static str),
 }
 
+impl Dim {
+    /// A shape whose every axis is fixed.
+    pub fn fixed(dims: &[usize]) -> Vec<Dim> {
+        dims.iter().map(|&d| Dim::Fixed(d)).collect()
+    }
+}
+
 /// A node attribute value.
 pub(crate) enum Attr {
     Int(i64),
     Float(f32),
     Ints(Vec<i64>),
+    Str(&'static str),
 }
 
 /// `usize` sizes as ONNX's `int64`s; a model's sizes fit (they were allocated), but the
@@ -78,17 +90,48 @@ impl GraphBuilder {
         inputs: &[&str],
         attrs: Vec<(&str, Attr)>,
     ) -> String {
+        self.node_n(op, name, inputs, attrs, 1).remove(0)
+    }
+
+    /// A node of `outputs` outputs (named after the node: `name`, or `name:0`, `name:1`...).
+    pub fn node_n(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        outputs: usize,
+    ) -> Vec<String> {
         let name = self.unique(name);
-        let node = NodeProto {
-            name: name.clone(),
+        let output: Vec<String> = if outputs == 1 {
+            vec![name.clone()]
+        } else {
+            (0..outputs)
+                .map(|i| self.unique(&format!("{name}:{i}")))
+                .collect()
+        };
+        self.graph.node.push(NodeProto {
+            name,
             op_type: op.to_string(),
             input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![name.clone()],
+            output: output.clone(),
             attribute: attrs.into_iter().map(|(k, v)| attribute(k, v)).collect(),
             ..Default::default()
-        };
-        self.graph.node.push(node);
-        name
+        });
+        output
+    }
+
+    /// A one-input node whose output is named exactly `output` (a graph output).
+    pub fn node_into(&mut self, op: &str, input: &str, output: &str) {
+        let name = self.unique(&format!("{output}/{op}"));
+        self.taken.insert(output.to_string());
+        self.graph.node.push(NodeProto {
+            name,
+            op_type: op.to_string(),
+            input: vec![input.to_string()],
+            output: vec![output.to_string()],
+            ..Default::default()
+        });
     }
 
     /// A float initializer; `name` must be free (the state dict's keys are unique).
@@ -138,12 +181,29 @@ impl GraphBuilder {
         Ok(())
     }
 
-    /// An int64 constant (shapes, pads), named after the node that uses it.
+    /// A one-dimensional int64 constant (shapes, pads), named after the node that uses it.
     pub fn int64_init(&mut self, name: &str, values: &[i64]) -> Result<String, GraphError> {
-        let name = self.unique(name);
+        self.int64_const(name, &[values.len()], values)
+    }
+
+    /// An int64 constant of shape `dims`, named after (about) `hint`.
+    pub fn int64_const(
+        &mut self,
+        hint: &str,
+        dims: &[usize],
+        values: &[i64],
+    ) -> Result<String, GraphError> {
+        let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if count != Some(values.len()) {
+            return Err(GraphError::Export(format!(
+                "tensor '{hint}' has {} values for shape {dims:?}",
+                values.len()
+            )));
+        }
+        let name = self.unique(hint);
         self.graph.initializer.push(TensorProto {
             name: name.clone(),
-            dims: vec![i64_of(values.len())?],
+            dims: i64s(dims)?,
             data_type: INT64,
             int64_data: values.to_vec(),
             ..Default::default()
@@ -161,6 +221,19 @@ impl GraphBuilder {
             ..Default::default()
         });
         name
+    }
+
+    /// A graph input of element type `elem` (`FLOAT`, `INT64`).
+    pub fn input(&mut self, name: &str, elem: i32, dims: &[Dim]) -> Result<(), GraphError> {
+        self.taken.insert(name.to_string());
+        self.graph.input.push(value_info(name, elem, dims)?);
+        Ok(())
+    }
+
+    /// A graph output of element type `elem`.
+    pub fn output(&mut self, name: &str, elem: i32, dims: &[Dim]) -> Result<(), GraphError> {
+        self.graph.output.push(value_info(name, elem, dims)?);
+        Ok(())
     }
 
     /// Renames value `from` to `to` wherever a node reads or writes it.
@@ -193,19 +266,27 @@ fn attribute(name: &str, value: Attr) -> AttributeProto {
             a.type_ = AttributeType::INTS.into();
             a.ints = v;
         }
+        Attr::Str(s) => {
+            a.type_ = AttributeType::STRING.into();
+            a.s = s.as_bytes().to_vec().into();
+        }
     }
     a
 }
 
-/// A float tensor value of shape `dims` (a graph input or output).
-pub(crate) fn value_info(name: &str, dims: &[Dim]) -> Result<ValueInfoProto, GraphError> {
+/// A tensor value of element type `elem` and shape `dims` (a graph input or output).
+pub(crate) fn value_info(
+    name: &str,
+    elem: i32,
+    dims: &[Dim],
+) -> Result<ValueInfoProto, GraphError> {
     let mut info = ValueInfoProto {
         name: name.to_string(),
         ..Default::default()
     };
     let mut ty = onnx_ir::TypeProto::default();
     let tensor = ty.mut_tensor_type();
-    tensor.elem_type = FLOAT;
+    tensor.elem_type = elem;
     let mut shape = onnx_ir::TensorShapeProto::default();
     for d in dims {
         shape.dim.push(Default::default());
@@ -219,4 +300,45 @@ pub(crate) fn value_info(name: &str, dims: &[Dim]) -> Result<ValueInfoProto, Gra
     tensor.shape = Some(shape).into();
     info.type_ = Some(ty).into();
     Ok(info)
+}
+
+/// What a model says about itself besides its graph.
+pub(crate) struct About<'a> {
+    pub opset: i64,
+    pub producer: &'a str,
+    pub producer_version: &'a str,
+    pub doc: String,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// The model around `graph`, at the oldest IR version that knows its opset (so older runtimes
+/// read it).
+pub(crate) fn model(graph: GraphProto, about: About) -> ModelProto {
+    let ir_version = match about.opset {
+        ..=14 => 7,
+        15..=18 => 8,
+        19..=20 => 9,
+        _ => 10,
+    };
+    let mut model = ModelProto {
+        ir_version,
+        producer_name: about.producer.into(),
+        producer_version: about.producer_version.into(),
+        doc_string: about.doc,
+        ..Default::default()
+    };
+    model.opset_import.push(Default::default());
+    if let Some(op) = model.opset_import.last_mut() {
+        op.domain = String::new();
+        op.version = about.opset;
+    }
+    model.graph = Some(graph).into();
+    for (key, value) in about.metadata {
+        model.metadata_props.push(Default::default());
+        if let Some(entry) = model.metadata_props.last_mut() {
+            entry.key = key;
+            entry.value = value;
+        }
+    }
+    model
 }
