@@ -12,8 +12,8 @@ use crate::device::DeviceArg;
 #[derive(Parser, Debug)]
 #[command(name = "convnet", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Where tensors live: `cpu` (Burn's flex backend) or `gpu` (Vulkan; needs a build with
-    /// `--features gpu`).
+    /// Where tensors live: `cpu` (Burn's flex backend), `gpu` (Vulkan; needs a build with
+    /// `--features gpu`) or `cuda` (NVIDIA; needs a build with `scripts/build-cuda.sh`).
     #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
 

@@ -333,6 +333,7 @@ fn device_label(device: DeviceArg) -> &'static str {
     match device {
         DeviceArg::Cpu => "cpu (burn flex)",
         DeviceArg::Gpu => "gpu (burn vulkan)",
+        DeviceArg::Cuda => "cuda (burn cubecl)",
     }
 }
 
