@@ -163,17 +163,11 @@ impl GraphBuilder {
     }
 
     fn push_floats(&mut self, name: &str, dims: &[usize], data: &[f32]) -> Result<(), GraphError> {
-        let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        if count != Some(data.len()) {
-            return Err(GraphError::Export(format!(
-                "tensor '{name}' has {} values for shape {dims:?}",
-                data.len()
-            )));
-        }
+        let dims = tensor_dims(name, dims, data.len())?;
         let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.graph.initializer.push(TensorProto {
             name: name.to_string(),
-            dims: i64s(dims)?,
+            dims,
             data_type: FLOAT,
             raw_data: raw.into(),
             ..Default::default()
@@ -193,17 +187,11 @@ impl GraphBuilder {
         dims: &[usize],
         values: &[i64],
     ) -> Result<String, GraphError> {
-        let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        if count != Some(values.len()) {
-            return Err(GraphError::Export(format!(
-                "tensor '{hint}' has {} values for shape {dims:?}",
-                values.len()
-            )));
-        }
+        let dims = tensor_dims(hint, dims, values.len())?;
         let name = self.unique(hint);
         self.graph.initializer.push(TensorProto {
             name: name.clone(),
-            dims: i64s(dims)?,
+            dims,
             data_type: INT64,
             int64_data: values.to_vec(),
             ..Default::default()
@@ -248,6 +236,18 @@ impl GraphBuilder {
     }
 }
 
+/// The ONNX dims of an initializer of `count` values and shape `dims`; a count that disagrees
+/// with the shape would make a runtime read past the data or misplace it.
+fn tensor_dims(name: &str, dims: &[usize], count: usize) -> Result<Vec<i64>, GraphError> {
+    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if expected != Some(count) {
+        return Err(GraphError::Export(format!(
+            "tensor '{name}' has {count} values for shape {dims:?}"
+        )));
+    }
+    i64s(dims)
+}
+
 fn attribute(name: &str, value: Attr) -> AttributeProto {
     let mut a = AttributeProto {
         name: name.to_string(),
@@ -275,11 +275,7 @@ fn attribute(name: &str, value: Attr) -> AttributeProto {
 }
 
 /// A tensor value of element type `elem` and shape `dims` (a graph input or output).
-pub(crate) fn value_info(
-    name: &str,
-    elem: i32,
-    dims: &[Dim],
-) -> Result<ValueInfoProto, GraphError> {
+fn value_info(name: &str, elem: i32, dims: &[Dim]) -> Result<ValueInfoProto, GraphError> {
     let mut info = ValueInfoProto {
         name: name.to_string(),
         ..Default::default()
@@ -341,4 +337,58 @@ pub(crate) fn model(graph: GraphProto, about: About) -> ModelProto {
         }
     }
     model
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_that_disagrees_with_the_shape_is_refused() {
+        let mut b = GraphBuilder::new("g");
+        let err = b.float_const("w", &[2, 3], &[0.0; 5]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "export: tensor 'w' has 5 values for shape [2, 3]"
+        );
+        assert!(b.int64_const("s", &[2, 2], &[1, 2, 3]).is_err());
+        assert!(b.graph.initializer.is_empty());
+
+        let s = b.int64_const("s", &[2, 2], &[1, 2, 3, 4]).unwrap();
+        let t = &b.graph.initializer[0];
+        assert_eq!((s.as_str(), t.dims.as_slice()), ("s", &[2i64, 2][..]));
+        assert_eq!(t.int64_data, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn several_outputs_are_named_after_the_node_and_names_stay_unique() {
+        let mut b = GraphBuilder::new("g");
+        let outs = b.node_n("Split", "n", &["x"], vec![("axis", Attr::Int(1))], 2);
+        assert_eq!(outs, ["n:0", "n:1"]);
+        assert_eq!(b.node("Relu", "n", &["n:0"], vec![]), "n_2");
+        b.node_into("Identity", "n_2", "y");
+        let last = &b.graph.node[2];
+        assert_eq!(
+            (last.name.as_str(), last.output.as_slice()),
+            ("y/Identity", &["y".to_string()][..])
+        );
+        assert_eq!(b.unique("y"), "y_2");
+    }
+
+    #[test]
+    fn the_model_takes_the_oldest_ir_version_that_knows_its_opset() {
+        for (opset, ir) in [(13, 7), (17, 8), (19, 9), (21, 10)] {
+            let about = About {
+                opset,
+                producer: "p",
+                producer_version: "1",
+                doc: String::new(),
+                metadata: vec![("k".into(), "v".into())],
+            };
+            let m = model(GraphBuilder::new("g").graph, about);
+            assert_eq!(m.ir_version, ir, "opset {opset}");
+            assert_eq!(m.opset_import[0].version, opset);
+            assert_eq!(m.metadata_props[0].key, "k");
+        }
+    }
 }

@@ -28,7 +28,7 @@ use onnx_ir::Message;
 pub use onnx_ir::ModelProto;
 
 use crate::GraphError;
-use crate::proto::{self, About, Dim, FLOAT, GraphBuilder, value_info};
+use crate::proto::{self, About, Dim, FLOAT, GraphBuilder};
 pub use metadata::Metadata;
 use walk::{Emitter, Value};
 
@@ -174,12 +174,8 @@ pub fn export(model: &Sequential, options: &ExportOptions) -> Result<Exported, G
             .chain(shape.dims().iter().map(|&d| Dim::Fixed(d)))
             .collect()
     };
-    b.graph
-        .input
-        .push(value_info(INPUT_NAME, FLOAT, &dims(&input))?);
-    b.graph
-        .output
-        .push(value_info(OUTPUT_NAME, FLOAT, &dims(&y.shape))?);
+    b.input(INPUT_NAME, FLOAT, &dims(&input))?;
+    b.output(OUTPUT_NAME, FLOAT, &dims(&y.shape))?;
     b.graph.doc_string = format!("convnet model '{}', inference form", model.name());
     let nodes = b.graph.node.len();
 

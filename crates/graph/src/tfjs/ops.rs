@@ -595,19 +595,20 @@ fn strided_slice(tx: &mut Tx, node: &NodeDef, ins: &[Val]) -> Result<Val, String
     }
     let input = tx.tf(x)?;
     let name = &node.name;
-    let s =
-        tx.b.int64_init(&format!("{name}/starts"), &starts)
-            .map_err(|e| e.to_string())?;
-    let e =
-        tx.b.int64_init(&format!("{name}/ends"), &ends)
-            .map_err(|e| e.to_string())?;
-    let a =
-        tx.b.int64_init(&format!("{name}/axes"), &axes)
-            .map_err(|e| e.to_string())?;
-    let st =
-        tx.b.int64_init(&format!("{name}/steps"), &steps)
-            .map_err(|e| e.to_string())?;
-    let y = tx.b.node("Slice", name, &[&input, &s, &e, &a, &st], vec![]);
+    let mut inputs = vec![input];
+    for (what, values) in [
+        ("starts", &starts),
+        ("ends", &ends),
+        ("axes", &axes),
+        ("steps", &steps),
+    ] {
+        let list =
+            tx.b.int64_init(&format!("{name}/{what}"), values)
+                .map_err(|e| e.to_string())?;
+        inputs.push(list);
+    }
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let y = tx.b.node("Slice", name, &refs, vec![]);
     if sm == 0 {
         return Ok(Tx::out(y, shape, IDENTITY, x.int()));
     }
