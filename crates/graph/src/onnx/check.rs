@@ -28,8 +28,9 @@ pub struct Header {
     pub refused: Vec<String>,
 }
 
-/// Checks `bytes` (the whole file at `path`, whose folder holds any external data).
-pub fn check(bytes: &[u8], path: &Path) -> Result<Header, GraphError> {
+/// Checks `bytes` (the whole file at `path`, whose folder holds any external data); the parsed
+/// model comes back with what it says, so nothing parses the file twice.
+pub fn check(bytes: &[u8], path: &Path) -> Result<(Header, ModelProto), GraphError> {
     let file = |message: String| GraphError::File {
         path: path.display().to_string(),
         message,
@@ -117,7 +118,7 @@ pub fn check(bytes: &[u8], path: &Path) -> Result<Header, GraphError> {
             )));
         }
     }
-    Ok(Header {
+    let header = Header {
         opset,
         producer: format!("{} {}", model.producer_name, model.producer_version)
             .trim()
@@ -140,7 +141,8 @@ pub fn check(bytes: &[u8], path: &Path) -> Result<Header, GraphError> {
             .filter(|n| n.op_type == "Dropout" && training_mode(n, &graph.initializer))
             .map(|n| format!("Dropout (training_mode) (node {:?})", n.name))
             .collect(),
-    })
+    };
+    Ok((header, model))
 }
 
 /// Whether a Dropout node may run in training mode: its third input is anything but an

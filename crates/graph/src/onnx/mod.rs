@@ -122,8 +122,8 @@ impl OnnxModel {
             path: path.display().to_string(),
             message,
         };
-        let header = check::check(&bytes, path)?;
-        let rewritten = rewrite::rewrite(&bytes, header.opset).map_err(file)?;
+        let (header, model) = check::check(&bytes, path)?;
+        let rewritten = rewrite::rewrite(model, header.opset).map_err(file)?;
         // A file on disk is parsed from disk: its bytes need not stay in memory meanwhile.
         let kept = (!on_disk).then_some(bytes);
         // Every operator convnet lacks, named as the file names its nodes, before parsing:

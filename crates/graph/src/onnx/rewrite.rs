@@ -56,8 +56,7 @@ pub struct Fixes {
 
 /// The model with the settings taken out (`None` when nothing needs taking out), and what
 /// they were.
-pub fn rewrite(bytes: &[u8], opset: i64) -> Result<(Option<Vec<u8>>, Fixes), String> {
-    let mut model = ModelProto::parse_from_bytes(bytes).map_err(|e| e.to_string())?;
+pub fn rewrite(mut model: ModelProto, opset: i64) -> Result<(Option<Vec<u8>>, Fixes), String> {
     let Some(graph) = model.graph.as_mut() else {
         return Ok((None, Fixes::default()));
     };
